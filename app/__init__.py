@@ -1,0 +1,1 @@
+"""Entry points: the `spineplan` CLI and the GUI launcher."""

@@ -1,0 +1,101 @@
+"""CLI sub-commands. Each ``add_*`` registers one; only commands that work are listed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _print_series_listing(listing) -> None:
+    if len(listing) > 1:
+        print(f"{len(listing)} series:")
+        for s in listing:
+            print("  " + s.summary())
+
+
+def cmd_info(args) -> int:
+    from spine_core.io import load_scan, scan_listing
+
+    listing = scan_listing(args.path)
+    _print_series_listing(listing)
+    if len(listing) > 1 and not args.series:
+        from spine_core.io.dicom import choose_series
+
+        try:
+            chosen = choose_series(listing, None, Path(args.path))
+        except Exception:  # noqa: BLE001 - a tie: the listing above is the answer
+            print("Several series are equally likely; pass --series UID for details of one.")
+            return 0
+        args.series = chosen.uid
+        print(f"Details of the default series (the largest CT axial one), {chosen.uid}:")
+    volume = load_scan(args.path, series=args.series)
+    _print_volume(volume)
+    return 0
+
+
+def _print_volume(volume) -> None:
+    meta = volume.metadata
+    size = " x ".join(str(s) for s in volume.shape)
+    spacing = " x ".join(f"{s:.4g}" for s in volume.spacing)
+    extent = " x ".join(f"{e:.0f}" for e in volume.physical_extent_mm())
+    lo, hi = float(np.min(volume.array)), float(np.max(volume.array))
+    unit = " HU" if meta.modality in ("CT", "") else ""
+    print(f"Modality:     {meta.modality or 'unknown'}")
+    if meta.description:
+        print(f"Description:  {meta.description}")
+    if meta.series_uid:
+        print(f"Series UID:   {meta.series_uid}")
+    print(f"Size:         {size} voxels")
+    print(f"Spacing:      {spacing} mm")
+    print(f"Extent:       {extent} mm")
+    print(f"Orientation:  {volume.orientation} (array axes point to; LPS = DICOM default)")
+    print(f"Origin (LPS): {', '.join(f'{v:.2f}' for v in volume.origin)} mm")
+    print(f"Value range:  {lo:.0f} to {hi:.0f}{unit}")
+    for warning in meta.warnings:
+        print(f"Warning:      {warning}")
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="describe a scan: series, size, spacing, orientation, value range")
+    p.add_argument("path", help="DICOM folder, file or zip; NIfTI, NRRD or MHA file")
+    p.add_argument("--series", help="series instance UID, where the input holds several")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_convert(args) -> int:
+    from spine_core.errors import MultipleSeries
+    from spine_core.io import load_scan, save_volume, scan_listing
+    from spine_core.io.readers import check_modality
+
+    out = Path(args.out)
+    if not out.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
+        from spine_core.errors import SpineError
+
+        raise SpineError(f"'{out.name}': choose an output ending in .nii.gz, .nii, .nrrd or .mha.")
+    listing = scan_listing(args.path)
+    if len(listing) > 1 and not args.series:
+        lines = "\n".join("  " + s.summary() for s in listing)
+        raise MultipleSeries(f"'{args.path}' holds {len(listing)} series; choose one with "
+                             f"--series UID:\n{lines}", listing)
+    volume = load_scan(args.path, series=args.series)
+    if args.expect_modality:
+        volume = check_modality(volume, args.expect_modality, strict=True)
+    for warning in volume.metadata.warnings:
+        print(f"Warning: {warning}")
+    save_volume(volume, out)
+    print(f"Wrote {out} ({' x '.join(map(str, volume.shape))} voxels, "
+          f"{' x '.join(f'{s:.4g}' for s in volume.spacing)} mm)")
+    return 0
+
+
+def add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a scan (e.g. a DICOM series) to NIfTI/NRRD/MHA")
+    p.add_argument("path", help="DICOM folder, file or zip; NIfTI, NRRD or MHA file")
+    p.add_argument("out", help="output file (.nii.gz, .nii, .nrrd, .mha)")
+    p.add_argument("--series", help="series instance UID, where the input holds several")
+    p.add_argument("--expect-modality", choices=["CT", "MR"],
+                   help="refuse scans of another modality (exit 2)")
+    p.set_defaults(func=cmd_convert)
+
+
+REGISTRY = [add_info, add_convert]

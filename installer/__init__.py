@@ -1,0 +1,1 @@
+"""Packaging (PyInstaller spec, build and smoke-test scripts)."""

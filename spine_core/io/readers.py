@@ -1,0 +1,183 @@
+"""``load_scan``: every scan a clinician brings loads correctly or fails with an actionable message."""
+from __future__ import annotations
+
+import logging
+import tempfile
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from spine_core.errors import (GridMismatch, InputNotFound, ModalityMismatch, NoScanFound,
+                               UnreadableFile, UnsupportedImage)
+from spine_core.io import dicom
+from spine_core.labels import label_names
+from spine_core.progress import NullProgress, Progress
+from spine_core.volume import LabelMap, ScanMetadata, Volume
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def volume_from_sitk(image: sitk.Image, metadata: ScanMetadata | None = None) -> Volume:
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise UnsupportedImage("This is a colour (RGB) image, not a CT or MR scan. Choose the original "
+                               "grayscale series.")
+    size = image.GetSize()
+    if image.GetDimension() == 2 or (image.GetDimension() == 3 and sum(s > 1 for s in size) < 3):
+        raise UnsupportedImage(f"This is a 2D image ({' x '.join(map(str, size))}); SpinePlan needs a "
+                               "3D scan. Choose the whole series or volume file.")
+    if image.GetDimension() == 4:
+        raise UnsupportedImage("This is a 4D image (a time series); SpinePlan needs one 3D scan.")
+    array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.array(image.GetSpacing())
+    affine[:3, 3] = image.GetOrigin()
+    return Volume(np.ascontiguousarray(array), affine, metadata or ScanMetadata())
+
+
+def volume_to_sitk(volume: Volume) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array.transpose(2, 1, 0)))
+    spacing = volume.spacing
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetDirection(tuple(float(v) for v in volume.direction.ravel()))
+    image.SetOrigin(tuple(float(v) for v in volume.origin))
+    return image
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """ITK pads a truncated uncompressed .nii with zeros; refuse it instead."""
+    import struct
+
+    header = path.read_bytes()[:352] if path.stat().st_size >= 348 else b""
+    if len(header) < 348:
+        raise UnreadableFile(f"'{path.name}' is too short to be a NIfTI image: it is truncated.")
+    endian = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+    dims = struct.unpack(endian + "8h", header[40:56])
+    bitpix = struct.unpack(endian + "h", header[72:74])[0]
+    vox_offset = struct.unpack(endian + "f", header[108:112])[0]
+    n = int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]])) if 0 < dims[0] <= 7 else 0
+    if path.stat().st_size < vox_offset + n * bitpix // 8:
+        raise UnreadableFile(f"'{path.name}' is truncated: it holds {path.stat().st_size} bytes of the "
+                             f"{int(vox_offset + n * bitpix // 8)} its header announces. Copy it again.")
+
+
+def _read_image_file(path: Path) -> Volume:
+    if _suffix(path) == ".nii":
+        _check_nifti_complete(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise UnreadableFile(f"'{path.name}' could not be read: it is damaged, truncated or not a "
+                             f"{_suffix(path)} image. Copy it again from the source.") from exc
+    modality = image.GetMetaData("Modality") if image.HasMetaDataKey("Modality") else ""
+    return volume_from_sitk(image, ScanMetadata(modality=modality, source=str(path),
+                                                description=path.name))
+
+
+def _extract_zip(path: Path) -> Path:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile(f"'{path.name}' is not a readable zip archive. Copy it again.") from exc
+    target = Path(tempfile.mkdtemp(prefix="spineplan-zip-"))
+    with archive:
+        for member in archive.infolist():
+            # Never follow paths out of the extraction folder.
+            dest = (target / member.filename).resolve()
+            if not str(dest).startswith(str(target.resolve())):
+                continue
+            archive.extract(member, target)
+    return target
+
+
+def _image_files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and _suffix(p) in IMAGE_SUFFIXES]
+
+
+def load_scan(path, series: str | None = None, progress: Progress | None = None,
+              expect_modality: str | None = None) -> Volume:
+    """Load a DICOM folder/file/zip, NIfTI, NRRD or MHA/MHD as a Volume in LPS.
+
+    Several DICOM series: ``series`` chooses by UID; otherwise the largest CT axial series is
+    taken with a warning, and equally good candidates raise MultipleSeries with the listing.
+    ``expect_modality`` turns a modality mismatch into a warning on the volume.
+    """
+    progress = progress or NullProgress()
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputNotFound(f"'{path}' does not exist. Check the path, or that the drive is mounted.")
+    if path.is_file() and _suffix(path) == ".zip":
+        path = _extract_zip(path)
+    if path.is_file() and _suffix(path) in IMAGE_SUFFIXES:
+        volume = _read_image_file(path)
+    else:
+        if path.is_dir() and not any(path.iterdir()):
+            raise NoScanFound(f"The folder '{path}' is empty. Choose the folder that holds the scan.")
+        all_series = dicom.list_series(path, progress)
+        if not all_series:
+            images = _image_files_in(path) if path.is_dir() else []
+            if len(images) == 1:
+                return load_scan(images[0], series, progress, expect_modality)
+            kind = "file" if path.is_file() else "folder"
+            raise NoScanFound(f"No DICOM, NIfTI, NRRD or MHA image was found in the {kind} '{path}'. "
+                              "Choose the scan's folder or file.")
+        chosen = dicom.choose_series(all_series, series, path)
+        volume = dicom.load_series(chosen, progress)
+        if len(all_series) > 1 and not series:
+            volume = _warn(volume, f"input holds {len(all_series)} series; loaded {chosen.summary()}")
+    if expect_modality:
+        volume = check_modality(volume, expect_modality, strict=False)
+    return volume
+
+
+def _warn(volume: Volume, message: str) -> Volume:
+    log.warning(message)
+    return replace(volume, metadata=replace(volume.metadata,
+                                            warnings=volume.metadata.warnings + (message,)))
+
+
+def check_modality(volume: Volume, expected: str, strict: bool = True) -> Volume:
+    modality = volume.metadata.modality
+    if not modality or modality == expected:
+        return volume
+    message = (f"this is a {modality} scan but {expected} is expected; results made for {expected} "
+               "will not be reliable on it")
+    if strict:
+        raise ModalityMismatch(message[0].upper() + message[1:] + f". Choose a {expected} series.")
+    return _warn(volume, message)
+
+
+def load_labels(path, grid: Volume | None = None) -> LabelMap:
+    """A label map file; with ``grid`` it must share that grid (shape and affine)."""
+    volume = load_scan(path)
+    array = volume.array
+    if not np.issubdtype(array.dtype, np.integer):
+        rounded = np.rint(array)
+        if not np.allclose(rounded, array):
+            raise UnsupportedImage(f"'{path}' holds non-integer values; it is an image, not a label map.")
+        array = rounded
+    array = array.astype(np.int16 if array.max() < 32768 else np.int32)
+    labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(np.unique(array)))
+    if grid is not None and not labels.same_grid(grid, atol_mm=1e-2):
+        raise GridMismatch(f"The label map '{path}' is not on the scan's grid (shape {labels.shape} vs "
+                           f"{grid.shape}). Use labels made for this scan.")
+    return labels
+
+
+def scan_listing(path) -> list[dicom.SeriesInfo]:
+    path = Path(path)
+    if path.is_file() and _suffix(path) == ".zip":
+        path = _extract_zip(path)
+    return dicom.list_series(path) if path.exists() else []

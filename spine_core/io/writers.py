@@ -1,0 +1,43 @@
+"""Writers. Every file is written to a temporary name in the target folder, then renamed, so a
+crash or full disk never leaves a half-written file where a good one was."""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from spine_core.volume import LabelMap, Volume
+
+
+@contextmanager
+def atomic_path(target, suffix: str = ""):
+    """Yields a temporary path beside ``target``; on success it replaces ``target`` atomically."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or "".join(target.suffixes),
+                               dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_volume(volume: Volume, path) -> Path:
+    from spine_core.io.readers import volume_to_sitk
+
+    path = Path(path)
+    image = volume_to_sitk(volume)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+    return path
+
+
+def save_labelmap(labels: LabelMap, path) -> Path:
+    """Label maps keep the grid of the scan they were made on (same shape and affine)."""
+    return save_volume(labels, path)

@@ -1,0 +1,1 @@
+"""Model training (torch). Nothing in spine_core, ui or viewers imports this package."""

@@ -1,0 +1,1 @@
+"""Main window, panels, dialogs, the Worker and the evented Session model (Qt)."""

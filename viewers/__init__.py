@@ -1,0 +1,1 @@
+"""Qt + pyvista widgets that draw a Volume, a LabelMap and meshes. Never imports ui."""
