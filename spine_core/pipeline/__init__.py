@@ -1,0 +1,1 @@
+"""Inference: onnxruntime sessions for the shipped models, and the analysis pipelines."""
