@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cmd_eval import add_eval
+
 
 def _print_series_listing(listing) -> None:
     if len(listing) > 1:
@@ -98,4 +100,4 @@ def add_convert(sub) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-REGISTRY = [add_info, add_convert]
+REGISTRY = [add_info, add_convert, add_eval]
