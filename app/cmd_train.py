@@ -1,0 +1,73 @@
+"""`spineplan train` and `spineplan export-onnx` (torch is imported only when they run)."""
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from spine_core.errors import SpineError
+
+MODELS = ("localizer", "joint", "detector2d", "vertebra_seg", "labeler")
+
+
+def _read_config(path, model: str) -> dict:
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpineError(f"Cannot read the training config '{path}' ({exc}).") from exc
+    if config.setdefault("model", model) != model:
+        raise SpineError(f"The config '{path}' is for '{config['model']}', not '{model}'.")
+    return config
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise SpineError("Training needs torch: install SpinePlan with its 'training' extra "
+                         "(pip install torch==2.13.0 first, then '.[training]').") from exc
+
+
+def cmd_train(args) -> int:
+    _require_torch()
+    from training.trainer import run_training
+
+    config = _read_config(args.config, args.model)
+    out = Path(args.out or Path("runs") / args.model)
+    command = " ".join(["spineplan train", args.model, "--config", shlex.quote(str(args.config))]
+                       + [f"--{k} {shlex.quote(str(v))}" for k, v in (("resume", args.resume), ("out", out)) if v])
+    try:
+        last = run_training(config, out, resume=args.resume, command=command)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SpineError(f"Training could not start: {exc}") from exc
+    print(f"Wrote {last} (metrics: {out / 'metrics.jsonl'})")
+    return 0
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a network (needs torch); writes checkpoints and a metrics log")
+    p.add_argument("model", choices=MODELS, help="which network")
+    p.add_argument("--config", required=True, help="JSON: net, data and optim settings "
+                   "(examples in training/configs/)")
+    p.add_argument("--resume", help="checkpoint (.pt) to continue from")
+    p.add_argument("--out", help="output folder (default runs/MODEL)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_export_onnx(args) -> int:
+    _require_torch()
+    from training.export import export_checkpoint
+
+    if not Path(args.checkpoint).is_file():
+        raise SpineError(f"The checkpoint '{args.checkpoint}' does not exist.")
+    onnx_path, card_path, parity = export_checkpoint(args.checkpoint, args.out, args.id)
+    print(f"Wrote {onnx_path} and {card_path} (torch vs onnxruntime max abs error {parity:.2e})")
+    return 0
+
+
+def add_export_onnx(sub) -> None:
+    p = sub.add_parser("export-onnx", help="export a training checkpoint to ONNX + model card (needs torch)")
+    p.add_argument("checkpoint", help="checkpoint (.pt) written by 'spineplan train'")
+    p.add_argument("--out", default="resources/models", help="output folder (default resources/models)")
+    p.add_argument("--id", help="model id (default spineplan-MODEL)")
+    p.set_defaults(func=cmd_export_onnx)

@@ -1,0 +1,107 @@
+"""Losses behave; augmentations keep image, labels and centroids aligned; DBSCAN finds centres."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training import augment  # noqa: E402
+from training.losses import (deep_supervision_loss, dice_bce_loss, focal_heatmap_loss,  # noqa: E402
+                             gaussian_heatmaps, heatmap_kl_loss, instance_dice_loss, soft_dice_loss)
+from training.postprocess import cluster_centres, dbscan, peaks_to_points, slice_peaks  # noqa: E402
+
+
+def _blob_target(shape=(1, 1, 16, 16, 16)):
+    t = torch.zeros(shape)
+    t[..., 4:12, 5:11, 3:13] = 1
+    return t
+
+
+def test_perfect_prediction_gives_near_zero_dice_loss():
+    t = _blob_target()
+    assert float(soft_dice_loss(t, t)) < 1e-6
+    logits = (t * 2 - 1) * 30
+    assert float(dice_bce_loss(logits, t)) < 1e-4
+    assert float(dice_bce_loss(-logits, t)) > 1.0
+    ds = [(torch.nn.functional.max_pool3d(t, k) * 2 - 1) * 30 for k in (1, 2, 4)]
+    assert float(deep_supervision_loss(ds, t)) < 0.05
+
+
+def test_heatmap_kl_is_nonnegative_and_zero_at_the_target():
+    gen = torch.Generator().manual_seed(0)
+    cents = torch.tensor([[[3.0, 4.0, 5.0], [6.0, 2.0, 1.0]]])
+    present = torch.tensor([[True, False]])
+    target = gaussian_heatmaps(cents, present, (8, 8, 8), sigma=1.5)
+    assert torch.allclose(target[0, 0].sum(), torch.tensor(1.0)) and float(target[0, 1].sum()) == 0
+    assert float(heatmap_kl_loss(torch.log(target.clamp_min(1e-30)), target, present)) < 1e-4
+    for _ in range(3):
+        assert float(heatmap_kl_loss(torch.randn((1, 2, 8, 8, 8), generator=gen), target, present)) >= 0
+
+
+def test_instance_dice_punishes_merged_vertebrae():
+    inst = torch.zeros(1, 2, 8, 8, 8)
+    inst[:, 0, :, :, :4], inst[:, 1, :, :, 4:] = 1, 1
+    fg, present = torch.ones(1, 1, 8, 8, 8), torch.tensor([[True, True]])
+    good = instance_dice_loss((inst * 2 - 1) * 20, fg, inst, present)
+    merged = torch.zeros(1, 2, 8, 8, 8)
+    merged[:, 0] = 20                                  # every voxel claimed by the first vertebra
+    assert float(good) < 0.01 and float(instance_dice_loss(merged, fg, inst, present)) > 0.4
+
+
+def test_focal_heatmap_loss_prefers_the_right_peak():
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 8, 8] = 1
+    good = torch.full((1, 1, 16, 16), -8.0)
+    good[0, 0, 8, 8] = 8
+    assert float(focal_heatmap_loss(good, target)) < float(focal_heatmap_loss(torch.zeros(1, 1, 16, 16), target))
+
+
+def test_geometric_augmentation_keeps_labels_on_the_image():
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.zeros(2, 24, 24, 24, dtype=torch.long)
+    labels[:, 6:18, 8:16, 4:20] = 1
+    labels[:, 10:14, 10:14, 10:14] = 2
+    image = labels.float()[:, None] / 2
+    aug = augment.GeometryAug(max_rotation_deg=(15, 15, 15), scale_range=(0.85, 1.15), elastic_alpha=1.5)
+    out_img, out_lab, grid = augment.geometric(image, labels, aug, gen)
+    assert out_lab.dtype == labels.dtype and set(out_lab.unique().tolist()) <= {0, 1, 2}
+    agree = (torch.round(out_img[:, 0] * 2).long() == out_lab).float().mean()
+    assert agree > 0.97
+    centre = torch.tensor([[[11.5, 11.5, 11.5]]]).repeat(2, 1, 1)
+    moved, inside = augment.transform_points(grid, centre)
+    assert inside.all()
+    for b in range(2):   # the label-2 cube's centroid lands where the moved centroid says
+        got = torch.nonzero(out_lab[b] == 2).float().mean(0)
+        assert torch.linalg.norm(got - moved[b, 0]) < 1.5
+
+
+def test_intensity_ops_keep_range_and_shape():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 12, 12, 12, generator=gen)
+    for op in augment.STRONG_OPS:
+        y = op(x, gen)
+        assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1, op.__name__
+    assert augment.strong_photometric(x, gen).shape == x.shape
+    assert augment.random_spacing(x, gen).shape == x.shape
+    img, lab, _ = augment.weak_view(x, (x > 0.5).long()[:, 0], gen)
+    assert img.shape == x.shape and lab.shape == (2, 12, 12, 12)
+
+
+def test_dbscan_clusters_detections_into_vertebra_centres():
+    rng = np.random.default_rng(0)
+    truth = np.array([[40.0, 60.0, 200.0], [41.0, 62.0, 172.0], [42.0, 63.0, 145.0], [42.0, 63.0, 118.0]])
+    points = [t + rng.normal(0, 1.2, (25, 3)) for t in truth]
+    points.append(truth[0] + np.array([0, 0, 60]) + rng.normal(0, 1, (3, 3)))   # a small stray cluster
+    points.append(rng.uniform(0, 250, (8, 3)))                                  # noise
+    centres = cluster_centres(np.concatenate(points), eps_mm=5.0, min_samples=4, min_fraction=0.2)
+    assert centres.shape == (4, 3)
+    assert np.abs(centres - truth).max() < 1.0
+    assert (dbscan(np.zeros((0, 3)), 1.0) == np.zeros(0)).all()
+
+
+def test_slice_peaks_to_3d_points():
+    heat = np.zeros((20, 20))
+    heat[5, 6], heat[14, 12] = 0.9, 0.6
+    peaks = slice_peaks(heat, threshold=0.5)
+    assert peaks[:, :2].tolist() == [[5, 6], [14, 12]]
+    pts = peaks_to_points({3: peaks}, [2.0, 2.0, 2.0])
+    assert pts.tolist() == [[6.0, 10.0, 12.0], [6.0, 28.0, 24.0]]

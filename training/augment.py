@@ -1,0 +1,168 @@
+"""Augmentations on batched torch patches: image (B, C, *spatial) in [0, 1], labels (B, *spatial) int.
+
+Geometry (flips, rotations, scaling, elastic) is one sampling grid, applied to the image (linear)
+and labels (nearest) together, so they stay aligned; ``transform_points`` moves centroids with it.
+Intensity and noise ops (M3's weak/strong views) and random-spacing resampling touch the image only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class GeometryAug:
+    flip_p: tuple[float, float, float] = (0.5, 0.5, 0.25)   # per array axis (i, j, k)
+    max_rotation_deg: tuple[float, float, float] = (10.0, 10.0, 10.0)   # about i, j, k
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    elastic_alpha: float = 0.0      # displacement amplitude, in voxels
+    elastic_points: int = 4         # control points per axis of the smooth displacement field
+
+
+def _rand(gen, n, lo=0.0, hi=1.0):
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def _rotation(angles: torch.Tensor) -> torch.Tensor:
+    """3x3 rotation from three angles (radians) about the array axes."""
+    out = torch.eye(3)
+    for axis, a in enumerate(angles.tolist()):
+        c, s = math.cos(a), math.sin(a)
+        p, q = [x for x in range(3) if x != axis]
+        r = torch.eye(3)
+        r[p, p], r[p, q], r[q, p], r[q, q] = c, -s, s, c
+        out = r @ out
+    return out
+
+
+def random_grid(shape, batch: int, aug: GeometryAug, gen: torch.Generator) -> torch.Tensor:
+    """Sampling grid (B, *shape, 3) in grid_sample's (x=last axis, ..., z=first axis) order."""
+    thetas = []
+    for _ in range(batch):
+        angles = torch.tensor([math.radians(m) for m in aug.max_rotation_deg]) * _rand(gen, 3, -1, 1)
+        m = _rotation(angles) / _rand(gen, 1, *aug.scale_range)
+        flips = torch.where(_rand(gen, 3) < torch.tensor(aug.flip_p), -1.0, 1.0)
+        m = m * flips[None, :]
+        # theta works in (x, y, z) = reversed array axes
+        thetas.append(torch.cat([m.flip(0).flip(1), torch.zeros(3, 1)], dim=1))
+    grid = F.affine_grid(torch.stack(thetas), (batch, 1, *shape), align_corners=False)
+    if aug.elastic_alpha > 0:
+        n = aug.elastic_points
+        coarse = torch.randn(batch, 3, n, n, n, generator=gen)
+        field = F.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=False)
+        scale = torch.tensor([2.0 / s for s in reversed(shape)])
+        grid = grid + field.movedim(1, -1) * aug.elastic_alpha * scale
+    return grid
+
+
+def apply_grid(image: torch.Tensor, labels: torch.Tensor | None, grid: torch.Tensor):
+    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if labels is not None:
+        lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                            align_corners=False)
+        labels = lab[:, 0].round().to(labels.dtype)
+    return image, labels
+
+
+def transform_points(grid: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where input voxel positions ``points`` (B, N, 3) land in the output patch (nearest grid node).
+
+    Returns (positions (B, N, 3), inside (B, N) bool); a point not reached by the grid is outside."""
+    shape = torch.tensor(grid.shape[1:-1], dtype=torch.float32)
+    index = ((grid.flip(-1) + 1) * shape - 1) / 2          # grid -> input voxel index (i, j, k)
+    flat = index.reshape(grid.shape[0], -1, 3)
+    d = torch.cdist(points.float(), flat)                   # (B, N, V)
+    dist, arg = d.min(dim=-1)
+    coords = torch.stack(torch.unravel_index(arg, tuple(grid.shape[1:-1])), dim=-1).float()
+    return coords, dist <= 1.0
+
+
+def geometric(image, labels, aug: GeometryAug, gen: torch.Generator):
+    grid = random_grid(image.shape[2:], image.shape[0], aug, gen)
+    image, labels = apply_grid(image, labels, grid)
+    return image, labels, grid
+
+
+# Intensity and noise (image only, values kept in [0, 1])
+
+def intensity_scale_shift(x, gen, scale=0.1, shift=0.1):
+    b = x.shape[0]
+    s = _rand(gen, b, 1 - scale, 1 + scale).view(b, *[1] * (x.dim() - 1))
+    t = _rand(gen, b, -shift, shift).view(b, *[1] * (x.dim() - 1))
+    return (x * s + t).clamp(0, 1)
+
+
+def gamma(x, gen, lo=0.7, hi=1.5):
+    g = _rand(gen, x.shape[0], lo, hi).view(-1, *[1] * (x.dim() - 1))
+    return x.clamp(0, 1) ** g
+
+
+def gaussian_noise(x, gen, sigma=0.03):
+    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+
+def salt_pepper(x, gen, amount=0.005):
+    r = torch.rand(x.shape, generator=gen)
+    x = torch.where(r < amount / 2, torch.zeros_like(x), x)
+    return torch.where(r > 1 - amount / 2, torch.ones_like(x), x)
+
+
+def poisson_noise(x, gen, photons=200.0):
+    return (torch.poisson(x.clamp(0, 1) * photons, generator=gen) / photons).clamp(0, 1)
+
+
+def speckle(x, gen, sigma=0.05):
+    return (x * (1 + sigma * torch.randn(x.shape, generator=gen))).clamp(0, 1)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    r = max(1, int(math.ceil(2 * sigma)))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+def blur(x, gen=None, sigma=0.8):
+    """Separable Gaussian blur over every spatial axis (2D or 3D)."""
+    k = _gaussian_kernel(sigma)
+    c, nd = x.shape[1], x.dim() - 2
+    conv = F.conv3d if nd == 3 else F.conv2d
+    for axis in range(nd):
+        shape = [1] * nd
+        shape[axis] = len(k)
+        pad = [0, 0] * nd
+        pad[2 * (nd - 1 - axis)] = pad[2 * (nd - 1 - axis) + 1] = len(k) // 2
+        x = conv(F.pad(x, pad, mode="replicate"), k.view(1, 1, *shape).repeat(c, 1, *[1] * nd), groups=c)
+    return x
+
+
+def unsharp(x, gen=None, sigma=1.0, amount=0.5):
+    return (x + amount * (x - blur(x, sigma=sigma))).clamp(0, 1)
+
+
+STRONG_OPS = (intensity_scale_shift, gamma, gaussian_noise, salt_pepper, poisson_noise, speckle, blur, unsharp)
+
+
+def strong_photometric(x, gen: torch.Generator, n_ops: int = 3):
+    """M3's strong view: ``n_ops`` ops drawn from STRONG_OPS (same geometry as the weak view)."""
+    for i in torch.randperm(len(STRONG_OPS), generator=gen)[:n_ops].tolist():
+        x = STRONG_OPS[i](x, gen)
+    return x
+
+
+def weak_view(image, labels, gen: torch.Generator):
+    """M3's weak view: flips (i, j p=0.5; k p=0.25) and an in-plane rotation."""
+    aug = GeometryAug(flip_p=(0.5, 0.5, 0.25), max_rotation_deg=(0.0, 0.0, 15.0), scale_range=(1.0, 1.0))
+    return geometric(image, labels, aug, gen)
+
+
+def random_spacing(x, gen: torch.Generator, max_factor: float = 2.0):
+    """Simulate a coarser acquisition: down-sample each axis by a random factor, then back."""
+    shape = x.shape[2:]
+    factors = _rand(gen, len(shape), 1.0, max_factor)
+    small = [max(2, int(round(s / f))) for s, f in zip(shape, factors.tolist())]
+    mode = "trilinear" if len(shape) == 3 else "bilinear"
+    down = F.interpolate(x, size=small, mode=mode, align_corners=False)
+    return F.interpolate(down, size=tuple(shape), mode=mode, align_corners=False)

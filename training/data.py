@@ -1,0 +1,241 @@
+"""Training data: real shared CTs, generated phantoms, toy volumes; preprocessing; a level-balanced patch sampler.
+
+Preprocessing follows the model card: resample onto an LPS-aligned grid at the card's input spacing
+(array axes i -> L, j -> P, k -> S, whatever the scan's orientation), clip HU to the card's window and
+scale to [0, 1]. Labels follow VerSe ids (spine_core.labels); discs (>= 100) are not vertebrae.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spine_core.resample import resample_to_grid
+from spine_core.volume import LabelMap, Volume, affine_from_geometry
+
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("spineplan.training")
+SOURCES = {"verse": "VerSe CC BY-SA 4.0", "ts_dicom": "TotalSegmentator Apache-2.0",
+           "tptbox": "TPTBox Apache-2.0", "phantom": "phantoms", "toy": "toy volumes"}
+
+
+@dataclass
+class DataConfig:
+    spacing_mm: list[float] = field(default_factory=lambda: [3.0, 3.0, 3.0])
+    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])   # array order (L, P, S)
+    window: list[float] = field(default_factory=lambda: [-1000.0, 2000.0])
+    shared_root: str = ""                     # default: $SPINEPLAN_SHARED/data/ct or ../shared/data/ct
+    train_cases: list[str] = field(default_factory=lambda: ["verse006", "tptbox_lumbar", "ts_dicom"])
+    val_cases: list[str] = field(default_factory=lambda: ["verse007"])
+    phantom_train_seeds: list[int] = field(default_factory=lambda: list(range(1000, 1016)))
+    phantom_val_seeds: list[int] = field(default_factory=lambda: [9001, 9002])
+    phantom_options: dict = field(default_factory=dict)   # PhantomOptions overrides, e.g. spacing_mm
+    toy_train: int = 0                        # synthetic cylinder spines (tests, smoke runs)
+    toy_val: int = 0
+    foreground_fraction: float = 0.7
+    level_weights: dict = field(default_factory=lambda: {"cervical": 3.0, "T1": 3.0, "T9": 3.0})
+    val_patches: int = 8
+
+
+@dataclass
+class Case:
+    name: str
+    image: Volume
+    labels: LabelMap
+    source: str = ""
+
+
+@dataclass
+class Prepared:
+    """A case on the model's grid: image scaled to [0, 1], labels, per-level voxels and centroids."""
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    grid: Volume
+    level_voxels: dict[int, np.ndarray]
+    centroids: dict[int, np.ndarray]          # voxel index on ``grid``
+    source: str = ""
+
+
+def shared_ct_root(config: DataConfig) -> Path:
+    if config.shared_root:
+        return Path(config.shared_root)
+    base = Path(os.environ.get("SPINEPLAN_SHARED", REPO.parent / "shared"))
+    return base / "data" / "ct"
+
+
+def load_shared_case(root: Path, name: str) -> Case:
+    """One shared CT; ts_dicom's labels lie on a flipped grid and are resampled onto the scan."""
+    from spine_core.io import load_labels, load_scan
+
+    folder = Path(root) / name
+    if (folder / "dicom").is_dir():
+        image = load_scan(folder / "dicom")
+        labels = resample_to_grid(load_labels(folder / "labels.nii.gz"), image)
+    else:
+        image = load_scan(folder / "image.nii.gz")
+        labels = load_labels(folder / "labels.nii.gz", grid=image)
+    source = next((v for k, v in SOURCES.items() if name.startswith(k)), "")
+    return Case(name, image, labels, source)
+
+
+def phantom_case(seed: int, options: dict | None = None) -> Case:
+    """A generated phantom (spine_core.phantom, imported lazily: it may not be installed yet)."""
+    from spine_core.phantom import PhantomOptions, generate_phantom
+
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()}
+    if hasattr(PhantomOptions, "sample"):          # a varied patient and scan drawn from the seed
+        opts = PhantomOptions.sample(int(seed), **fixed)
+    else:
+        opts = PhantomOptions(**{"seed": int(seed), **fixed})
+    phantom = generate_phantom(opts)
+    return Case(f"phantom{seed}", phantom.image, phantom.labels, SOURCES["phantom"])
+
+
+def toy_spine_case(seed: int, shape=(40, 40, 96), spacing=2.0, first_level: int | None = None) -> Case:
+    """A crude synthetic spine: stacked bony cylinders (body + rim) along S, discs between, noise."""
+    rng = np.random.default_rng(seed)
+    i, j, k = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    image = rng.normal(40, 20, shape)
+    image[((i - shape[0] / 2) / (0.45 * shape[0])) ** 2 + ((j - shape[1] / 2) / (0.45 * shape[1])) ** 2 > 1] = -1000
+    labels = np.zeros(shape, np.int16)
+    ci, cj = shape[0] / 2 + rng.uniform(-2, 2), shape[1] * 0.55 + rng.uniform(-2, 2)
+    radius, height, gap = rng.uniform(5, 7), int(rng.integers(9, 12)), 3
+    level = int(first_level if first_level is not None else rng.integers(1, 12))
+    z = int(rng.integers(0, 4))
+    while z + height <= shape[2] and level <= 24:
+        r2 = (i - ci) ** 2 + (j - cj) ** 2
+        body = (r2 <= radius ** 2) & (k >= z) & (k < z + height)
+        labels[body] = level
+        image[body] = 300 + rng.normal(0, 30, body.sum())
+        image[body & (r2 >= (radius - 1.2) ** 2)] = 900
+        z, level = z + height + gap, level + 1
+    # The array's k axis points up (superior): flip so label ids grow downwards as in a body.
+    affine = affine_from_geometry([spacing] * 3, np.diag([1.0, 1.0, -1.0]), (0.0, 0.0, 0.0))
+    vol = Volume(image.astype(np.float32), affine)
+    return Case(f"toy{seed}", vol, LabelMap.on_grid(vol, labels), SOURCES["toy"])
+
+
+def canonical_grid(volume: Volume, spacing_mm) -> Volume:
+    """An LPS-aligned grid (identity direction) at ``spacing_mm`` covering the volume's extent."""
+    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
+    lps = volume.index_to_lps(corners * (np.asarray(volume.shape) - 1))
+    lo, hi = lps.min(axis=0), lps.max(axis=0)
+    spacing = np.asarray(spacing_mm, float)
+    shape = tuple(int(np.floor((h - l) / s)) + 1 for l, h, s in zip(lo, hi, spacing))
+    return Volume(np.broadcast_to(np.uint8(0), shape), affine_from_geometry(spacing, None, lo))
+
+
+def scale_window(array: np.ndarray, window) -> np.ndarray:
+    lo, hi = float(window[0]), float(window[1])
+    return ((np.clip(array.astype(np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)
+
+
+def vertebra_ids(labels: np.ndarray) -> list[int]:
+    return [int(v) for v in np.unique(labels) if 0 < v < 100]
+
+
+def prepare(case: Case, config: DataConfig, max_voxels_per_level: int = 2000) -> Prepared:
+    grid = canonical_grid(case.image, config.spacing_mm)
+    image = resample_to_grid(case.image, grid, fill=-1024.0).array
+    labels = resample_to_grid(case.labels, grid).array.astype(np.int16)
+    labels[labels >= 100] = 0
+    rng = np.random.default_rng(0)
+    voxels, centroids = {}, {}
+    for vid in vertebra_ids(labels):
+        idx = np.argwhere(labels == vid)
+        centroids[vid] = idx.mean(axis=0)
+        take = rng.choice(len(idx), min(len(idx), max_voxels_per_level), replace=False)
+        voxels[vid] = idx[take]
+    return Prepared(case.name, scale_window(image, config.window), labels, grid, voxels, centroids,
+                    case.source)
+
+
+def level_weight(vid: int, weights: dict) -> float:
+    from spine_core.labels import vertebra_name
+
+    name = vertebra_name(vid)
+    w = float(weights.get(name, 1.0))
+    return w * float(weights.get("cervical", 1.0)) if 1 <= vid <= 7 else w
+
+
+def crop(array: np.ndarray, origin, size, fill=0) -> np.ndarray:
+    """``array[origin : origin + size]`` with ``fill`` outside the array."""
+    out = np.full(tuple(size), fill, dtype=array.dtype)
+    src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, size, array.shape))
+    dst = tuple(slice(sl.start - o, sl.stop - o) for sl, o in zip(src, origin))
+    if all(sl.stop > sl.start for sl in src):
+        out[dst] = array[src]
+    return out
+
+
+@dataclass
+class Patch:
+    image: np.ndarray                 # (1, *patch) float32 in [0, 1]
+    labels: np.ndarray                # (*patch) int16 VerSe ids
+    centroids: dict[int, np.ndarray]  # voxel index inside the patch (may lie outside it)
+    case: str
+
+
+class PatchSampler:
+    """Random patches; a ``foreground_fraction`` of them centred on a level chosen with rare levels
+    (cervical, T1, T9 by default) oversampled, the rest anywhere in the volume."""
+
+    def __init__(self, cases: list[Prepared], config: DataConfig, seed: int = 0) -> None:
+        if not cases:
+            raise ValueError("no training cases: check the data section of the config")
+        self.cases, self.config = cases, config
+        self.rng = np.random.default_rng(seed)
+        self.size = np.asarray(config.patch_size, int)
+        self.pairs = [(c, v) for c, case in enumerate(cases) for v in case.level_voxels]
+        w = np.array([level_weight(v, config.level_weights) for _, v in self.pairs], float)
+        self.pair_p = w / w.sum() if len(w) else None
+
+    def _centre(self) -> tuple[int, np.ndarray]:
+        if self.pairs and self.rng.random() < self.config.foreground_fraction:
+            c, vid = self.pairs[self.rng.choice(len(self.pairs), p=self.pair_p)]
+            voxels = self.cases[c].level_voxels[vid]
+            jitter = self.rng.integers(-self.size // 4, self.size // 4 + 1)
+            return c, voxels[self.rng.integers(len(voxels))] + jitter
+        c = int(self.rng.integers(len(self.cases)))
+        return c, np.array([self.rng.integers(0, max(n, 1)) for n in self.cases[c].labels.shape])
+
+    def sample(self) -> Patch:
+        c, centre = self._centre()
+        case = self.cases[c]
+        origin = np.asarray(centre, int) - self.size // 2
+        image = crop(case.image, origin, self.size)[None]
+        labels = crop(case.labels, origin, self.size)
+        cents = {v: p - origin for v, p in case.centroids.items()}
+        return Patch(image, labels, cents, case.name)
+
+
+def _load_all(config: DataConfig, names, seeds, toys, toy_offset) -> list[Prepared]:
+    cases = []
+    root = shared_ct_root(config)
+    cases += [load_shared_case(root, n) for n in names if (root / n).exists()]
+    if seeds:
+        try:
+            cases += [phantom_case(s, config.phantom_options) for s in seeds]
+        except ImportError as exc:   # spine_core.phantom not available: train on what there is
+            log.warning("phantoms skipped (%s)", exc)
+    cases += [toy_spine_case(toy_offset + s) for s in range(toys)]
+    return [prepare(c, config) for c in cases]
+
+
+def load_datasets(config: DataConfig) -> tuple[list[Prepared], list[Prepared]]:
+    """(train, validation): the real cases named in the config (validation holds out verse007 by
+    default), fixed phantom seeds, and toy volumes; absent sources are skipped."""
+    train = _load_all(config, config.train_cases, config.phantom_train_seeds, config.toy_train, 0)
+    val = _load_all(config, config.val_cases, config.phantom_val_seeds, config.toy_val, 10_000)
+    overlap = {c.name for c in train} & {c.name for c in val}
+    if overlap:
+        raise ValueError(f"cases in both training and validation: {', '.join(sorted(overlap))}")
+    return train, val
+
+
+def describe(cases: list[Prepared]) -> dict:
+    return {"cases": [c.name for c in cases], "sources": sorted({c.source for c in cases if c.source})}

@@ -1,0 +1,60 @@
+"""The networks, by name, with their config dataclasses (imported lazily: one name, one module)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, fields
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str
+    module: str
+    model_class: str
+    config_class: str
+    task: str
+    architecture: str
+
+
+NETS: dict[str, NetSpec] = {s.name: s for s in (
+    NetSpec("localizer", "training.nets.localizer", "SpineContextResUNet", "LocalizerConfig",
+            "spine-localization", "M1 SpineContextResUNet: 3D residual U-Net, 3 stages, ASPP bottleneck"),
+    NetSpec("joint", "training.nets.joint", "JointSegIdNet", "JointConfig",
+            "vertebra-segmentation-identification",
+            "M3 joint U-Net: shared 4-stage IN encoder, long-range bottleneck, seg + CBAM ID decoders"),
+    NetSpec("detector2d", "training.nets.detector2d", "CentreDetector2D", "Detector2DConfig",
+            "vertebra-centre-detection-2d", "M2 2D centre-heatmap detector (CenterNet-style U-Net)"),
+    NetSpec("vertebra_seg", "training.nets.attention_unet", "AttentionUNet3D", "AttentionUNetConfig",
+            "single-vertebra-segmentation", "M2 3D attention-gated U-Net on [CT ROI, centre-weight map]"),
+    NetSpec("labeler", "training.nets.labeler", "VertebraLabeler", "LabelerConfig",
+            "vertebra-labeling", "M2 labeler: 3D ResNet mask encoder + Transformer over the vertebra sequence"),
+)}
+
+
+def _spec(name: str) -> NetSpec:
+    if name not in NETS:
+        raise ValueError(f"unknown model '{name}'; choose one of {', '.join(NETS)}")
+    return NETS[name]
+
+
+def config_from_dict(name: str, values: dict | None):
+    """The config dataclass of ``name`` from a JSON dict; unknown keys are refused (typos)."""
+    spec = _spec(name)
+    cls = getattr(importlib.import_module(spec.module), spec.config_class)
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {name} net settings: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def build_model(name: str, values: dict | None = None) -> nn.Module:
+    spec = _spec(name)
+    cls = getattr(importlib.import_module(spec.module), spec.model_class)
+    return cls(config_from_dict(name, values))
+
+
+def model_config_dict(model: nn.Module) -> dict:
+    return asdict(model.config)

@@ -1,0 +1,75 @@
+"""M2 (a): compact 2D centre-heatmap detector on sagittal slices (CenterNet-style small U-Net).
+
+Outputs a vertebra-centre heatmap logit per pixel and, optionally, the box size (extent along the
+slice's two axes, in pixels) regressed at every pixel (read at the peaks). ``training.postprocess``
+turns per-slice peaks into 3D vertebra centres with DBSCAN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from training.nets.base import ExportableNet
+from training.nets.blocks import ResBlock, upsample_to
+
+
+@dataclass
+class Detector2DConfig:
+    in_channels: int = 1
+    base_channels: int = 16
+    levels: int = 4                 # resolution levels (levels - 1 poolings)
+    size_regression: bool = True
+
+
+class _Up2d(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.block = ResBlock(cout + cskip, cout, dims=2)
+
+    def forward(self, x, skip):
+        return self.block(torch.cat([self.reduce(upsample_to(x, skip)), skip], dim=1))
+
+
+class CentreDetector2D(ExportableNet):
+    card_notes = ("Input: one sagittal slice (array axes j->P, k->S) at input_spacing_mm. Outputs: "
+                  "'heatmap' logit (sigmoid = vertebra-centre likelihood), 'size' = box extent (P, S) "
+                  "in pixels, read at heatmap peaks.")
+
+    def __init__(self, config: Detector2DConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or Detector2DConfig()
+        chans = [cfg.base_channels * 2 ** i for i in range(cfg.levels)]
+        self.encoders = nn.ModuleList(ResBlock(c_in, c, dims=2)
+                                      for c_in, c in zip([cfg.in_channels] + chans[:-1], chans))
+        self.pool = nn.MaxPool2d(2)
+        self.ups = nn.ModuleList(_Up2d(chans[i + 1], chans[i], chans[i]) for i in reversed(range(cfg.levels - 1)))
+        self.heatmap = nn.Conv2d(chans[0], 1, 1)
+        nn.init.constant_(self.heatmap.bias, -2.19)   # CenterNet's prior: sigmoid ~ 0.1
+        self.size = nn.Conv2d(chans[0], 2, 1) if cfg.size_regression else None
+        self.output_names = ("heatmap", "size") if cfg.size_regression else ("heatmap",)
+
+    @property
+    def dynamic_axes(self) -> dict:
+        axes = {0: "batch", 2: "h", 3: "w"}
+        return {n: axes for n in (*self.input_names, *self.output_names)}
+
+    def example_inputs(self, patch_size, seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.rand((1, self.config.in_channels, *self.card_patch_size(patch_size)), generator=gen),)
+
+    def card_patch_size(self, patch_size) -> list[int]:
+        return [int(s) for s in patch_size[-2:]]
+
+    def forward(self, image: torch.Tensor):
+        skips, x = [], image
+        for i, enc in enumerate(self.encoders):
+            x = enc(x if i == 0 else self.pool(x))
+            skips.append(x)
+        for up, skip in zip(self.ups, reversed(skips[:-1])):
+            x = up(x, skip)
+        if self.size is None:
+            return self.heatmap(x)
+        return self.heatmap(x), self.size(x)
