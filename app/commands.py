@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from app.cmd_eval import add_eval
+from app.cmd_gui import add_gui
 from app.cmd_train import add_export_onnx, add_train
 
 
@@ -101,4 +102,4 @@ def add_convert(sub) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-REGISTRY = [add_info, add_convert, add_eval, add_train, add_export_onnx]
+REGISTRY = [add_info, add_convert, add_eval, add_train, add_export_onnx, add_gui]

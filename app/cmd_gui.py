@@ -1,0 +1,25 @@
+"""`spineplan gui`: the workstation window. Qt is imported only when the command runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_gui(args) -> int:
+    from app.gui import run_gui
+    from spine_core.errors import InputNotFound
+
+    for given in (args.path, args.labels):
+        if given and not Path(given).expanduser().exists():
+            raise InputNotFound(f"'{given}' does not exist. Check the path, or that the drive is mounted.")
+    return run_gui(args.path, args.labels, args.screenshot, args.quit)
+
+
+def add_gui(sub) -> None:
+    p = sub.add_parser("gui", help="open the workstation window (optionally with a scan and its labels)")
+    p.add_argument("path", nargs="?", help="scan to open: DICOM folder, file or zip; NIfTI, NRRD or MHA; "
+                   "or a study folder holding dicom/ and labels.nii.gz")
+    p.add_argument("--labels", help="label map of the scan (NIfTI, NRRD or MHA)")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="once the scan is loaded and meshed, save a picture of the window")
+    p.add_argument("--quit", action="store_true", help="exit once loaded (and the screenshot saved)")
+    p.set_defaults(func=cmd_gui)

@@ -1,0 +1,88 @@
+"""Dialogs: pick one of several DICOM series; choose where and how to export meshes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from spine_core.export import FORMATS
+
+
+class SeriesPickerDialog(QDialog):
+    """Lists series (description, modality, slices, spacing); ``chosen_uid()`` after accept."""
+
+    def __init__(self, series, parent: QWidget | None = None, default_uid: str | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose a series")
+        self.series = list(series)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"This folder holds {len(self.series)} series. Choose the one to open:"))
+        self.table = QTableWidget(len(self.series), 4, self)
+        self.table.setHorizontalHeaderLabels(("Description", "Modality", "Slices", "Spacing (mm)"))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for r, info in enumerate(self.series):
+            spacing = f"{info.pixel_spacing[1]:.3g} x {info.pixel_spacing[0]:.3g} x {info.slice_spacing:.3g}"
+            plane = "" if info.is_axial else " (non-axial)"
+            cells = (f"{info.description or 'no description'}{plane}", info.modality or "?",
+                     str(info.n_slices), spacing)
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"Series UID {info.uid}")
+                self.table.setItem(r, c, item)
+        uids = [s.uid for s in self.series]
+        self.table.selectRow(uids.index(default_uid) if default_uid in uids else 0)
+        self.table.doubleClicked.connect(self.accept)
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(640, 280)
+
+    def chosen_uid(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.series[rows[0].row()].uid if rows else None
+
+
+class ExportMeshesDialog(QDialog):
+    """Folder and format (STL, PLY, OBJ) of a mesh export."""
+
+    def __init__(self, folder: str, fmt: str = "stl", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export meshes")
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        self.folder_edit = QLineEdit(folder)
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._on_browse_clicked)
+        row.addWidget(self.folder_edit)
+        row.addWidget(browse)
+        form.addRow("Folder", row)
+        self.format_box = QComboBox()
+        self.format_box.addItems([f.upper() for f in FORMATS])
+        self.format_box.setCurrentIndex(FORMATS.index(fmt) if fmt in FORMATS else 0)
+        form.addRow("Format", self.format_box)
+        form.addRow(QLabel("One file per vertebra in patient (LPS) millimetres, with manifest.json."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.resize(520, 140)
+
+    def _on_browse_clicked(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Export meshes into", str(Path(self.folder_edit.text()).parent))
+        if chosen:
+            self.folder_edit.setText(str(Path(chosen) / "meshes"))
+
+    def folder(self) -> Path:
+        return Path(self.folder_edit.text()).expanduser()
+
+    def format(self) -> str:
+        return FORMATS[self.format_box.currentIndex()]

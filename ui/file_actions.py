@@ -1,0 +1,224 @@
+"""File menu, preferences, drag and drop and edits of the main window (a mixin of MainWindow)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+from spine_core.edits import delete_vertebra, merge_vertebrae, rename_vertebra, shift_levels
+from spine_core.errors import SpineError
+from spine_core.export import ExportOptions, export_meshes
+from spine_core.labels import CRANIOCAUDAL, label_name
+from ui import jobs
+from ui.dialogs import ExportMeshesDialog, SeriesPickerDialog
+from viewers.slice_view import WINDOW_PRESETS
+
+MAX_RECENT = 8
+SCAN_FILTER = "Scans (*.nii *.nii.gz *.nrrd *.mha *.mhd *.dcm *.zip);;All files (*)"
+LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.mha);;All files (*)"
+
+
+class FileActionsMixin:
+    # --- file menu ----------------------------------------------------------------------------
+    def _last_dir(self) -> str:
+        return str(self.settings.value("paths/last_dir", str(Path.home())))
+
+    def _remember_dir(self, path) -> None:
+        path = Path(path)
+        self.settings.setValue("paths/last_dir", str(path if path.is_dir() else path.parent))
+
+    def choose_scan_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open scan", self._last_dir(), SCAN_FILTER)
+        if path:
+            self._remember_dir(path)
+            self.open_path(path)
+
+    def choose_scan_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._last_dir())
+        if path:
+            self._remember_dir(path)
+            self.open_path(path)
+
+    def choose_labels_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open labels", self._last_dir(), LABEL_FILTER)
+        if path:
+            self._remember_dir(path)
+            self.open_labels(path)
+
+    def choose_labels_target(self) -> None:
+        if self.session.labels is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save labels", str(Path(self._last_dir()) / "labels.nii.gz"),
+                                              "NIfTI (*.nii.gz *.nii)")
+        if path:
+            self._remember_dir(path)
+            self.save_labels(path)
+
+    def save_labels(self, path):
+        """Write the label map as NIfTI (atomically: a failure never leaves half a file)."""
+        return self.run_task("save", "Saving labels", jobs.save_labels, self.session.labels, path,
+                             on_result=lambda p: self.statusBar().showMessage(f"Saved {p}", 8000))
+
+    def choose_export(self) -> None:
+        default = self.settings.value("paths/export_dir", str(Path(self._last_dir()) / "meshes"))
+        dialog = ExportMeshesDialog(str(default), str(self.settings.value("export/format", "stl")), self)
+        if dialog.exec():
+            self.settings.setValue("paths/export_dir", str(dialog.folder()))
+            self.settings.setValue("export/format", dialog.format())
+            self.export_meshes(dialog.folder(), dialog.format())
+
+    def export_meshes(self, folder, fmt: str = "stl"):
+        """One file per vertebra plus manifest.json, in LPS millimetres."""
+        volume = self.session.volume
+        options = ExportOptions(fmt, volume.metadata.series_uid if volume is not None else "")
+        return self.run_task("export", "Exporting meshes", export_meshes, dict(self.session.meshes),
+                             Path(folder), options,
+                             on_result=lambda p: self.statusBar().showMessage(f"Exported meshes to {p}", 8000))
+
+    def choose_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path(self._last_dir()) / "spineplan.png"),
+                                              "PNG (*.png)")
+        if path:
+            try:
+                self.save_screenshot(path)
+            except SpineError as exc:
+                self.errors.report(exc, "Saving the screenshot")
+
+    def pick_series(self, study: jobs.LoadedStudy) -> None:
+        dialog = SeriesPickerDialog(study.series, self)
+        if dialog.exec() and dialog.chosen_uid():
+            self.open_path(study.paths.scan, study.paths.labels, series=dialog.chosen_uid())
+
+    # --- recent files and preferences ---------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent/files", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def add_recent(self, path: str) -> None:
+        path = str(Path(path).expanduser().resolve())
+        recent = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent/files", recent[:MAX_RECENT])
+        self._fill_recent_menu()
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.actions.recent_menu
+        menu.clear()
+        for path in self.recent_files():
+            menu.addAction(path).triggered.connect(lambda _c=False, p=path: self.open_path(p))
+        menu.setEnabled(bool(self.recent_files()))
+
+    def restore_preferences(self) -> None:
+        settings = self.settings
+        geometry, state = settings.value("window/geometry"), settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        splitter = settings.value("window/views")
+        if splitter is not None:
+            self.views.splitter.restoreState(splitter)
+        preset = str(settings.value("view/window_preset", "bone"))
+        self.set_window_preset(preset if preset in WINDOW_PRESETS else "bone")
+        self.actions.opacity_slider.setValue(int(float(settings.value("view/label_opacity", 0.45)) * 100))
+        self._fill_recent_menu()
+
+    def save_preferences(self) -> None:
+        settings = self.settings
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/views", self.views.splitter.saveState())
+        settings.sync()
+
+    def set_window_preset(self, name: str) -> None:
+        if name not in WINDOW_PRESETS:
+            return
+        self.views.set_window_preset(name)
+        self.actions.presets[name].setChecked(True)
+        if self.preset_combo.currentText() != name:
+            self.preset_combo.setCurrentText(name)
+        self.settings.setValue("view/window_preset", name)
+
+    def set_label_opacity(self, opacity: float) -> None:
+        self.views.set_label_opacity(opacity)
+        self.settings.setValue("view/label_opacity", float(opacity))
+
+    # --- drag and drop ------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        path = paths[0]
+        if self.session.volume is not None and Path(path).is_file() and jobs.looks_like_labels(path):
+            self.open_labels(path)
+        else:
+            self.open_path(path)
+
+    # --- edits --------------------------------------------------------------------------------
+    def make_edit(self, make, *args) -> bool:
+        """Build an edit from the current labels and apply it; SpineErrors are shown, not raised."""
+        if self.session.labels is None:
+            return False
+        try:
+            self.session.apply(make(self.session.labels, *args))
+        except SpineError as exc:
+            self.errors.report(exc, "The edit")
+            return False
+        return True
+
+    def undo(self) -> None:
+        if self.session.history.can_undo():
+            edit = self.session.undo()
+            self.statusBar().showMessage(f"Undid: {edit.description}", 5000)
+
+    def redo(self) -> None:
+        if self.session.history.can_redo():
+            edit = self.session.redo()
+            self.statusBar().showMessage(f"Redid: {edit.description}", 5000)
+
+    def rename_vertebra(self, old_id: int, new_id: int) -> bool:
+        return self.make_edit(rename_vertebra, old_id, new_id)
+
+    def shift_levels(self, step: int) -> bool:
+        return self.make_edit(shift_levels, step)
+
+    def merge_vertebrae(self, source: int, target: int) -> bool:
+        return self.make_edit(merge_vertebrae, source, target)
+
+    def delete_vertebra(self, label_id: int) -> bool:
+        return self.make_edit(delete_vertebra, label_id)
+
+    def delete_selected(self) -> None:
+        if self.session.selected:
+            self.delete_vertebra(self.session.selected)
+        else:
+            self.statusBar().showMessage("Select a vertebra to delete (click a row or a mesh).", 5000)
+
+    def _ask_vertebra(self, title: str, prompt: str, ids: list[int]) -> int | None:
+        names = [label_name(i) for i in ids]
+        name, ok = QInputDialog.getItem(self, title, prompt, names, 0, False)
+        return ids[names.index(name)] if ok and name in names else None
+
+    def choose_rename(self) -> None:
+        selected = self.session.selected
+        if not selected:
+            self.statusBar().showMessage("Select the vertebra to rename first.", 5000)
+            return
+        free = [i for i in CRANIOCAUDAL if i not in self.session.labels.ids()]
+        new_id = self._ask_vertebra("Rename vertebra", f"Rename {label_name(selected)} to:", free)
+        if new_id is not None:
+            self.rename_vertebra(selected, new_id)
+
+    def choose_merge(self) -> None:
+        selected = self.session.selected
+        if not selected:
+            self.statusBar().showMessage("Select the vertebra to merge first.", 5000)
+            return
+        others = [r.label_id for r in self.rows if r.label_id != selected]
+        target = self._ask_vertebra("Merge vertebra", f"Merge {label_name(selected)} into:", others)
+        if target is not None:
+            self.merge_vertebrae(selected, target)

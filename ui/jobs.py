@@ -1,0 +1,109 @@
+"""The long tasks the window runs in Workers: plain functions taking ``progress`` (no Qt here).
+
+The automatic segmentation pipeline plugs in here later as one more such function.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spine_core.errors import GridMismatch
+from spine_core.io import load_labels, load_scan, save_labelmap, scan_listing
+from spine_core.io.dicom import SeriesInfo
+from spine_core.meshes import MeshOptions, mesh_labels
+from spine_core.progress import NullProgress, SubProgress
+from spine_core.volume import LabelMap, Volume
+
+log = logging.getLogger(__name__)
+LABEL_FILE_NAMES = ("labels.nii.gz", "labels.nii", "seg.nii.gz", "segmentation.nii.gz")
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    scan: Path
+    labels: Path | None = None
+
+
+@dataclass
+class LoadedStudy:
+    """What a load produced. ``volume`` is None when the user must pick one of ``series`` first."""
+
+    paths: StudyPaths
+    volume: Volume | None = None
+    labels: LabelMap | None = None
+    series: list[SeriesInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_study(path, labels=None) -> StudyPaths:
+    """A demo-style study folder (DIR/dicom + DIR/labels.nii.gz) opens as scan plus labels."""
+    path = Path(path).expanduser()
+    labels_path = Path(labels).expanduser() if labels else None
+    if path.is_dir() and (path / "dicom").is_dir():
+        found = [path / n for n in LABEL_FILE_NAMES if (path / n).is_file()]
+        if labels_path is None and found:
+            labels_path = found[0]
+        path = path / "dicom"
+    return StudyPaths(path, labels_path)
+
+
+def looks_like_labels(path) -> bool:
+    name = Path(path).name.lower()
+    return any(word in name for word in ("label", "seg", "mask"))
+
+
+def load_study(paths: StudyPaths, series: str | None = None, ask_series: bool = True,
+               progress=None) -> LoadedStudy:
+    """Read the scan (and labels, put on the scan's grid). Several DICOM series and no choice:
+    returns the listing only, so the user can pick (``ask_series``)."""
+    progress = progress or NullProgress()
+    progress.update(0.0, f"Reading {paths.scan.name}")
+    if ask_series and series is None and paths.scan.is_dir():
+        listing = scan_listing(paths.scan)
+        if len(listing) > 1:
+            return LoadedStudy(paths, series=listing)
+    volume = load_scan(paths.scan, series=series, progress=SubProgress(progress, 0.0, 0.8))
+    study = LoadedStudy(paths, volume, warnings=list(volume.metadata.warnings))
+    if paths.labels is not None:
+        progress.update(0.85, f"Reading {paths.labels.name}")
+        study.labels, note = labels_on_grid(load_labels(paths.labels), volume)
+        if note:
+            study.warnings.append(note)
+    progress.update(1.0, "Loaded")
+    return study
+
+
+def labels_on_grid(labels: LabelMap, volume: Volume) -> tuple[LabelMap, str]:
+    """Labels on the scan's voxel grid: resampled (nearest) through patient space if needed."""
+    if labels.same_grid(volume, atol_mm=1e-2):
+        return labels, ""
+    from spine_core.metrics import grids_overlap
+    from spine_core.resample import resample_to_grid
+
+    if not grids_overlap(labels, volume):
+        raise GridMismatch("The label map does not overlap the scan in patient space; "
+                           "open the labels made for this scan.")
+    moved = resample_to_grid(labels, volume)
+    moved = LabelMap(moved.array, volume.affine, volume.metadata, names=dict(labels.names))
+    return moved, "the label map was on another grid and was resampled onto the scan"
+
+
+def read_labels(path, volume: Volume, progress=None) -> tuple[LabelMap, str]:
+    (progress or NullProgress()).update(0.0, f"Reading {Path(path).name}")
+    return labels_on_grid(load_labels(path), volume)
+
+
+def make_meshes(labels: LabelMap, ids=None, options: MeshOptions | None = None, progress=None):
+    """Meshes of ``ids`` (all labels by default); returns (meshes, labels, ids) for Session.set_meshes."""
+    ids = set(labels.ids()) if ids is None else {int(i) for i in ids}
+    meshes = mesh_labels(labels, ids, options, progress)
+    return meshes, labels, ids
+
+
+def save_labels(labels: LabelMap, path, progress=None) -> Path:
+    (progress or NullProgress()).update(0.0, f"Saving {Path(path).name}")
+    path = Path(path)
+    if not path.name.lower().endswith((".nii.gz", ".nii")):
+        path = path.with_name(path.name + ".nii.gz")
+    return save_labelmap(labels, path)

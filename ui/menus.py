@@ -1,0 +1,114 @@
+"""Menus and the toolbar of the main window (actions call the window's public methods)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu, QSlider, QToolBar
+from PySide6.QtCore import Qt
+
+from viewers.slice_view import WINDOW_PRESETS
+
+
+@dataclass
+class WindowActions:
+    undo: QAction
+    redo: QAction
+    edits: list[QAction]           # enabled only with labels
+    needs_scan: list[QAction]
+    needs_meshes: list[QAction]
+    recent_menu: QMenu
+    presets: dict[str, QAction]
+    opacity_slider: QSlider
+
+
+def _action(window, menu, text, slot, shortcut=None, tip="") -> QAction:
+    action = QAction(text, window)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    if tip:
+        action.setStatusTip(tip)
+    action.triggered.connect(lambda _checked=False: slot())
+    menu.addAction(action)
+    return action
+
+
+def build_actions(window: QMainWindow) -> WindowActions:
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    open_file = _action(window, file_menu, "&Open scan file...", window.choose_scan_file, QKeySequence.StandardKey.Open,
+                        "Open a NIfTI, NRRD, MHA, DICOM file or zip")
+    open_dir = _action(window, file_menu, "Open &DICOM folder...", window.choose_scan_folder, "Ctrl+Shift+O")
+    recent = file_menu.addMenu("Open &recent")
+    file_menu.addSeparator()
+    open_labels = _action(window, file_menu, "Open &labels...", window.choose_labels_file, "Ctrl+L")
+    save_labels = _action(window, file_menu, "&Save labels...", window.choose_labels_target, QKeySequence.StandardKey.Save)
+    export = _action(window, file_menu, "&Export meshes...", window.choose_export, "Ctrl+E")
+    shot = _action(window, file_menu, "Save screens&hot...", window.choose_screenshot, "Ctrl+Shift+S")
+    file_menu.addSeparator()
+    _action(window, file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+
+    edit_menu = bar.addMenu("&Edit")
+    undo = _action(window, edit_menu, "&Undo", window.undo, "Ctrl+Z")
+    redo = _action(window, edit_menu, "&Redo", window.redo, "Ctrl+Shift+Z")
+    undo.setIconText("Undo")
+    redo.setIconText("Redo")
+    edit_menu.addSeparator()
+    edits = [
+        _action(window, edit_menu, "Re&name vertebra...", window.choose_rename, "F2"),
+        _action(window, edit_menu, "Shift all levels &up", lambda: window.shift_levels(-1), "Ctrl+Up",
+                "Every label becomes the level above (L1 -> T12)"),
+        _action(window, edit_menu, "Shift all levels &down", lambda: window.shift_levels(+1), "Ctrl+Down",
+                "Every label becomes the level below (T12 -> L1)"),
+        _action(window, edit_menu, "&Merge vertebra into...", window.choose_merge, "Ctrl+M"),
+        _action(window, edit_menu, "&Delete vertebra", window.delete_selected, QKeySequence.StandardKey.Delete),
+    ]
+    presets, opacity = _build_view_menu(window, bar.addMenu("&View"))
+    _build_toolbar(window, [open_file, open_dir, open_labels, save_labels, export], undo, redo, opacity)
+    return WindowActions(undo, redo, edits, [open_labels, shot], [export], recent, presets, opacity)
+
+
+def _build_view_menu(window, menu: QMenu):
+    group = QActionGroup(window)
+    presets = {}
+    for name in WINDOW_PRESETS:
+        action = _action(window, menu, f"Window: {name}", lambda n=name: window.set_window_preset(n))
+        action.setCheckable(True)
+        group.addAction(action)
+        presets[name] = action
+    menu.addSeparator()
+    for text, view in (("3D: anterior", "anterior"), ("3D: lateral", "lateral"), ("3D: axial", "axial")):
+        _action(window, menu, text, lambda v=view: window.views.mesh_view.set_standard_view(v))
+    opacity = QSlider(Qt.Orientation.Horizontal)
+    opacity.setRange(0, 100)
+    opacity.setFixedWidth(110)
+    opacity.setToolTip("Label opacity on the slices")
+    opacity.valueChanged.connect(lambda v: window.set_label_opacity(v / 100.0))
+    menu.addSeparator()
+    _action(window, menu, "Label opacity +", lambda: opacity.setValue(opacity.value() + 10), "Ctrl+]")
+    _action(window, menu, "Label opacity -", lambda: opacity.setValue(opacity.value() - 10), "Ctrl+[")
+    menu.addSeparator()
+    menu.addAction(window.results_dock.toggleViewAction())
+    return presets, opacity
+
+
+def _build_toolbar(window, file_actions, undo, redo, opacity) -> None:
+    toolbar = QToolBar("Main")
+    toolbar.setObjectName("MainToolbar")
+    toolbar.setMovable(False)
+    window.addToolBar(toolbar)
+    for action in file_actions:
+        toolbar.addAction(action)
+    toolbar.addSeparator()
+    toolbar.addAction(undo)
+    toolbar.addAction(redo)
+    toolbar.addSeparator()
+    toolbar.addWidget(QLabel(" Window "))
+    combo = QComboBox()
+    combo.addItems(list(WINDOW_PRESETS))
+    combo.setObjectName("WindowPresetCombo")
+    combo.currentTextChanged.connect(window.set_window_preset)
+    window.preset_combo = combo
+    toolbar.addWidget(combo)
+    toolbar.addWidget(QLabel("  Label opacity "))
+    toolbar.addWidget(opacity)
