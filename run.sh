@@ -8,4 +8,4 @@ ensure_venv training
 if [ $# -gt 0 ]; then
     exec .venv/bin/spineplan "$@"
 fi
-exec .venv/bin/spineplan --help
+exec .venv/bin/spineplan quickstart

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cmd_demo import add_demo
 from app.cmd_eval import add_eval
 from app.cmd_gui import add_gui
+from app.cmd_quickstart import add_quickstart
 from app.cmd_train import add_export_onnx, add_train
 
 
@@ -102,4 +104,4 @@ def add_convert(sub) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-REGISTRY = [add_info, add_convert, add_eval, add_train, add_export_onnx, add_gui]
+REGISTRY = [add_quickstart, add_info, add_convert, add_eval, add_gui, add_demo, add_train, add_export_onnx]

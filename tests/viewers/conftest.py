@@ -1,6 +1,7 @@
 """Viewer tests render under Xvfb (pytest-xvfb starts it) and check pixels of real renders."""
 import gc
 import os
+import warnings
 import weakref
 
 import numpy as np
@@ -31,6 +32,13 @@ def _alive(obj, tracked: tuple) -> bool:
         return False
 
 
+def _alive_objects(tracked: tuple) -> list:
+    # Scanning every live object touches deprecated module attributes (torch) that warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [o for o in gc.get_objects() if _alive(o, tracked)]
+
+
 @pytest.fixture(autouse=True)
 def check_gc():
     """After each viewer test, no VTK object or MeshView made in it may still be alive
@@ -42,10 +50,10 @@ def check_gc():
 
     tracked = (MeshView, QtInteractor)
     gc.collect()
-    before = {id(o) for o in gc.get_objects() if _alive(o, tracked)}
+    before = {id(o) for o in _alive_objects(tracked)}
     yield
     gc.collect()
-    leaked = [o for o in gc.get_objects() if _alive(o, tracked) and id(o) not in before]
+    leaked = [o for o in _alive_objects(tracked) if id(o) not in before]
     assert not leaked, f"{len(leaked)} VTK objects / viewers outlived the test: " + ", ".join(
         sorted({type(o).__name__ for o in leaked}))
 

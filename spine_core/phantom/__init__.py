@@ -1,0 +1,10 @@
+"""Seeded synthetic spine CT phantoms with exact vertebra labels (training data, demo study, tests).
+
+    from spine_core.phantom import PhantomOptions, generate_phantom, write_phantom
+    phantom = generate_phantom(PhantomOptions(seed=3, first_level="T10", last_level="L5"))
+"""
+from spine_core.phantom.generate import Phantom, PhantomOptions, generate_phantom
+from spine_core.phantom.layout import CurveShape
+from spine_core.phantom.writer import write_phantom
+
+__all__ = ["CurveShape", "Phantom", "PhantomOptions", "generate_phantom", "write_phantom"]
