@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from training.nets.base import ExportableNet
-from training.nets.blocks import AttentionGate, ConvINBlock, upsample_to
+from training.nets.blocks import AttentionGate, ConvINBlock, unet_decode, upsample_to
 
 
 @dataclass
@@ -56,10 +56,5 @@ class AttentionUNet3D(ExportableNet):
         self.head = nn.Conv3d(chans[0], cfg.out_channels, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        skips, x = [], image
-        for i, enc in enumerate(self.encoders):
-            x = enc(x if i == 0 else self.pool(x))
-            skips.append(x)
-        for up, skip in zip(self.ups, reversed(skips[:-1])):
-            x = up(x, skip)
+        x = unet_decode(self.encoders, self.pool, self.ups, image)
         return self.head(x)

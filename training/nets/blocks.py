@@ -115,5 +115,16 @@ class AttentionGate(nn.Module):
         return skip * alpha
 
 
+def unet_decode(encoders, pool, ups, image: torch.Tensor) -> torch.Tensor:
+    """The U-Net walk shared by the 2D and 3D nets: encode with pooling, decode through skips."""
+    skips, x = [], image
+    for i, enc in enumerate(encoders):
+        x = enc(x if i == 0 else pool(x))
+        skips.append(x)
+    for up, skip in zip(ups, reversed(skips[:-1])):
+        x = up(x, skip)
+    return x
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from training.nets.base import ExportableNet
-from training.nets.blocks import ResBlock, upsample_to
+from training.nets.blocks import ResBlock, unet_decode, upsample_to
 
 
 @dataclass
@@ -64,12 +64,7 @@ class CentreDetector2D(ExportableNet):
         return [int(s) for s in patch_size[-2:]]
 
     def forward(self, image: torch.Tensor):
-        skips, x = [], image
-        for i, enc in enumerate(self.encoders):
-            x = enc(x if i == 0 else self.pool(x))
-            skips.append(x)
-        for up, skip in zip(self.ups, reversed(skips[:-1])):
-            x = up(x, skip)
+        x = unet_decode(self.encoders, self.pool, self.ups, image)
         if self.size is None:
             return self.heatmap(x)
         return self.heatmap(x), self.size(x)
