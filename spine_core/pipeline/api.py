@@ -1,0 +1,42 @@
+"""The analysis interface the CLI, the GUI and batch runs share: ``segment(volume) -> SegmentResult``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spine_core.volume import LabelMap
+
+# Shipped model ids (resources/models/<id>.onnx + <id>.json).
+LOCALIZER_ID = "ct-spine-localizer"
+DETECTOR_ID = "ct-vertebra-detector"
+VERTEBRA_SEG_ID = "ct-vertebra-seg"
+LABELER_ID = "ct-vertebra-labeler"
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    device: str = "auto"            # auto | cpu | gpu
+    pipeline: str = "default"       # see spine_core.pipeline.PIPELINES
+    fast: bool = False              # coarser segmentation, for previews
+    models_dir: Path | None = None  # None: the shipped resources/models
+
+
+@dataclass(frozen=True)
+class VertebraResult:
+    id: int
+    name: str
+    position: np.ndarray            # centroid, LPS mm
+    confidence: float               # 0..1
+    volume_mm3: float
+    flags: tuple[str, ...] = ()     # e.g. "low confidence", "touches scan border", "L6 candidate"
+
+
+@dataclass
+class SegmentResult:
+    labels: LabelMap                # VerSe ids on the input grid
+    vertebrae: list[VertebraResult]
+    timings_s: dict[str, float] = field(default_factory=dict)   # per stage
+    provider: str = ""              # onnxruntime provider that really ran
+    warnings: list[str] = field(default_factory=list)
