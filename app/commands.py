@@ -9,6 +9,7 @@ from app.cmd_demo import add_demo
 from app.cmd_eval import add_eval
 from app.cmd_gui import add_gui
 from app.cmd_quickstart import add_quickstart
+from app.cmd_segment import add_bench, add_segment
 from app.cmd_train import add_export_onnx, add_train
 
 
@@ -104,4 +105,5 @@ def add_convert(sub) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-REGISTRY = [add_quickstart, add_info, add_convert, add_eval, add_gui, add_demo, add_train, add_export_onnx]
+REGISTRY = [add_quickstart, add_info, add_convert, add_eval, add_gui, add_demo, add_train, add_export_onnx,
+            add_segment, add_bench]

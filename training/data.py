@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+# The preprocessing itself lives in spine_core so that inference applies exactly the same steps.
+from spine_core.pipeline.preprocess import FILL_HU, canonical_grid, crop, resample_image, scale_window  # noqa: F401
 from spine_core.resample import resample_to_grid
 from spine_core.volume import LabelMap, Volume, affine_from_geometry
 
@@ -119,28 +121,13 @@ def toy_spine_case(seed: int, shape=(40, 40, 96), spacing=2.0, first_level: int 
     return Case(f"toy{seed}", vol, LabelMap.on_grid(vol, labels), SOURCES["toy"])
 
 
-def canonical_grid(volume: Volume, spacing_mm) -> Volume:
-    """An LPS-aligned grid (identity direction) at ``spacing_mm`` covering the volume's extent."""
-    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
-    lps = volume.index_to_lps(corners * (np.asarray(volume.shape) - 1))
-    lo, hi = lps.min(axis=0), lps.max(axis=0)
-    spacing = np.asarray(spacing_mm, float)
-    shape = tuple(int(np.floor((h - l) / s)) + 1 for l, h, s in zip(lo, hi, spacing))
-    return Volume(np.broadcast_to(np.uint8(0), shape), affine_from_geometry(spacing, None, lo))
-
-
-def scale_window(array: np.ndarray, window) -> np.ndarray:
-    lo, hi = float(window[0]), float(window[1])
-    return ((np.clip(array.astype(np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)
-
-
 def vertebra_ids(labels: np.ndarray) -> list[int]:
     return [int(v) for v in np.unique(labels) if 0 < v < 100]
 
 
 def prepare(case: Case, config: DataConfig, max_voxels_per_level: int = 2000) -> Prepared:
     grid = canonical_grid(case.image, config.spacing_mm)
-    image = resample_to_grid(case.image, grid, fill=-1024.0).array
+    image = resample_image(case.image, grid, fill=FILL_HU)
     labels = resample_to_grid(case.labels, grid).array.astype(np.int16)
     labels[labels >= 100] = 0
     rng = np.random.default_rng(0)
@@ -160,16 +147,6 @@ def level_weight(vid: int, weights: dict) -> float:
     name = vertebra_name(vid)
     w = float(weights.get(name, 1.0))
     return w * float(weights.get("cervical", 1.0)) if 1 <= vid <= 7 else w
-
-
-def crop(array: np.ndarray, origin, size, fill=0) -> np.ndarray:
-    """``array[origin : origin + size]`` with ``fill`` outside the array."""
-    out = np.full(tuple(size), fill, dtype=array.dtype)
-    src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, size, array.shape))
-    dst = tuple(slice(sl.start - o, sl.stop - o) for sl, o in zip(src, origin))
-    if all(sl.stop > sl.start for sl in src):
-        out[dst] = array[src]
-    return out
 
 
 @dataclass

@@ -78,6 +78,8 @@ def build_card(ckpt: dict, model, model_id: str, onnx_path: Path, parity: float)
     data = data_config(ckpt["config"])
     spec = NETS[ckpt["model_name"]]
     training = dict(ckpt.get("training", {}))
+    # Inference must build inputs as training did (e.g. the centre-weight sigma): ship the settings.
+    training["task"] = dict(ckpt["config"].get("task", {}))
     metrics = {**ckpt.get("metrics", {}), "best_validation": ckpt.get("best"),
                "onnx_parity_max_abs_error": parity}
     version = str(ckpt["config"].get("version", "0.1.0"))

@@ -130,7 +130,7 @@ class VertebraSegTask(Task):
         return out
 
     def make_batch(self, items, train: bool) -> dict:
-        from training.nets.attention_unet import centre_weight_map
+        from spine_core.pipeline.preprocess import centre_weight_map
 
         shape = tuple(self.data.patch_size)
         sigma = float(self.settings.get("weight_sigma_vox", shape[0] / 6))

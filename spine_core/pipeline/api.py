@@ -40,3 +40,11 @@ class SegmentResult:
     timings_s: dict[str, float] = field(default_factory=dict)   # per stage
     provider: str = ""              # onnxruntime provider that really ran
     warnings: list[str] = field(default_factory=list)
+
+
+def segment(volume, options: SegmentOptions | None = None, progress=None, models=None) -> SegmentResult:
+    """Analyse a CT ``volume``: vertebra labels on its own grid, centroids, confidences, flags.
+    Raises SpineError subclasses (no spine, model not installed, unsuitable scan) a user can act on."""
+    from spine_core.pipeline.pipelines import segment as run
+
+    return run(volume, options, progress, models)

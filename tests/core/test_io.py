@@ -212,3 +212,18 @@ def test_compressed_dicom_via_gdcm(series_dir, tmp_path):
         ds.save_as(out / f.name)
     loaded = load_scan(out)
     assert np.array_equal(loaded.array, vol.array)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from spine_core.io.writers import atomic_path
+
+    target = tmp_path / "result.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from training.nets.base import ExportableNet
+from spine_core.pipeline.preprocess import centre_weight_map  # noqa: F401 - one definition, shared with inference
 from training.nets.blocks import AttentionGate, ConvINBlock, unet_decode, upsample_to
 
 
@@ -21,13 +22,6 @@ class AttentionUNetConfig:
     base_channels: int = 8
     levels: int = 4
     out_channels: int = 1
-
-
-def centre_weight_map(shape, centre, sigma: float) -> np.ndarray:
-    """Gaussian weight map on a patch: 1 at ``centre`` (voxel index), falling towards the edges."""
-    grids = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
-    d2 = sum((g - float(c)) ** 2 for g, c in zip(grids, centre))
-    return np.exp(-d2 / (2.0 * float(sigma) ** 2)).astype(np.float32)
 
 
 class _GatedUp(nn.Module):

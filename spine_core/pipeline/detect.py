@@ -1,0 +1,82 @@
+"""Stage 2 (M2): vertebra centres from a 2D detector run on every sagittal slice of the spine crop:
+per-slice heatmap peaks -> 3D points (LPS mm) -> DBSCAN -> one mean centre per cluster."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spine_core.pipeline.api import DETECTOR_ID
+from spine_core.pipeline.clustering import cluster_centres, slice_peaks
+from spine_core.pipeline.localize import sigmoid
+from spine_core.pipeline.preprocess import box_grid, model_input
+from spine_core.pipeline.stages import Context, SpineNotFound, Stage
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    threshold: float = 0.3         # heatmap probability of a peak
+    peak_radius: int = 2           # pixels: one peak per (2r+1)^2 neighbourhood
+    eps_mm: float = 6.0            # DBSCAN neighbourhood
+    min_samples: int = 3
+    min_fraction: float = 0.2      # clusters below this x the largest are dropped (M2)
+    size_eps_px: float = 0.0       # > 0: keep the main class of box sizes (M2's second DBSCAN)
+    batch: int = 8                 # slices per onnxruntime call
+    divisor: int = 8               # the detector's total down-sampling
+
+
+def _pad_to(array: np.ndarray, divisor: int) -> np.ndarray:
+    pads = [(0, 0)] * (array.ndim - 2) + [(0, (-s) % divisor) for s in array.shape[-2:]]
+    return np.pad(array, pads)
+
+
+class DetectStage(Stage):
+    name = "detect"
+    weight = 1.0
+    model_ids = (DETECTOR_ID,)
+
+    def __init__(self, options: DetectOptions | None = None) -> None:
+        self.options = options or DetectOptions()
+
+    def preprocess(self, ctx: Context, progress):
+        card = ctx.models.get(DETECTOR_ID).card
+        grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
+        return grid, model_input(ctx.volume, grid, card.intensity_window)
+
+    def predict(self, ctx: Context, inputs, progress):
+        """Peaks per sagittal slice i (array axes j -> P, k -> S as in training)."""
+        grid, image = inputs
+        model = ctx.models.get(DETECTOR_ID)
+        name = model.card.inputs[0] if model.card.inputs else "image"
+        step = 2 if ctx.options.fast else 1
+        slices = list(range(0, image.shape[0], step))
+        rows, sizes = [], []
+        for n in range(0, len(slices), self.options.batch):
+            progress.update(n / len(slices), f"sagittal slice {n + 1} of {len(slices)}")
+            chunk = slices[n:n + self.options.batch]
+            batch = _pad_to(image[chunk][:, None], self.options.divisor)
+            outputs = model.run({name: batch})
+            heat = sigmoid(outputs[0][:, 0, :image.shape[1], :image.shape[2]])
+            size = outputs[1][:, :, :image.shape[1], :image.shape[2]] if len(outputs) > 1 else None
+            for b, i in enumerate(chunk):
+                peaks = slice_peaks(heat[b], self.options.threshold, self.options.peak_radius)
+                rows.append(np.column_stack([np.full(len(peaks), i), peaks[:, :2]]))
+                if size is not None:
+                    j, k = peaks[:, 0].astype(int), peaks[:, 1].astype(int)
+                    sizes.append(size[b][:, j, k].T)
+        points = np.concatenate(rows) if rows else np.zeros((0, 3))
+        box_sizes = np.concatenate(sizes) if sizes and len(sizes) == len(rows) else None
+        return grid.index_to_lps(points) if len(points) else points, box_sizes
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        points, sizes = outputs
+        o = self.options
+        use_sizes = sizes if o.size_eps_px > 0 else None
+        # DBSCAN's radius is in mm; at a coarser detector spacing neighbours lie further apart
+        spacing = float(np.max(ctx.models.get(DETECTOR_ID).card.input_spacing_mm))
+        eps = max(o.eps_mm, 2.5 * spacing * (2 if ctx.options.fast else 1))
+        centres = cluster_centres(points, eps, o.min_samples, o.min_fraction, use_sizes, o.size_eps_px or None)
+        if not len(centres):
+            raise SpineNotFound("No vertebra was found in this scan (the detector found no vertebra centres "
+                                "in the spine region). Check that the series shows the spine.")
+        ctx.centres_mm = centres

@@ -1,0 +1,83 @@
+"""The models a pipeline runs: each a verified ONNX session plus its card, loaded once on first use.
+
+Anything with a ``card`` and ``run(feed) -> list of arrays`` serves as a model, so tests can hand the
+pipeline oracle models without ONNX files.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from spine_core.errors import SpineError
+from spine_core.models.card import ModelCard
+from spine_core.models.registry import ModelRegistry, ModelUnavailable, shipped_registry
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LoadedModel", "Model", "ModelSet", "ModelUnavailable"]
+
+
+class Model(Protocol):
+    card: ModelCard
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+class LoadedModel:
+    """An onnxruntime session with its card; inputs are fed by the card's input names."""
+
+    def __init__(self, card: ModelCard, session, provider: str) -> None:
+        self.card, self.session, self.provider = card, session, provider
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        missing = [n for n in self.input_names if n not in feed]
+        if missing:
+            raise SpineError(f"Model '{self.card.id}' needs inputs {', '.join(missing)} that this version "
+                             "of SpinePlan does not provide; reinstall SpinePlan.")
+        return self.session.run(None, {n: np.ascontiguousarray(feed[n], np.float32) for n in self.input_names})
+
+
+class ModelSet:
+    """The models of one run, from ``folder`` (default: the shipped resources/models)."""
+
+    def __init__(self, folder: Path | None = None, device: str = "auto", threads: int | None = None,
+                 preset: dict[str, Model] | None = None) -> None:
+        self.registry = ModelRegistry(folder) if folder is not None else shipped_registry()
+        self.device, self.threads = device, threads
+        self._loaded: dict[str, Model] = dict(preset or {})
+        self.providers: dict[str, str] = {}
+
+    def has(self, model_id: str) -> bool:
+        if model_id in self._loaded:
+            return True
+        return (self.registry.folder / f"{model_id}.json").exists() and \
+            (self.registry.folder / f"{model_id}.onnx").exists()
+
+    def require(self, *model_ids: str) -> None:
+        """Fail before any work when a model of the pipeline is missing (no half-run pipelines)."""
+        for model_id in model_ids:
+            if not self.has(model_id):
+                raise ModelUnavailable(f"Model '{model_id}' is not installed in {self.registry.folder}, so "
+                                       "this pipeline cannot run. Reinstall SpinePlan, wait for the model "
+                                       "release, or choose another pipeline with --pipeline.")
+
+    def get(self, model_id: str) -> Model:
+        if model_id not in self._loaded:
+            from spine_core.pipeline.runtime import create_session
+
+            self.require(model_id)
+            card = self.registry.card(model_id)
+            path = self.registry.onnx_path(model_id)       # sha256 verified here
+            session, info = create_session(path, self.device, self.threads)
+            self._loaded[model_id] = LoadedModel(card, session, info.provider)
+            self.providers[model_id] = info.provider
+        return self._loaded[model_id]
+
+    @property
+    def provider(self) -> str:
+        """What really ran, e.g. 'CPUExecutionProvider' (several joined if models differ)."""
+        return ", ".join(sorted(set(self.providers.values()))) or "none"

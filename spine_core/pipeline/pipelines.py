@@ -1,0 +1,130 @@
+"""The analysis pipelines by name, the input checks, and ``segment`` itself.
+
+- "default": M1 localize -> M2 detect -> M2 per-vertebra segmentation -> M2 labeling.
+- "m1-only": the localizer's binary mask split into connected components (for comparison); levels
+  from the labeler when it is installed, placeholders otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from spine_core.errors import SpineError, UnsupportedImage
+from spine_core.pipeline.api import SegmentOptions, SegmentResult
+from spine_core.pipeline.detect import DetectStage
+from spine_core.pipeline.labeling import LabelStage
+from spine_core.pipeline.localize import LocalizeStage
+from spine_core.pipeline.models import ModelSet
+from spine_core.pipeline.output import finalize
+from spine_core.pipeline.preprocess import box_grid, resample_image
+from spine_core.pipeline.stages import Context, Stage
+from spine_core.pipeline.vertebra_seg import instances_from_owner
+from spine_core.progress import NullProgress, Progress, SubProgress
+from spine_core.volume import Volume
+
+log = logging.getLogger(__name__)
+
+MIN_EXTENT_MM, MIN_VOXELS = 32.0, 16
+MIN_SPACING_MM, MAX_SPACING_MM = 0.2, 6.0
+
+
+class ComponentsStage(Stage):
+    """M1 only: the localizer's probability, resampled linearly to ``spacing_mm`` inside the crop,
+    thresholded and split into 6-connected components (vertebrae separated by their discs)."""
+    name = "components"
+    weight = 1.0
+
+    def __init__(self, spacing_mm: float = 1.0, min_ml: float = 1.0) -> None:
+        self.spacing_mm, self.min_ml = spacing_mm, min_ml
+
+    def preprocess(self, ctx: Context, progress):
+        loc = ctx.localizer
+        grid = box_grid(*ctx.box_mm, self.spacing_mm)
+        source = Volume(loc.probability * loc.mask, loc.grid.affine)
+        return grid, resample_image(source, grid, fill=0.0)
+
+    def predict(self, ctx: Context, inputs, progress):
+        grid, probability = inputs
+        owner, count = ndimage.label(probability > 0.5)
+        sizes = np.bincount(owner.ravel())
+        small = sizes * float(np.prod(grid.spacing)) / 1000.0 < self.min_ml
+        small[0] = True
+        owner[small[owner]] = 0
+        return grid, owner.astype(np.int16), probability
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        grid, owner, probability = outputs
+        ctx.instances = instances_from_owner(grid, owner, probability)
+
+
+def default_stages() -> list[Stage]:
+    from spine_core.pipeline.vertebra_seg import VertebraSegStage
+
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), LabelStage()]
+
+
+def m1_stages() -> list[Stage]:
+    return [LocalizeStage(), ComponentsStage(), LabelStage(required=False)]
+
+
+PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m1-only": m1_stages}
+
+
+def check_input(volume: Volume) -> None:
+    """Refuse scans the models cannot read, with a message that says what to do."""
+    modality = (volume.metadata.modality or "").upper()
+    if modality and modality != "CT":
+        raise UnsupportedImage(f"This is a {modality} scan; automatic analysis needs a CT. Choose a CT series.")
+    spacing, extent = volume.spacing, volume.physical_extent_mm()
+    if np.any(spacing > MAX_SPACING_MM) or np.any(spacing < MIN_SPACING_MM):
+        sp = " x ".join(f"{s:.3g}" for s in spacing)
+        raise UnsupportedImage(f"The voxel spacing {sp} mm is outside what SpinePlan analyses "
+                               f"({MIN_SPACING_MM}-{MAX_SPACING_MM} mm). Use a reconstruction with "
+                               "ordinary spacing (e.g. 0.5-3 mm).")
+    if min(volume.shape) < MIN_VOXELS or np.any(extent < MIN_EXTENT_MM):
+        size = " x ".join(f"{e:.0f}" for e in extent)
+        raise UnsupportedImage(f"The scan is too small to analyse ({size} mm, {' x '.join(map(str, volume.shape))} "
+                               f"voxels); it needs at least {MIN_EXTENT_MM:.0f} mm and {MIN_VOXELS} voxels "
+                               "in every direction. Choose the full series.")
+
+
+@dataclass
+class _Plan:
+    stages: list[Stage]
+    weights: np.ndarray
+
+
+def _plan(options: SegmentOptions) -> _Plan:
+    if options.pipeline not in PIPELINES:
+        raise SpineError(f"Unknown pipeline '{options.pipeline}'; choose one of {', '.join(PIPELINES)}.")
+    stages = PIPELINES[options.pipeline]()
+    weights = np.array([s.weight for s in stages], float)
+    return _Plan(stages, np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]))
+
+
+def segment(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
+            models: ModelSet | None = None) -> SegmentResult:
+    """Vertebra labels on ``volume``'s own grid, with per-vertebra centroid, confidence and flags."""
+    options, progress = options or SegmentOptions(), progress or NullProgress()
+    check_input(volume)
+    plan = _plan(options)
+    models = models or ModelSet(options.models_dir, options.device)
+    models.require(*[m for s in plan.stages for m in s.model_ids])
+    ctx = Context(volume, options, models)
+    ctx.warnings.extend(volume.metadata.warnings)
+    started = time.perf_counter()
+    for n, stage in enumerate(plan.stages):
+        stage.run(ctx, SubProgress(progress, 0.95 * plan.weights[n], 0.95 * plan.weights[n + 1]))
+    began = time.perf_counter()
+    result = finalize(ctx)
+    result.timings_s["output"] = round(time.perf_counter() - began, 3)
+    result.timings_s["total"] = round(time.perf_counter() - started, 3)
+    progress.update(1.0, f"{len(result.vertebrae)} vertebrae")
+    log.info("segmented %d vertebrae in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
+             result.provider)
+    return result

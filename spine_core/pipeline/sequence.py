@@ -1,0 +1,142 @@
+"""Positional logic of vertebra labeling (M2): the labeler's per-vertebra class probabilities become
+one consistent cranio-caudal sequence (no duplicates, no gaps), chosen to maximise the summed
+log-probabilities by a small dynamic programme.
+
+- A step of two levels is allowed only where the centre-to-centre distance says a vertebra was
+  missed (gap > ``gap_factor`` x the local median spacing); it is flagged, never invented.
+- L6 (25) and T13 (28) enter the sequence only where the labeler supports them with evidence (the
+  variant sequence scores clearly better and the vertebra itself is called L6/T13 with p > 0.5);
+  weaker support gives an "L6 candidate" / "T13 candidate" flag on the standard numbering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spine_core.labels import CRANIOCAUDAL, L6, T13
+
+LOW_CONFIDENCE, BORDER, MISSED_ABOVE = "low confidence", "touches scan border", "possible missed vertebra above"
+VARIANT_FLAGS = {L6: "L6 candidate", T13: "T13 candidate"}
+_UNSUPPORTED = -30.0     # log-probability of a level the labeler cannot output
+
+
+@dataclass(frozen=True)
+class SequenceOptions:
+    gap_factor: float = 1.6          # centre distance / local median spacing that means a missed vertebra
+    variant_margin: float = 1.0      # nats a variant sequence must gain to be used
+    variant_min_probability: float = 0.5
+    candidate_probability: float = 0.2
+
+
+@dataclass
+class Assignment:
+    ids: list[int]
+    probability: list[float]
+    flags: list[tuple[str, ...]]
+    score: float
+
+
+def chain(variants: tuple[int, ...] = ()) -> list[int]:
+    """The cranio-caudal level order, with L6 / T13 only when asked for."""
+    return [v for v in CRANIOCAUDAL if v not in (L6, T13) or v in variants]
+
+
+def missed_gaps(centres_mm: np.ndarray, factor: float) -> np.ndarray:
+    """``gaps[i]``: vertebra i sits more than ``factor`` x the local median spacing below i - 1."""
+    n = len(centres_mm)
+    gaps = np.zeros(n, bool)
+    if n < 3:
+        return gaps
+    dist = np.linalg.norm(np.diff(np.asarray(centres_mm, float), axis=0), axis=1)
+    for i, d in enumerate(dist):
+        # the local spacing: neighbouring distances, this one excluded (levels grow caudally)
+        near = np.concatenate([dist[max(i - 3, 0):i], dist[i + 1:i + 4]])
+        if len(near) and d > factor * float(np.median(near)):
+            gaps[i + 1] = True
+    return gaps
+
+
+def best_path(log_probs: np.ndarray, levels: list[int], label_ids: list[int],
+              gaps: np.ndarray) -> tuple[list[int], float]:
+    """Levels (VerSe ids) for n vertebrae maximising the summed log-probabilities, each one below
+    the previous by exactly one level in ``levels`` (two where ``gaps`` allows)."""
+    n, m = len(log_probs), len(levels)
+    column = {vid: c for c, vid in enumerate(label_ids)}
+    score = np.array([[log_probs[i, column[v]] if v in column else _UNSUPPORTED for v in levels]
+                      for i in range(n)])
+    total = np.full((n, m), -np.inf)
+    back = np.zeros((n, m), int)
+    total[0] = score[0]
+    for i in range(1, n):
+        for p in range(1, m):
+            steps = (1, 2) if gaps[i] and p >= 2 else (1,)
+            prev = max(steps, key=lambda s: total[i - 1, p - s])
+            total[i, p] = total[i - 1, p - prev] + score[i, p]
+            back[i, p] = p - prev
+    p = int(np.argmax(total[-1]))
+    best = float(total[-1, p])
+    path = [p]
+    for i in range(n - 1, 0, -1):
+        p = int(back[i, p])
+        path.append(p)
+    return [levels[q] for q in reversed(path)], best
+
+
+def _variant_sets(label_ids: list[int]) -> list[tuple[int, ...]]:
+    supported = [v for v in (T13, L6) if v in label_ids]
+    sets = [()] + [(v,) for v in supported]
+    return sets + ([tuple(supported)] if len(supported) == 2 else [])
+
+
+def assign_levels(probabilities: np.ndarray, label_ids: list[int], centres_mm: np.ndarray,
+                  options: SequenceOptions | None = None) -> Assignment:
+    """One consistent sequence for vertebrae ordered cranial first; ``probabilities`` (n, classes)."""
+    options = options or SequenceOptions()
+    probs = np.clip(np.asarray(probabilities, float), 1e-9, 1.0)
+    log_probs = np.log(probs)
+    gaps = missed_gaps(centres_mm, options.gap_factor)
+    if len(probs) > len(chain((T13, L6))):
+        raise ValueError("more vertebrae than spinal levels")
+    results = {v: best_path(log_probs, chain(v), label_ids, gaps) for v in _variant_sets(label_ids)}
+    chosen = _choose(results, probs, label_ids, options)
+    ids, score = results[chosen]
+    flags = [set() for _ in ids]
+    for i in np.flatnonzero(gaps):
+        flags[i].add(MISSED_ABOVE)
+    _flag_candidates(results, chosen, probs, label_ids, flags, options)
+    column = {vid: c for c, vid in enumerate(label_ids)}
+    chosen_probs = [float(probs[i, column[v]]) if v in column else 0.0 for i, v in enumerate(ids)]
+    return Assignment(list(ids), chosen_probs, [tuple(sorted(f)) for f in flags], score)
+
+
+def _choose(results, probs, label_ids, options: SequenceOptions) -> tuple[int, ...]:
+    """The standard numbering unless a variant gains ``variant_margin`` nats and is itself supported."""
+    standard = results[()][1]
+    if not np.isfinite(standard):          # more vertebrae than standard levels: a variant must be
+        return max(results, key=lambda v: results[v][1])
+    better = [v for v, (ids, score) in results.items()
+              if v and score - standard >= options.variant_margin
+              and _supported(ids, v, probs, label_ids, options.variant_min_probability)]
+    return max(better, key=lambda v: results[v][1]) if better else ()
+
+
+def _supported(ids, variants, probs, label_ids, threshold) -> bool:
+    rows = [i for i, v in enumerate(ids) if v in variants]
+    return bool(rows) and all(probs[i, label_ids.index(ids[i])] > threshold for i in rows)
+
+
+def _flag_candidates(results, chosen, probs, label_ids, flags, options: SequenceOptions) -> None:
+    """Flag where L6 / T13 is plausible but not assigned: the variant sequence scores within the
+    margin, or the labeler gives the variant level some probability on a vertebra."""
+    best = results[chosen][1]
+    for variant in (L6, T13):
+        if variant in chosen or variant not in label_ids:
+            continue
+        column = label_ids.index(variant)
+        rows = {int(i) for i in np.flatnonzero(probs[:, column] >= options.candidate_probability)}
+        alt = results.get((variant,))
+        if alt is not None and alt[1] > best - options.variant_margin:
+            rows |= {i for i, v in enumerate(alt[0]) if v == variant}
+        for i in rows:
+            flags[i].add(VARIANT_FLAGS[variant])

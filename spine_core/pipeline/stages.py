@@ -1,0 +1,83 @@
+"""The shape every pipeline stage has: preprocess -> predict -> postprocess, each timed
+(MONAI Label's ``BasicInferTask``), sharing one ``Context`` that carries the results so far."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spine_core.errors import SpineError
+from spine_core.pipeline.api import SegmentOptions
+from spine_core.pipeline.models import ModelSet
+from spine_core.progress import Progress, SubProgress
+from spine_core.volume import Volume
+
+log = logging.getLogger(__name__)
+
+
+class SpineNotFound(SpineError):
+    pass
+
+
+@dataclass
+class Instances:
+    """Vertebrae as one owner array on an LPS-aligned grid: owner n (1-based) = ``centres[n - 1]``."""
+    grid: Volume
+    owner: np.ndarray                 # int16, 0 = background
+    centres_mm: np.ndarray            # (n, 3) LPS, cranial first
+    seg_probability: np.ndarray       # (n,) mean probability inside each mask (1 where not known)
+
+
+@dataclass
+class Levels:
+    ids: list[int]                    # VerSe id per instance
+    probability: list[float]          # labeler probability of the assigned level
+    flags: list[tuple[str, ...]]
+
+
+@dataclass
+class Context:
+    volume: Volume
+    options: SegmentOptions
+    models: ModelSet
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    box_mm: tuple[np.ndarray, np.ndarray] | None = None      # spine crop, LPS (low, high)
+    localizer: Any = None                                     # SpineLocation
+    centres_mm: np.ndarray | None = None
+    instances: Instances | None = None
+    levels: Levels | None = None
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+
+class Stage:
+    name = "stage"
+    weight = 1.0           # share of the progress bar
+    model_ids: tuple[str, ...] = ()
+
+    def preprocess(self, ctx: Context, progress: Progress) -> Any:
+        return None
+
+    def predict(self, ctx: Context, inputs: Any, progress: Progress) -> Any:
+        return inputs
+
+    def postprocess(self, ctx: Context, outputs: Any, progress: Progress) -> None:
+        return None
+
+    def run(self, ctx: Context, progress: Progress) -> None:
+        phases = (("preprocess", 0.0, 0.15), ("predict", 0.15, 0.85), ("postprocess", 0.85, 1.0))
+        value = None
+        for phase, start, stop in phases:
+            sub = SubProgress(progress, start, stop)
+            sub.update(0.0, f"{self.name}: {phase}")
+            began = time.perf_counter()
+            value = getattr(self, phase)(ctx, value, sub) if phase != "preprocess" else self.preprocess(ctx, sub)
+            ctx.timings[f"{self.name}.{phase}"] = round(time.perf_counter() - began, 3)
+        log.info("%s done in %.1f s", self.name,
+                 sum(v for k, v in ctx.timings.items() if k.startswith(self.name + ".")))

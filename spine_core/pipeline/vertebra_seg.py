@@ -1,0 +1,195 @@
+"""Stage 3 (M2): one ROI per detected centre, inputs [CT, centre-weight map] exactly as training builds
+them; sigmoid > 0.5 pasted back into one owner array (a voxel claimed twice goes to the higher
+probability); fragments removed; centres recomputed from the masks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from spine_core.pipeline.api import VERTEBRA_SEG_ID
+from spine_core.pipeline.localize import sigmoid
+from spine_core.pipeline.preprocess import box_grid, centre_weight_map, crop, model_input
+from spine_core.pipeline.stages import Context, Instances, SpineNotFound, Stage
+from spine_core.volume import Volume
+
+DEFAULT_WEIGHT_SIGMA_VOX = 12.0   # training/configs/vertebra_seg.json task.weight_sigma_vox
+
+
+@dataclass(frozen=True)
+class VertebraSegOptions:
+    threshold: float = 0.5
+    duplicate_overlap: float = 0.5    # a new mask covering this share of an earlier one is the same vertebra
+    weight_sigma_vox: float | None = None   # None: from the model card, else the training default
+    min_size_fraction: float = 0.25   # smaller instances (not at the border) are false detections
+
+
+@dataclass
+class _Paste:
+    """Running state of the paste-back: owner ids, their probability, raw mask sizes."""
+    owner: np.ndarray
+    best: np.ndarray
+    sizes: dict[int, int]
+    centres: dict[int, np.ndarray]        # voxel index of each label's first detected centre
+
+
+def weight_sigma(card, override: float | None) -> float:
+    if override:
+        return float(override)
+    task = card.training.get("task", {}) if isinstance(card.training, dict) else {}
+    for source in (task, card.training, card.metrics):
+        value = source.get("weight_sigma_vox") if isinstance(source, dict) else None
+        if value:
+            return float(value)
+    return DEFAULT_WEIGHT_SIGMA_VOX
+
+
+def roi_input(image: np.ndarray, centre_index: np.ndarray, patch, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1, 2, *patch) input and its origin: the ROI starts at round(centre) - patch // 2 and the weight
+    map peaks at the (unrounded) centre, as ``VertebraSegTask`` builds them."""
+    size = np.asarray(patch, int)
+    origin = np.round(centre_index).astype(int) - size // 2
+    ct = crop(image, origin, size, fill=0)
+    weight = centre_weight_map(size, centre_index - origin, sigma)
+    return np.stack([ct, weight])[None].astype(np.float32), origin
+
+
+def _owner_at(owner: np.ndarray, index: np.ndarray) -> int:
+    i = np.round(index).astype(int)
+    return int(owner[tuple(i)]) if np.all(i >= 0) and np.all(i < owner.shape) else 0
+
+
+def paste(state: _Paste, prob: np.ndarray, origin: np.ndarray, label: int, options: VertebraSegOptions,
+          centre_index: np.ndarray) -> int:
+    """Claim voxels of ``prob`` above threshold and above what they hold; returns the label used.
+    A second detection of an already segmented vertebra (its centre inside that mask, most of the new
+    mask overlapping it) adds to that vertebra; a centre between two vertebrae (a disc) does not."""
+    shape = state.owner.shape
+    src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, prob.shape, shape))
+    if any(s.stop <= s.start for s in src):
+        return label
+    dst = tuple(slice(s.start - o, s.stop - o) for s, o in zip(src, origin))
+    p = prob[dst]
+    mask = p > options.threshold
+    size = int(mask.sum())
+    other = _owner_at(state.owner, centre_index)
+    # the same vertebra twice: each centre lies in the other's mask (a disc centre lies in neither)
+    if size and other and _owner_at(mask, state.centres[other] - origin):
+        overlap = int((state.owner[src][mask] == other).sum())
+        if overlap >= options.duplicate_overlap * min(size, state.sizes.get(other, size)):
+            label = other
+    state.centres.setdefault(label, centre_index)
+    claim = mask & (p > state.best[src])
+    state.owner[src][claim] = label
+    state.best[src][claim] = p[claim]
+    state.sizes[label] = max(state.sizes.get(label, 0), size)
+    return label
+
+
+def reassign(owner: np.ndarray, freed: np.ndarray, steps: int = 6) -> None:
+    """Freed voxels (fragments, dropped instances) join the instance they touch, growing at most
+    ``steps`` voxels: an endplate rim cut off by a false detection goes back to its vertebra."""
+    if not freed.any():
+        return
+    box = tuple(slice(max(s.start - steps, 0), s.stop + steps) for s in ndimage.find_objects(freed.astype(np.uint8))[0])
+    part, todo = owner[box], freed[box].copy()
+    for _ in range(steps):
+        grown = ndimage.grey_dilation(part, size=(3, 3, 3))
+        take = todo & (part == 0) & (grown > 0)
+        if not take.any():
+            break
+        part[take] = grown[take]
+        todo &= ~take
+
+
+def remove_fragments(owner: np.ndarray, centres_index: dict[int, np.ndarray]) -> None:
+    """Per label keep the component holding (or nearest to) its centre; the rest is reassigned."""
+    freed = np.zeros(owner.shape, bool)
+    boxes = ndimage.find_objects(owner)
+    for label, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        part = owner[box] == label
+        comps, count = ndimage.label(part, structure=np.ones((3, 3, 3)))
+        if count <= 1:
+            continue
+        centre = centres_index[label] - np.array([s.start for s in box])
+        idx = np.argwhere(comps > 0)
+        nearest = comps[tuple(idx[np.argmin(((idx - centre) ** 2).sum(axis=1))])]
+        cut = (comps > 0) & (comps != nearest)
+        owner[box][cut] = 0
+        freed[box] |= cut
+    reassign(owner, freed)
+
+
+def drop_small(owner: np.ndarray, fraction: float) -> int:
+    """Remove instances under ``fraction`` x the median size that do not reach the grid's border
+    (leftovers of a false detection; a vertebra cut by the scan's border may be small). Returns the
+    number removed."""
+    sizes = np.bincount(owner.ravel())
+    labels = np.flatnonzero(sizes[1:]) + 1
+    if len(labels) < 3:
+        return 0
+    limit = fraction * float(np.median(sizes[labels]))
+    faces = [owner[0], owner[-1], owner[:, 0], owner[:, -1], owner[:, :, 0], owner[:, :, -1]]
+    at_border = {int(v) for f in faces for v in np.unique(f)}
+    small = [v for v in labels if sizes[v] < limit and v not in at_border]
+    if small:
+        freed = np.isin(owner, small)
+        owner[freed] = 0
+        reassign(owner, freed)
+    return len(small)
+
+
+def instances_from_owner(grid: Volume, owner: np.ndarray, best: np.ndarray) -> Instances:
+    """Relabel 1..n cranial first by the masks' own centroids (the centre is recomputed, M2)."""
+    labels = [int(v) for v in np.unique(owner) if v > 0]
+    if not labels:
+        raise SpineNotFound("No vertebra could be segmented in this scan. Check that the series shows "
+                            "the spine, or try another series.")
+    centres_idx = np.array(ndimage.center_of_mass(np.ones_like(owner, np.uint8), owner, labels))
+    centres_mm = grid.index_to_lps(centres_idx.reshape(-1, 3))
+    mean_prob = np.array(ndimage.mean(best, owner, labels), float)
+    order = np.argsort(-centres_mm[:, 2])
+    lut = np.zeros(int(owner.max()) + 1, np.int16)
+    lut[np.array(labels)[order]] = np.arange(1, len(labels) + 1)
+    return Instances(grid, lut[owner], centres_mm[order], mean_prob[order])
+
+
+class VertebraSegStage(Stage):
+    name = "segment"
+    weight = 4.0
+    model_ids = (VERTEBRA_SEG_ID,)
+
+    def __init__(self, options: VertebraSegOptions | None = None) -> None:
+        self.options = options or VertebraSegOptions()
+
+    def preprocess(self, ctx: Context, progress):
+        card = ctx.models.get(VERTEBRA_SEG_ID).card
+        grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
+        return grid, model_input(ctx.volume, grid, card.intensity_window)
+
+    def predict(self, ctx: Context, inputs, progress):
+        grid, image = inputs
+        model = ctx.models.get(VERTEBRA_SEG_ID)
+        name = model.card.inputs[0] if model.card.inputs else "image"
+        sigma = weight_sigma(model.card, self.options.weight_sigma_vox)
+        state = _Paste(np.zeros(grid.shape, np.int16), np.zeros(grid.shape, np.float32), {}, {})
+        centres = ctx.centres_mm
+        for n, centre in enumerate(centres):
+            progress.update(n / len(centres), f"vertebra {n + 1} of {len(centres)}")
+            index = grid.lps_to_index(centre)
+            feed, origin = roi_input(image, index, model.card.patch_size, sigma)
+            prob = sigmoid(model.run({name: feed})[0][0, 0])
+            paste(state, prob, origin, n + 1, self.options, index)
+        return grid, state, state.centres
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        grid, state, centres_index = outputs
+        remove_fragments(state.owner, centres_index)
+        drop_small(state.owner, self.options.min_size_fraction)
+        ctx.instances = instances_from_owner(grid, state.owner, state.best)
+        dropped = len(ctx.centres_mm) - len(ctx.instances.centres_mm)
+        if dropped > 0:
+            ctx.warn(f"{dropped} detected centre(s) gave no separate vertebra (duplicates or empty masks)")
