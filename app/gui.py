@@ -37,7 +37,8 @@ def install_exception_hook(window) -> None:
     sys.excepthook = hook
 
 
-def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False) -> int:
+def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False, analyze: bool = False,
+            series: str | None = None) -> int:
     problem = display_problem()
     if problem:
         print(f"spineplan: {problem}", file=sys.stderr)
@@ -53,9 +54,11 @@ def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False) -
     app.setApplicationName("SpinePlan")
     apply_dark_theme(app)
     window = MainWindow(show_dialogs=not quit_after)
+    window.ask_series = not quit_after
     install_exception_hook(window)
     window.show()
     outcome = {"code": EXIT_OK}
+    pending = {"analyze": bool(analyze and path)}
 
     def finish(code: int) -> None:
         outcome["code"] = code
@@ -67,6 +70,11 @@ def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False) -
             app.exit(code)
 
     def on_ready() -> None:
+        if pending["analyze"]:
+            pending["analyze"] = False
+            if window.analyze() is None:
+                on_failed(window.errors.last_message.replace("\n\n", " "))
+            return
         QTimer.singleShot(SETTLE_MS, lambda: finish(EXIT_OK))
 
     def on_failed(message: str) -> None:
@@ -75,9 +83,13 @@ def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False) -
 
     window.study_ready.connect(on_ready)
     window.task_failed.connect(on_failed)
-    if path:
-        window.open_path(Path(path), labels)
+    if path and Path(path).suffix == ".spineplan":
+        window.open_plan(Path(path))
+    elif path:
+        window.open_path(Path(path), labels, series=series)
     elif quit_after or screenshot:
         QTimer.singleShot(SETTLE_MS, lambda: finish(EXIT_OK))
+    else:
+        QTimer.singleShot(0, window.offer_recovery)
     code = app.exec()
     return outcome["code"] if quit_after else code

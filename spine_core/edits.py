@@ -5,7 +5,8 @@ Two kinds of diff, chosen per edit so that undo history stays small on 512 x 512
 - an id *remap* (rename to a free id, shift every level up or down): a bijection on the ids present,
   undone by the inverse remap; it stores a few integers and leaves the voxel geometry unchanged, so
   meshes are relabelled, not recomputed (``relabel_meshes``);
-- a *voxel diff* (merge, delete): the flat indices of the changed voxels with their old and new ids.
+- a *voxel diff* (merge, delete, split, a brush stroke): the flat indices of the changed voxels with
+  their old and new ids (old ids may differ voxel by voxel: a brush paints over neighbours).
 
 Edits never modify a label map in place: ``apply_edit`` returns a new LabelMap on a new array, so a
 worker thread still reading the previous map is never disturbed.
@@ -159,6 +160,124 @@ def delete_vertebra(labels: LabelMap, label_id: int) -> LabelEdit:
                      old=label_id, new=0)
 
 
+def spine_axis(labels: LabelMap) -> np.ndarray:
+    """Unit vector along the spine in LPS, pointing superior: the principal direction of the
+    vertebra centroids (the scanner's S axis when fewer than three vertebrae are labelled)."""
+    ids = [i for i in labels.ids() if not is_disc(i)]
+    if len(ids) >= 3:
+        centroids = np.array([labels.index_to_lps(np.argwhere(labels.array == i).mean(axis=0)) for i in ids])
+        _, _, vt = np.linalg.svd(centroids - centroids.mean(axis=0), full_matrices=False)
+        axis = vt[0]
+    else:
+        axis = np.array([0.0, 0.0, 1.0])
+    return axis if axis[2] >= 0 else -axis
+
+
+def _split_target(labels: LabelMap, label_id: int) -> int:
+    order = _shift_order(set(labels.ids()))           # T13 / L6 only where the map has them
+    below = order[order.index(label_id) + 1] if label_id in order[:-1] else None
+    if below is None:
+        raise EditError(f"{label_name(label_id)} has no level below it to give the lower part.")
+    if below in labels.ids():
+        raise EditError(f"{label_name(below)} already exists. Shift the lower levels down (Ctrl+Down "
+                        f"on {label_name(below)} and below) or rename it first, then split.")
+    return below
+
+
+def split_vertebra(labels: LabelMap, label_id: int, method: str = "plane") -> LabelEdit:
+    """Split one vertebra in two: the upper part keeps its id, the lower part gets the next level.
+
+    ``method='plane'``: by the plane through its centroid perpendicular to the spine axis;
+    ``method='components'``: by connected pieces (the uppermost keeps the id, the rest move down).
+    """
+    label_id = int(label_id)
+    _require(labels, label_id)
+    if method not in ("plane", "components"):
+        raise ValueError("method must be 'plane' or 'components'")
+    target = _split_target(labels, label_id)
+    indices = _flat_indices(labels, label_id)
+    ijk = np.stack(np.unravel_index(indices, labels.shape), axis=1).astype(np.float64)
+    height = labels.index_to_lps(ijk) @ spine_axis(labels)
+    if method == "plane":
+        lower = height < height.mean()
+    else:
+        lower = _lower_components(labels, label_id, indices, height)
+    if lower.all() or not lower.any():
+        raise EditError(f"{label_name(label_id)} cannot be split this way; paint or erase instead.")
+    return LabelEdit(f"Split {label_name(label_id)} ({label_name(target)} below)",
+                     indices=indices[lower], old=label_id, new=target)
+
+
+def _lower_components(labels: LabelMap, label_id: int, indices: np.ndarray, height: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    pieces, count = ndimage.label(labels.array == label_id)
+    if count < 2:
+        raise EditError(f"{label_name(label_id)} is one connected piece; split it by a plane instead.")
+    which = pieces.reshape(-1)[indices]
+    mean_height = ndimage.mean(height, labels=which, index=np.arange(1, count + 1))
+    return which != 1 + int(np.argmax(mean_height))
+
+
+class BrushStroke:
+    """One paint or erase stroke: dabs of a disc (radius in mm) on one slice plane, applied to a
+    private copy of the labels for live display; ``finish()`` gives one undoable LabelEdit.
+
+    Paint sets every voxel under the brush to ``label_id``; erase clears only ``label_id``'s voxels.
+    ``normal_axis`` (an array axis) limits each dab to the voxel slice through its centre.
+    """
+
+    def __init__(self, labels: LabelMap, label_id: int, radius_mm: float, erase: bool = False,
+                 normal_axis: int | None = None) -> None:
+        if label_id <= 0:
+            raise EditError("Select the vertebra to paint (click its row or its mesh) first.")
+        self.source, self.label_id, self.erase = labels, int(label_id), bool(erase)
+        self.radius_mm, self.normal_axis = max(float(radius_mm), 0.1), normal_axis
+        self.array = labels.array.copy()
+        self._old: dict[int, int] = {}
+
+    def add(self, center_lps) -> int:
+        """Apply one dab; returns how many voxels it changed."""
+        center = self.source.lps_to_index(center_lps)
+        spacing = self.source.spacing
+        reach = np.ceil(self.radius_mm / spacing).astype(int)
+        low = np.maximum(np.floor(center).astype(int) - reach, 0)
+        high = np.minimum(np.ceil(center).astype(int) + reach + 1, self.source.shape)
+        if self.normal_axis is not None:
+            k = int(np.clip(np.rint(center[self.normal_axis]), 0, self.source.shape[self.normal_axis] - 1))
+            low[self.normal_axis], high[self.normal_axis] = k, k + 1
+        if np.any(high <= low):
+            return 0
+        grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(low, high)), indexing="ij"), -1)
+        offsets = (grid - center) @ self.source.affine[:3, :3].T
+        inside = np.einsum("...i,...i->...", offsets, offsets) <= self.radius_mm ** 2
+        box = self.array[tuple(slice(a, b) for a, b in zip(low, high))]
+        change = inside & ((box == self.label_id) if self.erase else (box != self.label_id))
+        flat = np.ravel_multi_index(tuple(grid[change].T), self.source.shape)
+        for index, value in zip(flat.tolist(), box[change].tolist()):
+            self._old.setdefault(index, value)
+        box[change] = 0 if self.erase else self.label_id
+        return int(change.sum())
+
+    def preview(self) -> LabelMap:
+        """The labels with the stroke so far (shares the stroke's array: cheap, for display)."""
+        names = dict(self.source.names)
+        names.setdefault(self.label_id, label_name(self.label_id))
+        return LabelMap(self.array, self.source.affine, self.source.metadata, names=names)
+
+    def finish(self) -> LabelEdit | None:
+        """The stroke as one voxel diff, or None when it changed nothing."""
+        if not self._old:
+            return None
+        dtype = np.uint32 if self.array.size < 2 ** 32 else np.int64
+        indices = np.fromiter(self._old, dtype=dtype, count=len(self._old))
+        order = np.argsort(indices)
+        old = np.fromiter(self._old.values(), dtype=self.array.dtype, count=len(self._old))[order]
+        verb = "Erase" if self.erase else "Paint"
+        return LabelEdit(f"{verb} {label_name(self.label_id)}", indices=indices[order], old=old,
+                         new=0 if self.erase else self.label_id)
+
+
 def relabel_meshes(meshes: Mapping[int, VertebraMesh], remap) -> dict[int, VertebraMesh]:
     """Meshes after an id remap: same surfaces under their new ids and names (no re-meshing)."""
     mapping = dict(remap)
@@ -205,6 +324,10 @@ class EditHistory:
         edit = self._redo.pop()
         self._undo.append(edit)
         return edit
+
+    def done(self) -> list[LabelEdit]:
+        """The edits made (and not undone), oldest first."""
+        return list(self._undo)
 
     def next_undo(self) -> LabelEdit | None:
         return self._undo[-1] if self._undo else None

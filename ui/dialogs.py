@@ -86,3 +86,36 @@ class ExportMeshesDialog(QDialog):
 
     def format(self) -> str:
         return FORMATS[self.format_box.currentIndex()]
+
+
+class PreferencesDialog(QDialog):
+    """Analysis device (auto / cpu / gpu) and the autosave interval."""
+
+    def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QSpinBox
+
+        from spine_core.pipeline.runtime import DEVICES
+
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        form = QFormLayout(self)
+        self.device_box = QComboBox()
+        self.device_box.addItems(list(DEVICES))
+        self.device_box.setCurrentText(device if device in DEVICES else "auto")
+        self.device_box.setToolTip("auto: the GPU where its libraries load, else the CPU")
+        form.addRow("Analysis device", self.device_box)
+        self.autosave_box = QSpinBox()
+        self.autosave_box.setRange(5, 3600)
+        self.autosave_box.setSuffix(" s")
+        self.autosave_box.setValue(int(autosave_s))
+        form.addRow("Autosave after a change", self.autosave_box)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def device(self) -> str:
+        return self.device_box.currentText()
+
+    def autosave_s(self) -> int:
+        return int(self.autosave_box.value())

@@ -10,7 +10,7 @@ from spine_core.errors import SpineError
 from spine_core.export import ExportOptions, export_meshes
 from spine_core.labels import CRANIOCAUDAL, label_name
 from ui import jobs
-from ui.dialogs import ExportMeshesDialog, SeriesPickerDialog
+from ui.dialogs import ExportMeshesDialog, PreferencesDialog, SeriesPickerDialog
 from viewers.slice_view import WINDOW_PRESETS
 
 MAX_RECENT = 8
@@ -84,10 +84,55 @@ class FileActionsMixin:
             except SpineError as exc:
                 self.errors.report(exc, "Saving the screenshot")
 
+    def choose_screenshot_3d(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save 3D view picture",
+                                              str(Path(self._last_dir()) / "spineplan-3d.png"), "PNG (*.png)")
+        if path:
+            try:
+                self.save_3d_screenshot(path)
+            except SpineError as exc:
+                self.errors.report(exc, "Saving the 3D picture")
+
+    def save_3d_screenshot(self, path) -> Path:
+        """The 3D view alone, as rendered."""
+        from PySide6.QtGui import QImage
+
+        path = Path(path)
+        image = self.views.mesh_view.screenshot()
+        h, w = image.shape[:2]
+        data = image[..., :3].copy(order="C")
+        if not QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).save(str(path)):
+            raise SpineError(f"Could not write '{path}'. Choose a .png file you can write.")
+        return path
+
     def pick_series(self, study: jobs.LoadedStudy) -> None:
+        """Several series in the folder: a (window-modal, non-blocking) picker; the choice opens."""
         dialog = SeriesPickerDialog(study.series, self)
-        if dialog.exec() and dialog.chosen_uid():
-            self.open_path(study.paths.scan, study.paths.labels, series=dialog.chosen_uid())
+        self.series_dialog = dialog
+
+        def chosen(result: int) -> None:
+            self.series_dialog = None
+            uid = dialog.chosen_uid()
+            dialog.deleteLater()
+            if result and uid:
+                self.open_path(study.paths.scan, study.paths.labels, series=uid)
+
+        dialog.finished.connect(chosen)
+        dialog.open()
+
+    def _series_needed(self, study: jobs.LoadedStudy) -> None:
+        listing = "; ".join(f"{s.uid} ({s.description or s.modality}, {s.n_slices} slices)" for s in study.series)
+        self.task_error("load", SpineError(f"This folder holds {len(study.series)} series; choose one "
+                                           f"with --series UID: {listing}"), "Opening")
+
+    def choose_preferences(self) -> None:
+        dialog = PreferencesDialog(self.device(), self.autosave_interval_s(), self)
+        if dialog.exec():
+            self.set_device(dialog.device())
+            self.settings.setValue("plan/autosave_s", dialog.autosave_s())
+
+    def _on_mesh_opacity_changed(self, value: int) -> None:
+        self.settings.setValue("view/mesh_opacity", value / 100.0)
 
     # --- recent files and preferences ---------------------------------------------------------
     def recent_files(self) -> list[str]:
@@ -120,6 +165,7 @@ class FileActionsMixin:
         preset = str(settings.value("view/window_preset", "bone"))
         self.set_window_preset(preset if preset in WINDOW_PRESETS else "bone")
         self.actions.opacity_slider.setValue(int(float(settings.value("view/label_opacity", 0.45)) * 100))
+        self.views.mesh_opacity.setValue(int(float(settings.value("view/mesh_opacity", 1.0)) * 100))
         self._fill_recent_menu()
 
     def save_preferences(self) -> None:

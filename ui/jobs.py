@@ -1,17 +1,21 @@
 """The long tasks the window runs in Workers: plain functions taking ``progress`` (no Qt here).
 
-The automatic segmentation pipeline plugs in here later as one more such function.
+The analysis is ``segment(volume, options, progress) -> SegmentResult`` (spine_core.pipeline.api),
+found by ``find_segment``: the shipped pipeline, or a site's own pipeline named by the
+``SPINEPLAN_PIPELINE`` environment variable (``module:function``).
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spine_core.errors import GridMismatch
 from spine_core.io import load_labels, load_scan, save_labelmap, scan_listing
 from spine_core.io.dicom import SeriesInfo
-from spine_core.meshes import MeshOptions, mesh_labels
+from spine_core.meshes import MeshOptions, mesh_labels, remesh_labels
 from spine_core.progress import NullProgress, SubProgress
 from spine_core.volume import LabelMap, Volume
 
@@ -34,6 +38,7 @@ class LoadedStudy:
     labels: LabelMap | None = None
     series: list[SeriesInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    plan: object = None                  # the spine_core.plan.Plan it came from, if any
 
 
 def resolve_study(path, labels=None) -> StudyPaths:
@@ -94,11 +99,77 @@ def read_labels(path, volume: Volume, progress=None) -> tuple[LabelMap, str]:
     return labels_on_grid(load_labels(path), volume)
 
 
-def make_meshes(labels: LabelMap, ids=None, options: MeshOptions | None = None, progress=None):
-    """Meshes of ``ids`` (all labels by default); returns (meshes, labels, ids) for Session.set_meshes."""
+def make_meshes(labels: LabelMap, ids=None, previous=None, options: MeshOptions | None = None,
+                progress=None):
+    """Meshes of ``ids`` (all labels by default), keeping ``previous`` ones of untouched ids;
+    returns (meshes, labels, ids) for Session.set_meshes."""
     ids = set(labels.ids()) if ids is None else {int(i) for i in ids}
-    meshes = mesh_labels(labels, ids, options, progress)
+    if previous:
+        meshes = remesh_labels(labels, previous, ids, options, progress)
+    else:
+        meshes = mesh_labels(labels, ids, options, progress)
     return meshes, labels, ids
+
+
+# --- analysis -----------------------------------------------------------------------------------
+PIPELINE_ENV = "SPINEPLAN_PIPELINE"
+_SHIPPED = (("spine_core.pipeline", "segment"),)
+
+
+def find_segment():
+    """(segment function, "") or (None, why it is unavailable)."""
+    named = os.environ.get(PIPELINE_ENV, "").strip()
+    candidates = [tuple(named.split(":", 1))] if ":" in named else list(_SHIPPED)
+    for module_name, attr in candidates:
+        try:
+            fn = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            log.debug("no analysis pipeline in %s: %s", module_name, exc)
+            continue
+        if callable(fn):
+            return fn, ""
+    if named:
+        return None, f"the analysis pipeline '{named}' ({PIPELINE_ENV}) could not be loaded"
+    return None, "automatic analysis is not installed in this version of SpinePlan"
+
+
+def run_analysis(segment, volume: Volume, options, progress=None):
+    """The analysis in a Worker: ``segment(volume, options, progress)``, checked for the scan's grid."""
+    progress = progress or NullProgress()
+    result = segment(volume, options, progress)
+    if not result.labels.same_grid(volume, atol_mm=1e-2):
+        result.labels, note = labels_on_grid(result.labels, volume)
+        result.warnings.append(note)
+    return result
+
+
+# --- plans --------------------------------------------------------------------------------------
+def load_plan_study(path, progress=None) -> LoadedStudy:
+    """A plan and the scan it was made on (from the path and series UID the plan records)."""
+    from spine_core.errors import InputNotFound
+    from spine_core.plan import load_plan
+
+    progress = progress or NullProgress()
+    progress.update(0.0, f"Reading {Path(path).name}")
+    plan = load_plan(path)
+    scan = Path(plan.info.scan_source)
+    if not plan.info.scan_source or not scan.exists():
+        raise InputNotFound(f"The scan this plan was made on is not at '{scan}'. Open the scan "
+                            "first (File > Open), then its plan's labels (File > Open labels).")
+    study = load_study(StudyPaths(scan), plan.info.series_uid or None, ask_series=False,
+                       progress=SubProgress(progress, 0.05, 0.9))
+    study.labels, note = labels_on_grid(plan.labels, study.volume)
+    if note:
+        study.warnings.append(note)
+    study.plan = plan
+    return study
+
+
+def write_plan(path, labels: LabelMap, info, progress=None) -> Path:
+    from spine_core.plan import save_plan
+
+    (progress or NullProgress()).update(0.0, f"Saving {Path(path).name}")
+    return save_plan(path, labels, info)
 
 
 def save_labels(labels: LabelMap, path, progress=None) -> Path:

@@ -1,6 +1,8 @@
 """The SpinePlan main window: linked slices + 3D, the vertebra table, menus, background tasks.
 
-Every long task (load, mesh, save, export; segmentation later) runs in a ``Worker`` on the window's
+Analysis, plans/autosave and the edit tools live in mixins (ui/analysis_actions.py,
+ui/plan_actions.py, ui/edit_tools.py, ui/file_actions.py). Every long task (load, analyse, mesh,
+save, export) runs in a ``Worker`` on the window's
 own thread pool; one task per role runs at a time (a new load cancels the previous one) and stale
 results are ignored. ``study_ready`` is emitted once a scan and its meshes are fully shown.
 """
@@ -15,11 +17,14 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from spine_core.errors import SpineError
 from ui import jobs
+from ui.analysis_actions import AnalysisMixin
+from ui.edit_tools import EditToolsMixin
 from ui.file_actions import FileActionsMixin
 from ui.menus import build_actions
-from ui.results_panel import ResultsPanel, vertebra_rows
+from ui.plan_actions import PlanMixin
 from ui.session import Session
 from ui.task_status import TaskStatusWidget
+from ui.vertebra_panel import VertebraPanel
 from ui.views_panel import ViewsPanel
 from ui.worker import Worker
 
@@ -72,17 +77,21 @@ class _TaskRelay(QObject):
         self.window.task_finished(self)
 
 
-class MainWindow(FileActionsMixin, QMainWindow):
+class MainWindow(AnalysisMixin, PlanMixin, EditToolsMixin, FileActionsMixin, QMainWindow):
     study_ready = Signal()          # scan shown, labels (if any) shown and meshed
-    task_failed = Signal(str)       # a load/mesh failed or was cancelled: the message
+    task_failed = Signal(str)       # a load/analysis/mesh failed or was cancelled: the message
     busy_changed = Signal(bool)
 
     def __init__(self, settings: QSettings | None = None, show_dialogs: bool = True,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, segment=None, autosave_dir=None) -> None:
+        """``segment``: the analysis function (default: the installed pipeline, found lazily);
+        ``autosave_dir``: where autosaves go (default: the per-user data folder)."""
         super().__init__(parent)
         self.setWindowTitle("SpinePlan")
         self.settings = settings if settings is not None else default_settings()
         self.show_dialogs = show_dialogs
+        self.ask_series = True           # several DICOM series: ask (False: fail with the listing)
+        self.series_dialog = None
         self.closing = False
         self.session = Session(parent=self)
         self.pool = QThreadPool(self)
@@ -92,7 +101,10 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self._awaiting_ready = False
         self._reset_camera = False
         self.rows = []
+        self._init_analysis(segment)
         self._build()
+        self._init_plans(autosave_dir)
+        self._init_edit_tools()
         self._connect_session()
         self.restore_preferences()
         self.setAcceptDrops(True)
@@ -103,10 +115,11 @@ class MainWindow(FileActionsMixin, QMainWindow):
 
         self.views = ViewsPanel(self)
         self.setCentralWidget(self.views)
-        self.results = ResultsPanel()
+        self.vertebra_panel = VertebraPanel()
+        self.results = self.vertebra_panel.table
         self.results_dock = QDockWidget("Vertebrae", self)
         self.results_dock.setObjectName("VertebraeDock")
-        self.results_dock.setWidget(self.results)
+        self.results_dock.setWidget(self.vertebra_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.results_dock)
         self.resizeDocks([self.results_dock], [440], Qt.Orientation.Horizontal)
         self.errors = ErrorReporter(self, self.show_dialogs)
@@ -116,6 +129,8 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self.actions = build_actions(self)
         self.results.vertebra_clicked.connect(self._on_vertebra_clicked)
         self.views.vertebra_picked.connect(self._on_vertebra_clicked)
+        self.results.visibility_changed.connect(self.views.mesh_view.set_mesh_visible)
+        self.views.mesh_opacity.valueChanged.connect(self._on_mesh_opacity_changed)
         self.resize(1600, 900)
 
     def _connect_session(self) -> None:
@@ -165,17 +180,17 @@ class MainWindow(FileActionsMixin, QMainWindow):
 
     def task_error(self, role: str, exc: BaseException, action: str) -> None:
         text = self.errors.report(exc, action)
-        if role in ("load", "mesh") and self._awaiting_ready:
+        if role in ("load", "analyze", "mesh") and self._awaiting_ready:
             self._awaiting_ready = False
             self.task_failed.emit(text)
 
     def task_cancelled(self, role: str) -> None:
-        if role in ("load", "mesh") and self._awaiting_ready:
+        if role in ("load", "analyze", "mesh") and self._awaiting_ready:
             self._awaiting_ready = False
             self.task_failed.emit("cancelled")
 
     def _check_ready(self) -> None:
-        busy = any(role in self.tasks for role in ("load", "labels", "mesh"))
+        busy = any(role in self.tasks for role in ("load", "labels", "analyze", "mesh"))
         if self._awaiting_ready and not busy and self.session.volume is not None \
                 and not self.session.stale_mesh_ids:
             self._awaiting_ready = False
@@ -200,8 +215,11 @@ class MainWindow(FileActionsMixin, QMainWindow):
 
     def _on_study_loaded(self, study: jobs.LoadedStudy) -> None:
         if study.volume is None:
-            self._awaiting_ready = False
-            self.pick_series(study)
+            if self.ask_series:
+                self._awaiting_ready = False
+                self.pick_series(study)
+            else:
+                self._series_needed(study)
             return
         self._reset_camera = True
         self.session.set_volume(study.volume, str(study.paths.scan))
@@ -214,25 +232,31 @@ class MainWindow(FileActionsMixin, QMainWindow):
     def _on_labels_loaded(self, value) -> None:
         labels, note = value
         self._reset_camera = True
+        self.analysis_warnings = []
         self.session.set_labels(labels)
         if note:
             self.statusBar().showMessage(f"Note: {note}", 10000)
 
     # --- session -> views ---------------------------------------------------------------------
     def _on_volume_changed(self) -> None:
+        from spine_core.plan import PlanInfo
+
+        self.analysis, self.analysis_warnings = {}, []
+        self.plan_info, self.plan_path = PlanInfo(), None
         self.views.set_volume(self.session.volume)
         self._update_actions()
 
-    def _on_labels_changed(self, _touched) -> None:
+    def _on_labels_changed(self, touched) -> None:
         labels = self.session.labels
         self.views.set_labels(labels)
-        self.rows = vertebra_rows(labels) if labels is not None else []
-        self.results.set_rows(self.rows)
-        self.results.select_vertebra(self.session.selected)
+        self._forget_analysis(touched)
+        self.refresh_rows()
         stale = set(self.session.stale_mesh_ids)
         if labels is not None and stale:
             self.run_task("mesh", f"Meshing {len(stale)} vertebrae", jobs.make_meshes, labels, stale,
-                          on_result=self._on_meshes_made)
+                          dict(self.session.meshes), on_result=self._on_meshes_made)
+        if self.session.history.can_undo():
+            self.schedule_autosave()
         self._update_actions()
 
     def _on_meshes_made(self, value) -> None:
@@ -283,6 +307,10 @@ class MainWindow(FileActionsMixin, QMainWindow):
             action.setEnabled(session.volume is not None)
         for action in actions.needs_meshes:
             action.setEnabled(bool(session.meshes))
+        actions.save_plan.setEnabled(session.labels is not None)
+        actions.analyze.setEnabled(session.volume is not None and self.segment_fn is not None)
+        actions.analyze.setToolTip("Find, segment and number every vertebra (Ctrl+R)" if self.segment_fn
+                                   else f"Analysis is unavailable: {self.segment_unavailable}")
 
     # --- pictures and closing -----------------------------------------------------------------
     def grab_window(self) -> QPixmap:
@@ -305,5 +333,6 @@ class MainWindow(FileActionsMixin, QMainWindow):
             relay.worker.cancel()
         self.pool.waitForDone()
         self.tasks.clear()
+        self.mark_clean_close()
         self.views.close_views()
         super().closeEvent(event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu, QSlider, QToolBar
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QSlider, QToolBar
 from PySide6.QtCore import Qt
 
 from viewers.slice_view import WINDOW_PRESETS
@@ -20,6 +20,11 @@ class WindowActions:
     recent_menu: QMenu
     presets: dict[str, QAction]
     opacity_slider: QSlider
+    analyze: QAction
+    paint: QAction
+    erase: QAction
+    radius: QDoubleSpinBox
+    save_plan: QAction
 
 
 def _action(window, menu, text, slot, shortcut=None, tip="") -> QAction:
@@ -40,11 +45,16 @@ def build_actions(window: QMainWindow) -> WindowActions:
                         "Open a NIfTI, NRRD, MHA, DICOM file or zip")
     open_dir = _action(window, file_menu, "Open &DICOM folder...", window.choose_scan_folder, "Ctrl+Shift+O")
     recent = file_menu.addMenu("Open &recent")
+    open_plan = _action(window, file_menu, "Open &plan...", window.choose_open_plan, "Ctrl+Shift+P",
+                        "Open a saved plan with the scan it was made on")
     file_menu.addSeparator()
+    save_plan = _action(window, file_menu, "&Save plan...", window.choose_save_plan, QKeySequence.StandardKey.Save,
+                        "Labels, edit history and scan reference in one .spineplan file")
     open_labels = _action(window, file_menu, "Open &labels...", window.choose_labels_file, "Ctrl+L")
-    save_labels = _action(window, file_menu, "&Save labels...", window.choose_labels_target, QKeySequence.StandardKey.Save)
+    save_labels = _action(window, file_menu, "Save labels (&NIfTI)...", window.choose_labels_target, "Ctrl+Alt+S")
     export = _action(window, file_menu, "&Export meshes...", window.choose_export, "Ctrl+E")
     shot = _action(window, file_menu, "Save screens&hot...", window.choose_screenshot, "Ctrl+Shift+S")
+    shot3d = _action(window, file_menu, "Save 3D &view picture...", window.choose_screenshot_3d)
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
 
@@ -62,10 +72,44 @@ def build_actions(window: QMainWindow) -> WindowActions:
                 "Every label becomes the level below (T12 -> L1)"),
         _action(window, edit_menu, "&Merge vertebra into...", window.choose_merge, "Ctrl+M"),
         _action(window, edit_menu, "&Delete vertebra", window.delete_selected, QKeySequence.StandardKey.Delete),
+        _action(window, edit_menu, "S&plit vertebra (plane)", window.split_selected, "Ctrl+T",
+                "Split at the plane through its centroid across the spine; the lower part gets the next level"),
+        _action(window, edit_menu, "Split vertebra (&pieces)", lambda: window.split_selected("components"),
+                "Ctrl+Shift+T", "Split into its connected pieces; the lower pieces get the next level"),
     ]
+    paint = _action(window, edit_menu, "&Paint brush", lambda: _toggle(window, "paint"), "B",
+                    "Drag on a slice to add voxels to the selected vertebra")
+    erase = _action(window, edit_menu, "&Eraser", lambda: _toggle(window, "erase"), "Shift+B",
+                    "Drag on a slice to remove voxels of the selected vertebra")
+    for action in (paint, erase):
+        action.setCheckable(True)
+    edits += [paint, erase]
+    edit_menu.addSeparator()
+    _action(window, edit_menu, "Pre&ferences...", window.choose_preferences)
+    analysis_menu = bar.addMenu("&Analysis")
+    analyze = _action(window, analysis_menu, "&Analyze", window.analyze, "Ctrl+R",
+                      "Find, segment and number every vertebra")
     presets, opacity = _build_view_menu(window, bar.addMenu("&View"))
-    _build_toolbar(window, [open_file, open_dir, open_labels, save_labels, export], undo, redo, opacity)
-    return WindowActions(undo, redo, edits, [open_labels, shot], [export], recent, presets, opacity)
+    radius = _radius_box(window)
+    _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
+                   [undo, redo, paint, erase], radius, opacity)
+    return WindowActions(undo, redo, edits, [open_labels, shot, shot3d], [export], recent, presets, opacity,
+                         analyze, paint, erase, radius, save_plan)
+
+
+def _toggle(window, mode: str) -> None:
+    window.set_brush_mode("" if window.brush_mode == mode else mode)
+
+
+def _radius_box(window) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.5, 30.0)
+    box.setSingleStep(0.5)
+    box.setSuffix(" mm")
+    box.setToolTip("Brush radius")
+    box.setValue(window.brush_radius_mm())
+    box.valueChanged.connect(window.set_brush_radius)
+    return box
 
 
 def _build_view_menu(window, menu: QMenu):
@@ -77,8 +121,10 @@ def _build_view_menu(window, menu: QMenu):
         group.addAction(action)
         presets[name] = action
     menu.addSeparator()
-    for text, view in (("3D: anterior", "anterior"), ("3D: lateral", "lateral"), ("3D: axial", "axial")):
-        _action(window, menu, text, lambda v=view: window.views.mesh_view.set_standard_view(v))
+    for text, view, key in (("3D: anterior (AP)", "anterior", "Ctrl+1"), ("3D: lateral", "lateral", "Ctrl+2"),
+                            ("3D: axial", "axial", "Ctrl+3")):
+        _action(window, menu, text, lambda v=view: window.views.mesh_view.set_standard_view(v), key)
+    _action(window, menu, "Reset views", window.views.reset_views, "Ctrl+0")
     opacity = QSlider(Qt.Orientation.Horizontal)
     opacity.setRange(0, 100)
     opacity.setFixedWidth(110)
@@ -92,7 +138,7 @@ def _build_view_menu(window, menu: QMenu):
     return presets, opacity
 
 
-def _build_toolbar(window, file_actions, undo, redo, opacity) -> None:
+def _build_toolbar(window, file_actions, edit_actions, radius, opacity) -> None:
     toolbar = QToolBar("Main")
     toolbar.setObjectName("MainToolbar")
     toolbar.setMovable(False)
@@ -100,8 +146,9 @@ def _build_toolbar(window, file_actions, undo, redo, opacity) -> None:
     for action in file_actions:
         toolbar.addAction(action)
     toolbar.addSeparator()
-    toolbar.addAction(undo)
-    toolbar.addAction(redo)
+    for action in edit_actions:
+        toolbar.addAction(action)
+    toolbar.addWidget(radius)
     toolbar.addSeparator()
     toolbar.addWidget(QLabel(" Window "))
     combo = QComboBox()

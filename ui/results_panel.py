@@ -1,4 +1,5 @@
-"""The vertebra table: name, volume (mL), centroid (LPS mm) and flags, in cranio-caudal order."""
+"""The vertebra table: show/hide + name, volume (mL), confidence, centroid (LPS mm) and flags, in
+cranio-caudal order. Flag cells are coloured (amber: check; red: low confidence) so they catch the eye."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,11 +12,17 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from spine_core.labels import CRANIOCAUDAL, DISC_OFFSET, is_disc, label_color
 from spine_core.volume import LabelMap
 
-COLUMNS = ("Vertebra", "Volume (mL)", "Centroid L, P, S (mm)", "Flags")
+COLUMNS = ("Vertebra", "Volume (mL)", "Confidence", "Flags", "Centroid L, P, S (mm)")
+NAME, VOLUME, CONFIDENCE, FLAGS, CENTROID = range(5)
 FLAG_HELP = {"at edge": "touches the scan border: may be cut off",
              "small": "much smaller than the median vertebra: check the segmentation",
-             "gap above": "the level above is missing: check the numbering"}
+             "gap above": "the level above is missing: check the numbering",
+             "low confidence": "the analysis is unsure of this vertebra: check its outline and number",
+             "L6 candidate": "a sixth lumbar vertebra (transitional): confirm the count from C2 or the sacrum",
+             "T13 candidate": "a thirteenth thoracic vertebra (transitional): confirm the rib count"}
 SMALL_FRACTION = 0.4        # a vertebra under 40 % of the median volume is flagged
+LOW_CONFIDENCE = 0.5
+_AMBER, _RED = QColor(120, 84, 10), QColor(130, 30, 30)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class VertebraRow:
     volume_ml: float
     centroid: np.ndarray          # LPS mm
     flags: tuple[str, ...]
+    confidence: float | None = None   # from the analysis; None when loaded or edited since
 
 
 def craniocaudal_key(label_id: int) -> tuple[int, int]:
@@ -34,8 +42,10 @@ def craniocaudal_key(label_id: int) -> tuple[int, int]:
     return rank, int(is_disc(label_id))
 
 
-def vertebra_rows(labels: LabelMap) -> list[VertebraRow]:
-    """One row per label: voxel counts and centroids from one pass over the labelled voxels."""
+def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
+    """One row per label: voxel counts and centroids from one pass over the labelled voxels.
+    ``analysis`` ({id: VertebraResult}) adds confidences and the pipeline's own flags."""
+    analysis = analysis or {}
     flat = labels.array.reshape(-1)
     where = np.flatnonzero(flat)
     if where.size == 0:
@@ -58,10 +68,31 @@ def vertebra_rows(labels: LabelMap) -> list[VertebraRow]:
         gap = _gap_above(label_id, ids[:n])
         if gap:
             flags.append(gap)
+        flags.extend(_analysis_flags(label_id, analysis.get(label_id), flags))
+        result = analysis.get(label_id)
         centroid = labels.index_to_lps(sums[label_id] / counts[label_id])
         rows.append(VertebraRow(label_id, labels.names.get(label_id, str(label_id)),
-                                counts[label_id] * voxel_ml, centroid, tuple(flags)))
+                                counts[label_id] * voxel_ml, centroid, tuple(flags),
+                                None if result is None else float(result.confidence)))
     return rows
+
+
+def _analysis_flags(label_id: int, result, flags: list[str]) -> list[str]:
+    """Transitional-vertebra candidates, low confidence, and the pipeline's flags not shown yet."""
+    extra = {25: ["L6 candidate"], 28: ["T13 candidate"]}.get(label_id, [])
+    if result is not None:
+        if result.confidence < LOW_CONFIDENCE:
+            extra.append("low confidence")
+        for flag in result.flags:
+            flag = "at edge" if "border" in flag else flag
+            extra.append(flag)
+    seen = set(flags)
+    return [f for f in dict.fromkeys(extra) if f not in seen]
+
+
+def review_summary(rows: list[VertebraRow]) -> list[str]:
+    """One line per flagged vertebra, for the warnings banner."""
+    return [f"{row.name}: {', '.join(row.flags)}" for row in rows if row.flags]
 
 
 def _ids_on_border(array: np.ndarray) -> set[int]:
@@ -80,9 +111,11 @@ def _gap_above(label_id: int, above: list[int]) -> str:
 
 
 class ResultsPanel(QTableWidget):
-    """Rows of vertebra_rows(); clicking a row emits ``vertebra_clicked(id)``."""
+    """Rows of vertebra_rows(); clicking a row emits ``vertebra_clicked(id)``; the name's check box
+    shows or hides the vertebra in 3D (``visibility_changed(id, shown)``)."""
 
     vertebra_clicked = Signal(int)
+    visibility_changed = Signal(int, bool)
 
     def __init__(self, parent=None) -> None:
         super().__init__(0, len(COLUMNS), parent)
@@ -98,27 +131,50 @@ class ResultsPanel(QTableWidget):
         header.setStretchLastSection(True)
         self.setMinimumWidth(430)
         self.rows: list[VertebraRow] = []
+        self.hidden: set[int] = set()
         self.cellClicked.connect(self._on_cell_clicked)
+        self.itemChanged.connect(self._on_item_changed)
 
     def set_rows(self, rows: list[VertebraRow]) -> None:
         self.rows = list(rows)
         self.blockSignals(True)
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            cells = (row.name, f"{row.volume_ml:.1f}", ", ".join(f"{v:.1f}" for v in row.centroid),
-                     "; ".join(row.flags))
+            confidence = "edited" if row.confidence is None else f"{row.confidence:.2f}"
+            cells = (row.name, f"{row.volume_ml:.1f}", confidence if self._analysed() else "",
+                     "; ".join(row.flags), ", ".join(f"{v:.1f}" for v in row.centroid))
             for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, row.label_id)
-                if c in (1, 2):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 0:
-                    item.setForeground(QBrush(QColor(*label_color(row.label_id))))
-                if c == 3 and row.flags:
-                    item.setForeground(QBrush(QColor("#f0b040")))
-                    item.setToolTip("\n".join(f"{f}: {FLAG_HELP.get(f, f)}" for f in row.flags))
-                self.setItem(r, c, item)
+                self.setItem(r, c, self._item(row, c, text))
         self.blockSignals(False)
+
+    def _analysed(self) -> bool:
+        return any(row.confidence is not None for row in self.rows)
+
+    def _item(self, row: VertebraRow, column: int, text: str) -> QTableWidgetItem:
+        item = QTableWidgetItem(text)
+        item.setData(Qt.ItemDataRole.UserRole, row.label_id)
+        if column in (VOLUME, CONFIDENCE, CENTROID):
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if column == NAME:
+            item.setForeground(QBrush(QColor(*label_color(row.label_id))))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            shown = row.label_id not in self.hidden
+            item.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
+            item.setToolTip("Tick to show this vertebra in 3D")
+        low = row.confidence is not None and row.confidence < LOW_CONFIDENCE
+        if (column == FLAGS and row.flags) or (column == CONFIDENCE and low):
+            item.setBackground(QBrush(_RED if low else _AMBER))
+            item.setForeground(QBrush(QColor("#ffffff")))
+            item.setToolTip("\n".join(f"{f}: {FLAG_HELP.get(f, f)}" for f in row.flags))
+        return item
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() != NAME:
+            return
+        label_id = int(item.data(Qt.ItemDataRole.UserRole))
+        shown = item.checkState() == Qt.CheckState.Checked
+        (self.hidden.discard if shown else self.hidden.add)(label_id)
+        self.visibility_changed.emit(label_id, shown)
 
     def names(self) -> list[str]:
         return [row.name for row in self.rows]

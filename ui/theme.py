@@ -17,6 +17,8 @@ QStatusBar { background: #1d2026; color: #c8ccd4; }
 QToolBar { background: #1d2026; border: 0; spacing: 4px; }
 QProgressBar { border: 1px solid #3a3f48; border-radius: 3px; text-align: center; height: 14px; }
 QProgressBar::chunk { background: #2f6db5; }
+QLabel#WarningsBanner { background: #4a3510; color: #ffe3a0; border: 1px solid #8a6420;
+                        padding: 4px 6px; }
 """
 
 

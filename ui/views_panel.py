@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from spine_core.meshes import VertebraMesh
 from spine_core.volume import LabelMap, Volume
@@ -42,14 +42,21 @@ class ViewsPanel(QWidget):
 
     crosshair_changed = Signal(float, float, float)
     vertebra_picked = Signal(int)
+    stroke_started = Signal(str, float, float, float)     # plane, LPS mm
+    stroke_moved = Signal(str, float, float, float)
+    stroke_finished = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.slices = {plane: SliceView(plane) for plane in PLANES}
         self.mesh_view = MeshView()
         self.mesh_view.setMinimumWidth(120)
-        for view in self.slices.values():
+        for plane, view in self.slices.items():
             view.crosshair_changed.connect(self._on_crosshair_changed)
+            view.window_changed.connect(self._on_window_changed)
+            view.stroke_started.connect(lambda x, y, z, p=plane: self.stroke_started.emit(p, x, y, z))
+            view.stroke_moved.connect(lambda x, y, z, p=plane: self.stroke_moved.emit(p, x, y, z))
+            view.stroke_finished.connect(lambda p=plane: self.stroke_finished.emit(p))
         self.mesh_view.vertebra_picked.connect(self.vertebra_picked)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
@@ -72,7 +79,32 @@ class ViewsPanel(QWidget):
             button.setToolTip(f"3D view: {view}")
             button.clicked.connect(lambda _=False, v=view: self.mesh_view.set_standard_view(v))
             buttons.append(button)
-        return buttons
+        reset = QPushButton("Reset")
+        reset.setFlat(True)
+        reset.setFixedSize(44, 20)
+        reset.setToolTip("Reset every view: whole slices, AP 3D view")
+        reset.clicked.connect(self.reset_views)
+        self.mesh_opacity = QSlider(Qt.Orientation.Horizontal)
+        self.mesh_opacity.setRange(10, 100)
+        self.mesh_opacity.setValue(100)
+        self.mesh_opacity.setFixedWidth(70)
+        self.mesh_opacity.setToolTip("3D opacity")
+        self.mesh_opacity.valueChanged.connect(lambda v: self.mesh_view.set_opacity(v / 100.0))
+        return buttons + [reset, self.mesh_opacity]
+
+    def reset_views(self) -> None:
+        for view in self.slices.values():
+            view.reset_view()
+        self.mesh_view.set_standard_view("anterior")
+
+    def set_brush(self, radius_mm: float | None) -> None:
+        for view in self.slices.values():
+            view.set_brush(radius_mm)
+
+    def _on_window_changed(self, width: float, level: float) -> None:
+        for view in self.slices.values():
+            if view.window != (width, level):
+                view.set_window(width, level)
 
     # --- data ---------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
@@ -89,10 +121,10 @@ class ViewsPanel(QWidget):
         self.mesh_view.set_meshes(meshes, reset_camera=reset_camera)
 
     def highlight(self, label_id: int) -> None:
-        """Show every mesh opaque. (Dimming the others made translucent vertebrae muddy; the
-        selection shows in the table and the slices instead.)"""
+        """Lighten the selected vertebra in 3D. (Dimming the others made translucent vertebrae
+        muddy.)"""
         if self.mesh_view.plotter is not None:
-            self.mesh_view.set_opacity(1.0)
+            self.mesh_view.set_highlight(label_id)
 
     # --- display ------------------------------------------------------------------------------
     def set_window_preset(self, name: str) -> None:
@@ -111,6 +143,8 @@ class ViewsPanel(QWidget):
                 view.set_crosshair(lps)
         finally:
             self._syncing = False
+        if self.mesh_view.plotter is not None:
+            self.mesh_view.set_marker(self.crosshair())
         self.crosshair_changed.emit(*(float(v) for v in np.asarray(lps)))
 
     def crosshair(self) -> np.ndarray:

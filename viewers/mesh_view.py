@@ -14,7 +14,7 @@ import weakref
 from typing import Iterable, Mapping
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 from vtkmodules.vtkRenderingCore import vtkCellPicker
@@ -23,6 +23,9 @@ from spine_core.labels import label_color
 from spine_core.meshes import VertebraMesh
 
 _NAMES_ACTOR = "vertebra_names"
+_MARKER_ACTOR = "crosshair_marker"
+_MARKER_RGB = (1.0, 0.86, 0.0)             # the slice views' crosshair colour
+HIGHLIGHT_WHITE = 0.45                     # the selected vertebra is lightened this much
 _BACKGROUND = (0.09, 0.10, 0.12)
 # Camera direction of projection (from camera towards the focal point) and view-up, in LPS.
 STANDARD_VIEWS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -65,6 +68,12 @@ class MeshView(QWidget):
         self._opacity = 1.0
         self._names_visible = True
         self._press: tuple[int, int] | None = None
+        self._highlighted = 0
+        self._marker_radius = 2.5
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(30)
+        self._render_timer.timeout.connect(self._on_render_timer_timeout)
         self._picker = vtkCellPicker()
         self._picker.SetTolerance(0.0005)
         # VTK keeps its observers alive: give it weak callbacks so this widget can be freed.
@@ -107,6 +116,8 @@ class MeshView(QWidget):
             smooth_shading=True, opacity=self._opacity, specular=0.2, reset_camera=False, render=False)
         actor.SetVisibility(label_id not in self._hidden)
         self._meshes[label_id], self._actors[label_id] = mesh, actor
+        if label_id == self._highlighted:
+            self._style(label_id, True)
 
     def _remove(self, label_id: int) -> None:
         actor = self._actors.pop(label_id, None)
@@ -135,6 +146,44 @@ class MeshView(QWidget):
             if label_id in self._actors:
                 self._actors[label_id].prop.opacity = opacity
         self.plotter.render()
+
+    def set_highlight(self, label_id: int) -> None:
+        """Lighten the selected vertebra (0: none); the others keep their colours."""
+        previous, self._highlighted = self._highlighted, int(label_id)
+        self._style(previous, False)
+        self._style(self._highlighted, True)
+        self.plotter.render()
+
+    @property
+    def highlighted(self) -> int:
+        return self._highlighted
+
+    def _style(self, label_id: int, on: bool) -> None:
+        actor = self._actors.get(label_id)
+        if actor is None:
+            return
+        rgb = np.array(mesh_rgb(label_id))
+        actor.prop.color = tuple(rgb + (1.0 - rgb) * HIGHLIGHT_WHITE) if on else tuple(rgb)
+        actor.prop.ambient = 0.3 if on else 0.0
+
+    def set_marker(self, lps, radius_mm: float | None = None) -> None:
+        """A small sphere at the slice views' crosshair (LPS mm); rendered on the next idle moment."""
+        import pyvista as pv
+
+        self._marker_radius = float(radius_mm or self._marker_radius)
+        sphere = pv.Sphere(radius=self._marker_radius, center=tuple(float(v) for v in lps),
+                           theta_resolution=16, phi_resolution=16)
+        self.plotter.add_mesh(sphere, name=_MARKER_ACTOR, color=_MARKER_RGB, pickable=False,
+                              reset_camera=False, render=False)
+        self._render_timer.start()
+
+    def marker_center(self) -> np.ndarray | None:
+        actor = self.plotter.actors.get(_MARKER_ACTOR)
+        return None if actor is None else np.array(actor.GetMapper().GetInput().GetCenter())
+
+    def _on_render_timer_timeout(self) -> None:
+        if self.plotter is not None:
+            self.plotter.render()
 
     def set_names_visible(self, visible: bool) -> None:
         self._names_visible = bool(visible)
@@ -236,6 +285,7 @@ class MeshView(QWidget):
 
     def close(self) -> bool:
         """Free the render window (required before the widget is dropped), then close."""
+        self._render_timer.stop()
         self._actors.clear()
         self._meshes.clear()
         self._picker = None

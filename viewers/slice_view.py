@@ -15,6 +15,7 @@ from spine_core.errors import GridMismatch
 from spine_core.labels import label_color
 from spine_core.volume import LabelMap, Volume
 from viewers.slice_geometry import PLANES, SliceGeometry
+from viewers.slice_interaction import SliceInteractionMixin
 
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {   # name: (width, level) in HU
     "bone": (1800.0, 400.0),
@@ -24,11 +25,16 @@ _CROSSHAIR = QColor(255, 220, 0, 170)
 _NAMED_PLANES = ("sagittal", "coronal")   # vertebra names are written on these
 
 
-class SliceView(QWidget):
-    """A slice of one plane. Wheel / arrow keys / PageUp-Down scroll; a left click moves the crosshair."""
+class SliceView(SliceInteractionMixin, QWidget):
+    """A slice of one plane. Wheel / arrow keys / PageUp-Down scroll; a left click moves the crosshair;
+    Ctrl+wheel zooms, middle-drag pans, right-drag sets window/level; in brush mode left-drag paints."""
 
     crosshair_changed = Signal(float, float, float)   # LPS mm
     slice_changed = Signal(int)
+    window_changed = Signal(float, float)             # width, level (HU) after a right-drag
+    stroke_started = Signal(float, float, float)      # brush mode: LPS mm of each dab
+    stroke_moved = Signal(float, float, float)
+    stroke_finished = Signal()
 
     def __init__(self, plane: str = "axial", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +57,7 @@ class SliceView(QWidget):
         self._crosshair = np.zeros(3)
         self._frame: tuple[QImage | None, QImage | None, list] = (None, None, [])
         self._buffers: tuple = ()                     # numpy arrays backing the QImages
+        self._init_interaction()
 
     # --- data ---------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
@@ -203,9 +210,9 @@ class SliceView(QWidget):
         rows, cols = self._geometry.image_size(self.plane)
         row_mm, col_mm = self._geometry.pixel_spacing(self.plane)
         height_mm, width_mm = rows * row_mm, cols * col_mm
-        scale = min(self.width() / width_mm, self.height() / height_mm)
+        scale = min(self.width() / width_mm, self.height() / height_mm) * self._zoom
         w, h = width_mm * scale, height_mm * scale
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        return QRectF((self.width() - w) / 2 + self._pan.x(), (self.height() - h) / 2 + self._pan.y(), w, h)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
@@ -225,6 +232,7 @@ class SliceView(QWidget):
                 self._paint_names(painter, names)
             if self._crosshair_visible:
                 self._paint_crosshair(painter, target)
+            self._paint_brush(painter)
         painter.end()
 
     def _to_widget(self, row: float, col: float) -> QPointF:
@@ -271,24 +279,3 @@ class SliceView(QWidget):
         row = (y - rect.top()) * rows / rect.height() - 0.5
         col = (x - rect.left()) * cols / rect.width() - 0.5
         return self._geometry.pixel_to_lps(self.plane, self._index, row, col)
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802
-        if event.button() == Qt.MouseButton.LeftButton:
-            lps = self.widget_to_lps(event.position().x(), event.position().y())
-            if lps is not None:
-                self.set_crosshair(lps)
-        super().mousePressEvent(event)
-
-    def wheelEvent(self, event) -> None:  # noqa: N802
-        steps = event.angleDelta().y() // 120
-        if steps:
-            self.set_slice(self._index + int(steps))
-        event.accept()
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802
-        step = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
-        if event.key() in step:
-            self.set_slice(self._index + step[event.key()])
-            event.accept()
-        else:
-            super().keyPressEvent(event)

@@ -112,3 +112,57 @@ def test_relabel_meshes_keeps_surfaces_under_new_ids():
     assert moved[L2].name == "L2" and moved[L2].vertices is meshes[L1].vertices
     untouched = relabel_meshes(meshes, rename_vertebra(labels, T11, 17).remap)
     assert untouched[T12] is meshes[T12]
+
+
+def test_split_by_plane_gives_the_lower_half_the_next_level():
+    from spine_core.edits import spine_axis, split_vertebra
+
+    labels = _labels((T11, T12), disc=False)
+    np.testing.assert_allclose(spine_axis(labels), [0, 0, 1])
+    edit = split_vertebra(labels, T12)
+    after = _round_trip(labels, edit)
+    assert after.ids() == [T11, T12, L1] and edit.touched == {T12, L1}
+    ks_upper = np.argwhere(after.array == T12)[:, 2]
+    ks_lower = np.argwhere(after.array == L1)[:, 2]
+    assert ks_lower.max() < ks_upper.min()                      # k grows superior here
+    assert abs(len(ks_upper) - len(ks_lower)) <= 36 * 2
+    with pytest.raises(EditError, match="already exists"):
+        split_vertebra(_labels((T11, T12, L1), disc=False), T12)
+
+
+def test_split_by_components_keeps_the_uppermost_piece():
+    from spine_core.edits import split_vertebra
+
+    labels = _labels((T11,), disc=False)
+    array = labels.array.copy()
+    array[3:9, 3:9, 14:20] = T11                                # a second piece, higher up
+    labels = LabelMap(array, labels.affine)
+    after = _round_trip(labels, split_vertebra(labels, T11, method="components"))
+    assert set(np.argwhere(after.array == T11)[:, 2]) == set(range(14, 20))
+    assert set(np.argwhere(after.array == T12)[:, 2]) == set(range(2, 10))
+    with pytest.raises(EditError, match="one connected piece"):
+        split_vertebra(_labels((T11,), disc=False), T11, method="components")
+
+
+def test_brush_stroke_paints_a_disc_and_undoes_exactly():
+    from spine_core.edits import BrushStroke
+
+    labels = _labels()
+    stroke = BrushStroke(labels, L1, radius_mm=2.0, normal_axis=2)
+    centre = labels.index_to_lps([6, 6, 12])                   # over the disc and background
+    assert stroke.add(centre) > 0
+    stroke.add(labels.index_to_lps([6, 7, 12]))                 # overlapping dab: no double record
+    painted = stroke.preview().array
+    assert np.all(painted[:, :, 12][np.hypot(*np.indices((12, 12)) - 6) <= 2] == L1)
+    assert np.array_equal(painted[:, :, 11], labels.array[:, :, 11])   # one slice only
+    edit = stroke.finish()
+    assert edit.indices.size == len(np.unique(edit.indices)) and edit.nbytes < 200
+    after = _round_trip(labels, edit)
+    assert np.array_equal(after.array, painted) and 100 + T11 in edit.touched
+    eraser = BrushStroke(after, L1, radius_mm=1.0, erase=True, normal_axis=2)
+    eraser.add(centre)
+    erased = _round_trip(after, eraser.finish())
+    assert erased.array[6, 6, 12] == 0 and erased.array[6, 6, 26] == L1
+    assert BrushStroke(labels, T11, 1.0, erase=True).finish() is None
+    with pytest.raises(EditError):
+        BrushStroke(labels, 0, 1.0)

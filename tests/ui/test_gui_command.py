@@ -48,3 +48,35 @@ def test_help_stays_qt_free():
     code = "import sys; from app.cli import build_parser; build_parser(); print('PySide6' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+FAKE = {"SPINEPLAN_PIPELINE": "tests.ui.fake_pipeline:segment"}
+
+
+def test_gui_analyze_screenshot_and_quit(display, tmp_path):
+    from PySide6.QtGui import QImage
+
+    scan, _labels, _ = synthetic_study(tmp_path)
+    out = tmp_path / "analysed.png"
+    result = _spineplan(tmp_path, "gui", scan, "--analyze", "--screenshot", out, "--quit", env=FAKE)
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(out))
+    assert image.width() > 600
+    pixels = np.array([[image.pixelColor(x, y).getRgb()[:3] for x in range(0, image.width(), 3)]
+                       for y in range(0, image.height(), 3)])
+    amber = (np.abs(pixels - (74, 53, 16)).sum(axis=-1) < 20).sum()   # the warnings banner is shown
+    assert amber > 50
+
+
+def test_gui_analyze_exits_2_when_unavailable_or_on_bad_input(display, tmp_path):
+    from spine_core.io import save_volume
+    from tests.conftest import make_volume
+
+    scan, _labels, _ = synthetic_study(tmp_path)
+    result = _spineplan(tmp_path, "gui", scan, "--analyze", "--quit", env={"SPINEPLAN_PIPELINE": "nope:segment"})
+    assert result.returncode == 2 and "unavailable" in result.stderr and "Traceback" not in result.stderr
+    volume = make_volume()
+    volume.array[:] = 0
+    blank = save_volume(volume, tmp_path / "blank.nii.gz")
+    result = _spineplan(tmp_path, "gui", blank, "--analyze", "--quit", env=FAKE)
+    assert result.returncode == 2 and "No spine" in result.stderr

@@ -21,7 +21,7 @@ def test_opens_scan_and_labels_and_lists_vertebrae_in_order(qtbot, window, tmp_p
     rows = _table(window)
     assert [r[0] for r in rows] == ["T11", "T12", "L1"]             # cranio-caudal
     assert float(rows[0][1]) == pytest.approx(16 * 16 * 7 / 1000, abs=0.05)
-    centroid = [float(v) for v in rows[0][2].split(",")]
+    centroid = [float(v) for v in rows[0][4].split(",")]
     expected = label_map.index_to_lps(np.argwhere(label_map.array == T11).mean(axis=0))
     np.testing.assert_allclose(centroid, expected, atol=0.06)
     assert sorted(window.session.meshes) == [T11, T12, L1]

@@ -1,0 +1,91 @@
+"""Accuracy of the CT pipeline on every real shared CT and on a held-out phantom set.
+
+    .venv/bin/python -m benchmarks.eval_accuracy [--pipeline default] [--json OUT] [--only NAME ...]
+
+Each case runs `segment()` on the scan exactly as `spineplan segment` does and scores the result
+against the reference labels with `spine_core.metrics.evaluate` (what `spineplan eval` prints).
+Phantom seeds here (7001+) are never used in training (training uses 1000-1039 and 9001-9002).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from spine_core.io import load_labels, load_scan
+from spine_core.metrics import evaluate
+from spine_core.pipeline.api import SegmentOptions, segment
+from spine_core.resample import resample_to_grid
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct"
+REAL = {"verse006": "image.nii.gz", "verse007": "image.nii.gz", "tptbox_lumbar": "image.nii.gz",
+        "ts_dicom": "dicom"}
+
+
+def phantom_cases():
+    from spine_core.phantom import PhantomOptions
+
+    base = PhantomOptions(spacing_mm=(1.0, 1.0, 1.5), fov_mm=260.0, centre_on_spine=True)
+    return {
+        "ph-lumbar": replace(base, seed=7001, first_level="T10"),
+        "ph-thoracolumbar-scoliosis": replace(base, seed=7002, first_level="T4", last_level="L3",
+                                              curve=replace(base.curve, scoliosis_cobb_deg=35.0)),
+        "ph-partial-fov": replace(base, seed=7003, first_level="L1", last_level="L4", margin_mm=-8.0),
+        "ph-l6-variant": replace(base, seed=7004, first_level="T11", lumbar_count=6),
+        "ph-hardware": replace(base, seed=7005, first_level="T12", hardware_levels=("L3", "L4", "L5")),
+        "ph-osteoporotic-fracture": replace(base, seed=7006, first_level="T8", last_level="L4",
+                                            bone_density=0.4, fractures=(("T12", 0.4),)),
+        "ph-cervical": replace(base, seed=7007, first_level="C1", last_level="T3"),
+    }
+
+
+def load_case(name):
+    if name in REAL:
+        scan = load_scan(SHARED / name / REAL[name])
+        return scan, resample_to_grid(load_labels(SHARED / name / "labels.nii.gz"), scan)
+    from spine_core.phantom import generate_phantom
+
+    phantom = generate_phantom(phantom_cases()[name])
+    return phantom.image, phantom.labels
+
+
+def run_case(name, options):
+    scan, ref = load_case(name)
+    start = time.perf_counter()
+    try:
+        result = segment(scan, options)
+    except Exception as exc:  # noqa: BLE001 - a failed case is a row in the table, not a crash
+        return {"case": name, "error": f"{type(exc).__name__}: {exc}"}
+    seconds = time.perf_counter() - start
+    s = evaluate(result.labels, ref).summary
+    return {"case": name, "seconds": round(seconds, 1), "mean_dice": round(s.mean_dice, 3),
+            "binary_dice": round(s.binary_dice, 3), "identification_rate": round(s.identification_rate, 3),
+            "mean_centroid_error_mm": None if s.mean_centroid_error_mm is None else round(s.mean_centroid_error_mm, 1),
+            "localization_error_mm": None if s.mean_localization_error_mm is None else round(s.mean_localization_error_mm, 1),
+            "level_shift": s.level_shift, "n_ref": s.n_ref, "n_pred": s.n_pred,
+            "flags": sorted({f for v in result.vertebrae for f in v.flags})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline", default="default")
+    parser.add_argument("--json")
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    names = args.only or [*REAL, *phantom_cases()]
+    options = SegmentOptions(pipeline=args.pipeline, device="cpu")
+    rows = []
+    for name in names:
+        rows.append(run_case(name, options))
+        print(json.dumps(rows[-1]), flush=True)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "pipeline": args.pipeline,
+              "cases": rows}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
