@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
 import shutil
 import sys
@@ -18,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from spine_core.errors import SpineError
+from spine_core.io.writers import replace_folder
 
 log = logging.getLogger("spineplan.segment")
 RESULT_FILES = ("labels.nii.gz", "centroids.json", "metrics.json", "segment.log", "meshes")
@@ -66,22 +66,6 @@ def _check_outdir(out: Path) -> None:
         raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
 
 
-def _swap_into_place(staging: Path, out: Path) -> None:
-    backup = None
-    if out.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, backup / out.name)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if backup is not None:
-            os.replace(backup / out.name, out)
-        raise
-    finally:
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-
-
 def write_results(result, volume, staging: Path, pipeline: str, fast: bool) -> None:
     from spine_core.export import ExportOptions, export_meshes
     from spine_core.io.writers import atomic_path, save_labelmap
@@ -126,7 +110,7 @@ def run_segment(volume, out: Path, options, show_progress: bool = True):
         write_results(result, volume, staging, options.pipeline, options.fast)
         log.info("done: %d vertebrae, %s", len(result.vertebrae), result.timings_s)
         handler.close()
-        _swap_into_place(staging, out)
+        replace_folder(staging, out)
         return result
     finally:
         bar.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from spine_core.errors import SpineError
-from spine_core.io.writers import atomic_path
+from spine_core.io.writers import atomic_path, replace_folder
 from spine_core.meshes import VertebraMesh
 from spine_core.progress import NullProgress, Progress
 
@@ -68,7 +67,7 @@ def export_meshes(meshes: Mapping[int, VertebraMesh], folder, options: ExportOpt
                     "source_series_uid": options.source_series_uid, "meshes": entries}
         with atomic_path(staging / MANIFEST) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(staging, folder)
+        replace_folder(staging, folder)
     except OSError as exc:
         raise MeshExportError(f"Could not write the meshes to '{folder}': {exc.strerror or exc}. "
                               "Check free disk space and permissions; nothing was changed.") from exc
@@ -110,23 +109,6 @@ def _write_files(meshes, staging: Path, options: ExportOptions, progress: Progre
                         "n_vertices": mesh.n_vertices, "n_faces": mesh.n_faces,
                         "centroid": [round(float(c), 3) for c in mesh.centroid]})
     return entries
-
-
-def _swap_into_place(staging: Path, folder: Path) -> None:
-    """Rename ``staging`` to ``folder``; an existing export is moved aside first, removed after."""
-    backup = None
-    if folder.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-        os.replace(folder, backup / folder.name)
-    try:
-        os.replace(staging, folder)
-    except OSError:
-        if backup is not None:
-            os.replace(backup / folder.name, folder)
-        raise
-    finally:
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
 
 
 def _face_normals(mesh: VertebraMesh) -> np.ndarray:

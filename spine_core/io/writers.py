@@ -32,6 +32,27 @@ def atomic_path(target, suffix: str = ""):
             os.unlink(tmp)
 
 
+def replace_folder(staging, folder) -> None:
+    """Rename a fully written ``staging`` folder to ``folder``; an existing one is moved aside
+    first and removed after, and put back if the rename fails: never half a result."""
+    import shutil
+
+    staging, folder = Path(staging), Path(folder)
+    backup = None
+    if folder.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+        os.replace(folder, backup / folder.name)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if backup is not None:
+            os.replace(backup / folder.name, folder)
+        raise
+    finally:
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+
+
 def save_volume(volume: Volume, path) -> Path:
     from spine_core.io.readers import volume_to_sitk
 
