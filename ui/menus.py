@@ -51,7 +51,7 @@ def build_actions(window: QMainWindow) -> WindowActions:
     save_plan = _action(window, file_menu, "&Save plan...", window.choose_save_plan, QKeySequence.StandardKey.Save,
                         "Labels, edit history and scan reference in one .spineplan file")
     open_labels = _action(window, file_menu, "Open &labels...", window.choose_labels_file, "Ctrl+L")
-    save_labels = _action(window, file_menu, "Save labels (&NIfTI)...", window.choose_labels_target, "Ctrl+Alt+S")
+    _action(window, file_menu, "Save labels (&NIfTI)...", window.choose_labels_target, "Ctrl+Alt+S")
     export = _action(window, file_menu, "&Export meshes...", window.choose_export, "Ctrl+E")
     shot = _action(window, file_menu, "Save screens&hot...", window.choose_screenshot, "Ctrl+Shift+S")
     shot3d = _action(window, file_menu, "Save 3D &view picture...", window.choose_screenshot_3d)

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from spine_core.io.dicom_writer import DicomOptions, write_dicom_series
 from tests.conftest import make_volume

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 from training import augment  # noqa: E402
 from training.losses import (deep_supervision_loss, dice_bce_loss, focal_heatmap_loss,  # noqa: E402
                              gaussian_heatmaps, heatmap_kl_loss, instance_dice_loss, soft_dice_loss)
-from training.postprocess import cluster_centres, dbscan, peaks_to_points, slice_peaks  # noqa: E402
+from spine_core.pipeline.clustering import cluster_centres, dbscan, peaks_to_points, slice_peaks  # noqa: E402
 
 
 def _blob_target(shape=(1, 1, 16, 16, 16)):

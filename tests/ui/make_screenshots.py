@@ -57,7 +57,7 @@ def main(folder) -> None:
     import os
     import tempfile
 
-    from PySide6.QtCore import QPointF, QSettings
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from ui.main_window import MainWindow

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from training.nets.base import ExportableNet
-from spine_core.pipeline.preprocess import centre_weight_map  # noqa: F401 - one definition, shared with inference
 from training.nets.blocks import AttentionGate, ConvINBlock, unet_decode, upsample_to
 
 

@@ -1,7 +1,7 @@
 """M2 (a): compact 2D centre-heatmap detector on sagittal slices (CenterNet-style small U-Net).
 
 Outputs a vertebra-centre heatmap logit per pixel and, optionally, the box size (extent along the
-slice's two axes, in pixels) regressed at every pixel (read at the peaks). ``training.postprocess``
+slice's two axes, in pixels) regressed at every pixel (read at the peaks). ``spine_core.pipeline.clustering``
 turns per-slice peaks into 3D vertebra centres with DBSCAN.
 """
 from __future__ import annotations
