@@ -17,7 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "resources" / "models"
 
 # Accuracy floors on the shared CTs, to be set by the lead after measuring the shipped models.
-FLOORS = {"binary_dice": 0.0, "mean_dice": 0.0, "identification_rate": 0.0}
+# Measured 2026-11-21 with the shipped CPU-trained models (docs/BENCHMARKS.md, benchmarks/eval_accuracy.py)
+# on verse007, the real case no model trained on: binary Dice 0.714, mean vertebra Dice 0.631,
+# identification 6/7; the localizer alone (m1-only) 0.57 binary Dice. Floors sit a little below so
+# that a regression fails CI.
+FLOORS = {"binary_dice": 0.65, "mean_dice": 0.55, "identification_rate": 0.7}
+M1_FLOOR = 0.5
 
 
 def _write(volume: Volume, path: Path) -> Path:
@@ -79,7 +84,7 @@ def test_m1_localizer_finds_the_spine_of_verse007(shared_data, tmp_path):
     result = spineplan("segment", case / "image.nii.gz", "-o", tmp_path / "out", "--pipeline", "m1-only")
     assert result.returncode == 0, result.stderr
     report = evaluate(load_labels(tmp_path / "out" / "labels.nii.gz"), load_labels(case / "labels.nii.gz"))
-    assert report.summary.binary_dice >= FLOORS["binary_dice"]
+    assert report.summary.binary_dice >= M1_FLOOR
 
 
 @pytest.mark.slow
