@@ -56,13 +56,14 @@ def main_size_class(sizes: np.ndarray, eps: float, min_samples: int = 3) -> np.n
 
 def cluster_centres(points_mm: np.ndarray, eps_mm: float = 6.0, min_samples: int = 3,
                     min_fraction: float = 0.2, sizes: np.ndarray | None = None,
-                    size_eps: float | None = None) -> np.ndarray:
+                    size_eps: float | None = None, axis_scale=(1.0, 1.0, 1.0)) -> np.ndarray:
     """3D centres (k, 3), sorted by the last coordinate descending (cranial first in LPS),
-    from detections ``points_mm`` (n, 3) in mm; ``sizes`` (n, 2) enables the size filter."""
+    from detections ``points_mm`` (n, 3) in mm; ``sizes`` (n, 2) enables the size filter.
+    ``axis_scale`` shrinks distances along an axis for DBSCAN only (centres stay in mm)."""
     points = np.asarray(points_mm, np.float64)
     if sizes is not None and size_eps and len(points):
         points = points[main_size_class(np.asarray(sizes, float), size_eps, min_samples)]
-    labels = dbscan(points, eps_mm, min_samples)
+    labels = dbscan(points * np.asarray(axis_scale, np.float64), eps_mm, min_samples)
     if (labels < 0).all():
         return np.zeros((0, 3))
     counts = np.bincount(labels[labels >= 0])

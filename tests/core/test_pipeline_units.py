@@ -188,3 +188,29 @@ def test_low_variant_margin_is_configurable():
     p = _probs([19, 20, 21, 22, 23, 24, L6, 26], 0.95)
     result = assign_levels(p, LABEL_IDS, _centres(8), SequenceOptions(variant_margin=1e6))
     assert L6 not in result.ids and any("L6 candidate" in f for f in result.flags)
+
+
+def test_lateral_peaks_of_one_vertebra_form_one_cluster_and_pelvis_is_dropped():
+    from spine_core.pipeline.clustering import cluster_centres
+    from spine_core.pipeline.detect import DetectOptions, drop_off_midline
+
+    rng = np.random.default_rng(0)
+    points = []
+    for s in (0.0, 30.0, 60.0, 90.0):                       # four vertebrae 30 mm apart
+        for lateral in (-24.0, -10.0, 0.0, 10.0, 24.0):     # pedicles and processes peak too
+            points.append(rng.normal([lateral, 0.0, s], 1.0, (4, 3)))
+    points.append(rng.normal([-60.0, 10.0, -20.0], 1.0, (12, 3)))   # an iliac wing
+    points = np.concatenate(points)
+    o = DetectOptions()
+    centres = cluster_centres(points, 6.0, axis_scale=(o.lateral_scale, 1.0, 1.0))
+    centres = drop_off_midline(centres, o.max_off_midline_mm)
+    assert len(centres) == 4
+    assert np.allclose(centres[:, 2], [90, 60, 30, 0], atol=2) and np.all(np.abs(centres[:, 0]) < 3)
+
+
+def test_midline_follows_a_scoliotic_curve():
+    from spine_core.pipeline.detect import drop_off_midline
+
+    s = np.arange(0, 300, 30.0)
+    centres = np.column_stack([40 * np.sin(s / 300 * np.pi), np.zeros_like(s), s])   # 40 mm apex shift
+    assert len(drop_off_midline(centres, 30.0)) == len(centres)
