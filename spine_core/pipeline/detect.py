@@ -27,7 +27,7 @@ class DetectOptions:
     lateral_scale: float = 0.25
     # Iliac wings and ribs also peak; vertebrae lie on a midline that may curve (scoliosis), so a
     # centre is compared with the median of its neighbours within +-60 mm cranio-caudally.
-    max_off_midline_mm: float = 30.0
+    max_off_midline_mm: float = 20.0
     batch: int = 8                 # slices per onnxruntime call
     divisor: int = 8               # the detector's total down-sampling
 

@@ -106,5 +106,25 @@ class LabelStage(Stage):
             ctx.levels = placeholder_levels(ctx.instances)
             return
         label_ids = list(ctx.models.get(LABELER_ID).card.label_ids)
+        probs = keep_at_most_levels(ctx, probs)
         result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence)
         ctx.levels = Levels(result.ids, result.probability, result.flags)
+
+
+def keep_at_most_levels(ctx: Context, probs: np.ndarray) -> np.ndarray:
+    """More candidates than the spine has levels (rib heads, pelvis) cannot all be vertebrae: keep
+    those the segmentation is surest of, drop the rest from the result and say so."""
+    from spine_core.pipeline.sequence import chain
+    from spine_core.labels import L6, T13
+
+    inst = ctx.instances
+    limit = len(chain((T13, L6)))
+    if len(inst.centres_mm) <= limit:
+        return probs
+    keep = np.sort(np.argsort(-np.asarray(inst.seg_probability))[:limit])
+    remap = np.zeros(len(inst.centres_mm) + 1, inst.owner.dtype)
+    remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=inst.owner.dtype)
+    ctx.warn(f"{len(inst.centres_mm) - limit} candidate structures were discarded: more than the spine "
+             "has levels were found; review the result")
+    ctx.instances = Instances(inst.grid, remap[inst.owner], inst.centres_mm[keep], inst.seg_probability[keep])
+    return probs[keep]

@@ -31,7 +31,7 @@ def _ort():
     import onnxruntime as ort
 
     # The GPU wheel logs an error-level line whenever CUDA is absent; the fallback is expected.
-    ort.set_default_logger_severity(3)
+    ort.set_default_logger_severity(4)   # fatal only: real failures still raise
     return ort
 
 

@@ -214,3 +214,24 @@ def test_midline_follows_a_scoliotic_curve():
     s = np.arange(0, 300, 30.0)
     centres = np.column_stack([40 * np.sin(s / 300 * np.pi), np.zeros_like(s), s])   # 40 mm apex shift
     assert len(drop_off_midline(centres, 30.0)) == len(centres)
+
+
+def test_more_candidates_than_levels_are_trimmed_not_a_crash():
+    from types import SimpleNamespace
+
+    from spine_core.pipeline.labeling import keep_at_most_levels
+    from spine_core.pipeline.sequence import chain
+    from spine_core.pipeline.stages import Instances
+    from spine_core.labels import L6, T13
+
+    n = len(chain((T13, L6))) + 3
+    owner = np.arange(1, n + 1, dtype=np.int16).reshape(n, 1, 1)
+    grid = Volume(np.zeros((n, 1, 1), np.int16), np.eye(4))
+    confidence = np.linspace(1.0, 0.5, n)
+    confidence[[4, 9, 14]] = 0.1                     # three weak candidates (rib heads, say)
+    ctx = SimpleNamespace(instances=Instances(grid, owner, np.zeros((n, 3)), confidence), warnings=[])
+    ctx.warn = ctx.warnings.append
+    probs = keep_at_most_levels(ctx, np.ones((n, 5)))
+    assert len(probs) == n - 3 and len(ctx.instances.centres_mm) == n - 3
+    assert sorted(set(np.unique(ctx.instances.owner)) - {0}) == list(range(1, n - 2))
+    assert ctx.instances.owner[4, 0, 0] == 0 and "discarded" in ctx.warnings[0]
