@@ -1,7 +1,7 @@
 """`spineplan quickstart`: what `./run.sh` runs with no arguments, the best of the product today.
 
 The demo study is written (or reused), then opened in the workstation where a display exists;
-elsewhere a command-line summary of the scan and its vertebrae is printed.
+elsewhere the automatic analysis runs and is printed with its accuracy against the reference labels.
 """
 from __future__ import annotations
 
