@@ -213,7 +213,7 @@ def _add_common(p) -> None:
     from spine_core.pipeline.runtime import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default="auto", help="where the models run (default auto)")
-    p.add_argument("--pipeline", default="default", help="analysis pipeline: default (M1 + M2) or m1-only")
+    p.add_argument("--pipeline", default="default", help="analysis pipeline: default (M1 + M2), m3 (M1 + the joint network) or m1-only")
     p.add_argument("--models", metavar="DIR", help="folder of models (default: the installed ones)")
 
 

@@ -20,6 +20,27 @@ def _read_config(path, model: str) -> dict:
     return config
 
 
+def apply_overrides(config: dict, settings: list[str]) -> dict:
+    """``section.key=value`` pairs (value parsed as JSON, else kept as text) over the config: the
+    ablation runs differ from the shipped config by one setting and say so in their command."""
+    for item in settings or []:
+        key, sep, raw = item.partition("=")
+        path = [p for p in key.strip().split(".") if p]
+        if not sep or len(path) < 2:
+            raise SpineError(f"--set '{item}' is not SECTION.KEY=VALUE (e.g. net.long_range=transformer).")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = config
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpineError(f"--set '{item}': '{part}' is not a section of the config.")
+        node[path[-1]] = value
+    return config
+
+
 def _require_torch() -> None:
     try:
         import torch  # noqa: F401
@@ -32,9 +53,10 @@ def cmd_train(args) -> int:
     _require_torch()
     from training.trainer import run_training
 
-    config = _read_config(args.config, args.model)
+    config = apply_overrides(_read_config(args.config, args.model), args.set)
     out = Path(args.out or Path("runs") / args.model)
     command = " ".join(["spineplan train", args.model, "--config", shlex.quote(str(args.config))]
+                       + [f"--set {shlex.quote(s)}" for s in args.set or []]
                        + [f"--{k} {shlex.quote(str(v))}" for k, v in (("resume", args.resume), ("out", out)) if v])
     try:
         last = run_training(config, out, resume=args.resume, command=command)
@@ -49,6 +71,8 @@ def add_train(sub) -> None:
     p.add_argument("model", choices=MODELS, help="which network")
     p.add_argument("--config", required=True, help="JSON: net, data and optim settings "
                    "(examples in training/configs/)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one config setting (JSON value), e.g. net.long_range=transformer; repeatable")
     p.add_argument("--resume", help="checkpoint (.pt) to continue from")
     p.add_argument("--out", help="output folder (default runs/MODEL)")
     p.set_defaults(func=cmd_train)

@@ -142,7 +142,34 @@ def unsharp(x, gen=None, sigma=1.0, amount=0.5):
     return (x + amount * (x - blur(x, sigma=sigma))).clamp(0, 1)
 
 
-STRONG_OPS = (intensity_scale_shift, gamma, gaussian_noise, salt_pepper, poisson_noise, speckle, blur, unsharp)
+def median(x, gen=None):
+    """3x3x3 (or 3x3) median: removes salt-and-pepper noise and flattens fine texture."""
+    nd = x.dim() - 2
+    pad = F.pad(x, [1, 1] * nd, mode="replicate")
+    for axis in range(nd):
+        pad = pad.unfold(2 + axis, 3, 1)
+    return pad.reshape(*x.shape, -1).median(dim=-1).values
+
+
+def slice_clahe(x, gen: torch.Generator, clip_limit: float = 0.01):
+    """CLAHE on each axial slice (last spatial axis = S), as M3's strong view does slice-wise."""
+    from skimage.exposure import equalize_adapthist
+
+    clip = float(_rand(gen, 1, 0.5 * clip_limit, 2 * clip_limit))
+    arr = x.detach().cpu().numpy().clip(0, 1)
+    flat = arr.reshape(-1, *arr.shape[-(x.dim() - 2):])
+    if x.dim() == 5:      # (B, C, I, J, K): equalise every (I, J) slice
+        for n in range(flat.shape[0]):
+            for k in range(flat.shape[-1]):
+                flat[n, :, :, k] = equalize_adapthist(flat[n, :, :, k], clip_limit=clip)
+    else:
+        for n in range(flat.shape[0]):
+            flat[n] = equalize_adapthist(flat[n], clip_limit=clip)
+    return torch.from_numpy(flat.reshape(arr.shape).astype(arr.dtype)).to(x.device)
+
+
+STRONG_OPS = (intensity_scale_shift, gamma, gaussian_noise, salt_pepper, poisson_noise, speckle, blur, median,
+              unsharp, slice_clahe)
 
 
 def strong_photometric(x, gen: torch.Generator, n_ops: int = 3):

@@ -35,6 +35,8 @@ class DataConfig:
     phantom_train_seeds: list[int] = field(default_factory=lambda: list(range(1000, 1016)))
     phantom_val_seeds: list[int] = field(default_factory=lambda: [9001, 9002])
     phantom_options: dict = field(default_factory=dict)   # PhantomOptions overrides, e.g. spacing_mm
+    phantom_stream: int = 0                   # fresh random phantoms kept in the training pool
+    phantom_stream_every: int = 25            # batches between replacing the oldest streamed phantom
     toy_train: int = 0                        # synthetic cylinder spines (tests, smoke runs)
     toy_val: int = 0
     foreground_fraction: float = 0.7
@@ -164,12 +166,23 @@ class PatchSampler:
     def __init__(self, cases: list[Prepared], config: DataConfig, seed: int = 0) -> None:
         if not cases:
             raise ValueError("no training cases: check the data section of the config")
-        self.cases, self.config = cases, config
+        self.cases, self.config = list(cases), config
         self.rng = np.random.default_rng(seed)
         self.size = np.asarray(config.patch_size, int)
-        self.pairs = [(c, v) for c, case in enumerate(cases) for v in case.level_voxels]
-        w = np.array([level_weight(v, config.level_weights) for _, v in self.pairs], float)
+        self._index_levels()
+
+    def _index_levels(self) -> None:
+        self.pairs = [(c, v) for c, case in enumerate(self.cases) for v in case.level_voxels]
+        w = np.array([level_weight(v, self.config.level_weights) for _, v in self.pairs], float)
         self.pair_p = w / w.sum() if len(w) else None
+
+    def put(self, case: Prepared, slot: int | None = None) -> None:
+        """Add a case, or replace the one at ``slot`` (the phantom stream's rolling pool)."""
+        if slot is None or slot >= len(self.cases):
+            self.cases.append(case)
+        else:
+            self.cases[slot] = case
+        self._index_levels()
 
     def _centre(self) -> tuple[int, np.ndarray]:
         if self.pairs and self.rng.random() < self.config.foreground_fraction:
@@ -188,6 +201,36 @@ class PatchSampler:
         labels = crop(case.labels, origin, self.size)
         cents = {v: p - origin for v, p in case.centroids.items()}
         return Patch(image, labels, cents, case.name)
+
+
+class PhantomStream:
+    """Fresh random phantoms (anatomy, variants and acquisition drawn from a new seed each time) in a
+    rolling pool of ``phantom_stream`` slots appended to the sampler's cases: every
+    ``phantom_stream_every`` batches the oldest is replaced, so training sees an unbounded variety."""
+
+    FIRST_SEED = 1_000_000      # far from the fixed train (1000+) and validation (7000+, 9000+) seeds
+
+    def __init__(self, sampler: PatchSampler, config: DataConfig, seed: int = 0) -> None:
+        self.sampler, self.config = sampler, config
+        self.next_seed = self.FIRST_SEED + 100_000 * int(seed)
+        self.slots: list[int] = []
+        self.batches = 0
+        for _ in range(config.phantom_stream):
+            self.sampler.put(self._fresh())
+            self.slots.append(len(self.sampler.cases) - 1)
+        self.oldest = 0
+
+    def _fresh(self) -> Prepared:
+        case = prepare(phantom_case(self.next_seed, self.config.phantom_options), self.config)
+        self.next_seed += 1
+        return case
+
+    def tick(self) -> None:
+        self.batches += 1
+        if not self.slots or self.batches % max(self.config.phantom_stream_every, 1):
+            return
+        self.sampler.put(self._fresh(), self.slots[self.oldest])
+        self.oldest = (self.oldest + 1) % len(self.slots)
 
 
 def _load_all(config: DataConfig, names, seeds, toys, toy_offset) -> list[Prepared]:

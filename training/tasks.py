@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from training import augment
-from training.data import DataConfig, PatchSampler, Prepared
+from training.data import DataConfig, PatchSampler, PhantomStream, Prepared
 from training.losses import dice_bce_loss, dice_score
 
 TASKS = {"localizer": "training.tasks:LocalizerTask",
@@ -45,6 +45,8 @@ class Task:
         self.batch_size = int(config.get("optim", {}).get("batch_size", 2))
         self.train_cases, self.val_cases = train, val
         self.sampler = PatchSampler(train, self.data, seed) if train else None
+        self.stream = (PhantomStream(self.sampler, self.data, seed)
+                       if self.sampler is not None and self.data.phantom_stream > 0 else None)
         self.gen = torch.Generator().manual_seed(seed)
         self.geometry = augment.GeometryAug(**self.settings.get("geometry", {}))
         self._val_batches = None
@@ -69,6 +71,8 @@ class Task:
         return {"image": image, "target": ((labels > 0) & (labels < 100)).float()[:, None]}
 
     def batch(self) -> dict:
+        if self.stream is not None:
+            self.stream.tick()
         return self.make_batch(self.patches(self.sampler, self.batch_size), train=True)
 
     def val_batches(self) -> list[dict]:

@@ -13,6 +13,7 @@ LOCALIZER_ID = "ct-spine-localizer"
 DETECTOR_ID = "ct-vertebra-detector"
 VERTEBRA_SEG_ID = "ct-vertebra-seg"
 LABELER_ID = "ct-vertebra-labeler"
+JOINT_ID = "ct-joint-seg-id"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The analysis pipelines by name, the input checks, and ``segment`` itself.
 
 - "default": M1 localize -> M2 detect -> M2 per-vertebra segmentation -> M2 labeling.
+- "m3": M1 localize -> M3 joint segmentation + identification network (one model, both tasks).
 - "m1-only": the localizer's binary mask split into connected components (for comparison); levels
   from the labeler when it is installed, placeholders otherwise.
 """
@@ -72,7 +73,14 @@ def m1_stages() -> list[Stage]:
     return [LocalizeStage(), ComponentsStage(), LabelStage(required=False)]
 
 
-PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m1-only": m1_stages}
+def m3_stages() -> list[Stage]:
+    from spine_core.pipeline.joint import JointStage
+
+    return [LocalizeStage(), JointStage()]
+
+
+PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m3": m3_stages,
+                                                   "m1-only": m1_stages}
 
 
 def check_input(volume: Volume) -> None:

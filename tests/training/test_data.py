@@ -74,3 +74,21 @@ def test_phantom_stream_when_available():
     assert np.array_equal(a.labels.array, b.labels.array), "seeded"
     prepared = prepare(a, DataConfig(spacing_mm=[4.0] * 3))
     assert prepared.centroids and prepared.grid.orientation == "LPS"
+
+
+def test_phantom_stream_replaces_the_oldest_phantom_with_a_fresh_one():
+    from training.data import PatchSampler, PhantomStream, toy_spine_case
+
+    config = DataConfig(spacing_mm=[4.0] * 3, patch_size=[16, 16, 16], phantom_stream=2, phantom_stream_every=3,
+                        phantom_options={"first_level": "L3", "last_level": "L5", "spacing_mm": [4.0] * 3,
+                                         "fov_mm": 120.0, "centre_on_spine": True})
+    sampler = PatchSampler([prepare(toy_spine_case(0), config)], config)
+    stream = PhantomStream(sampler, config, seed=0)
+    names = [c.name for c in sampler.cases]
+    assert names == ["toy0", f"phantom{PhantomStream.FIRST_SEED}", f"phantom{PhantomStream.FIRST_SEED + 1}"]
+    for _ in range(3):
+        stream.tick()
+    assert [c.name for c in sampler.cases] == ["toy0", f"phantom{PhantomStream.FIRST_SEED + 2}", names[2]]
+    assert {sampler.cases[c].name for c, _ in sampler.pairs} == {"toy0", names[2],
+                                                                  f"phantom{PhantomStream.FIRST_SEED + 2}"}
+    assert sampler.sample().image.shape == (1, 16, 16, 16)

@@ -86,6 +86,17 @@ def test_intensity_ops_keep_range_and_shape():
     assert img.shape == x.shape and lab.shape == (2, 12, 12, 12)
 
 
+def test_median_removes_salt_and_pepper_and_clahe_raises_slice_contrast():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.full((1, 1, 10, 10, 6), 0.5)
+    x[0, 0, 4, 4, 2] = 1.0
+    assert torch.allclose(augment.median(x), torch.full_like(x, 0.5))
+    ramp = 0.4 + 0.1 * torch.linspace(0, 1, 32).repeat(32, 1)           # a low-contrast axial slice
+    y = augment.slice_clahe(ramp.expand(1, 1, 32, 32)[..., None].expand(1, 1, 32, 32, 3).contiguous(), gen)
+    assert float(y[0, 0, :, :, 1].std()) > float(ramp.std())
+    assert torch.allclose(y[..., 0], y[..., 2])                         # each slice on its own, same slices
+
+
 def test_dbscan_clusters_detections_into_vertebra_centres():
     rng = np.random.default_rng(0)
     truth = np.array([[40.0, 60.0, 200.0], [41.0, 62.0, 172.0], [42.0, 63.0, 145.0], [42.0, 63.0, 118.0]])

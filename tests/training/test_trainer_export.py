@@ -125,6 +125,25 @@ def test_export_multi_output_models(model, tmp_path):
         assert card.outputs == ["heatmap", "size"] and card.patch_size == [32, 32]
 
 
+def test_set_overrides_one_setting_and_is_recorded_in_the_command(tmp_path):
+    from app.cmd_train import apply_overrides
+    from spine_core.errors import SpineError
+
+    config = apply_overrides(tiny_config("joint", steps=2), ["net.long_range=transformer", "net.cbam=false",
+                                                             "optim.lr=0.005"])
+    assert config["net"]["long_range"] == "transformer" and config["net"]["cbam"] is False
+    assert config["optim"]["lr"] == 0.005
+    with pytest.raises(SpineError, match="SECTION.KEY=VALUE"):
+        apply_overrides(config, ["lr0.1"])
+    path = tmp_path / "joint.json"
+    path.write_text(json.dumps(tiny_config("joint", steps=2)))
+    assert main(["train", "joint", "--config", str(path), "--set", "net.long_range=none",
+                 "--out", str(tmp_path / "run")]) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["net_config"]["long_range"] == "none"
+    assert "--set net.long_range=none" in ckpt["training"]["command"]
+
+
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"model": "joint"}')
