@@ -54,12 +54,16 @@ def cmd_train(args) -> int:
     from training.trainer import run_training
 
     config = apply_overrides(_read_config(args.config, args.model), args.set)
+    for given in (args.init_from, args.resume):
+        if given and not Path(given).is_file():
+            raise SpineError(f"The checkpoint '{given}' does not exist.")
     out = Path(args.out or Path("runs") / args.model)
     command = " ".join(["spineplan train", args.model, "--config", shlex.quote(str(args.config))]
                        + [f"--set {shlex.quote(s)}" for s in args.set or []]
-                       + [f"--{k} {shlex.quote(str(v))}" for k, v in (("resume", args.resume), ("out", out)) if v])
+                       + [f"--{k} {shlex.quote(str(v))}" for k, v in (("init-from", args.init_from),
+                                                                      ("resume", args.resume), ("out", out)) if v])
     try:
-        last = run_training(config, out, resume=args.resume, command=command)
+        last = run_training(config, out, resume=args.resume, command=command, init_from=args.init_from)
     except (ValueError, FileNotFoundError) as exc:
         raise SpineError(f"Training could not start: {exc}") from exc
     print(f"Wrote {last} (metrics: {out / 'metrics.jsonl'})")
@@ -74,6 +78,8 @@ def add_train(sub) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one config setting (JSON value), e.g. net.long_range=transformer; repeatable")
     p.add_argument("--resume", help="checkpoint (.pt) to continue from")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from a trained checkpoint's weights "
+                   "(fine-tuning); optimizer and steps start fresh")
     p.add_argument("--out", help="output folder (default runs/MODEL)")
     p.set_defaults(func=cmd_train)
 

@@ -37,6 +37,11 @@ class DataConfig:
     phantom_options: dict = field(default_factory=dict)   # PhantomOptions overrides, e.g. spacing_mm
     phantom_stream: int = 0                   # fresh random phantoms kept in the training pool
     phantom_stream_every: int = 25            # batches between replacing the oldest streamed phantom
+    unlabelled_cases: list[str] = field(default_factory=list)   # scans without labels (M3 semi-supervised):
+    # NIfTI/NRRD/MHA files, DICOM folders, folders of such files (a site's own studies), or the names
+    # of shared cases (their labels are never read)
+    unlabelled_phantom_seeds: list[int] = field(default_factory=list)   # phantoms used without their labels
+    toy_unlabelled: int = 0
     toy_train: int = 0                        # synthetic cylinder spines (tests, smoke runs)
     toy_val: int = 0
     foreground_fraction: float = 0.7
@@ -173,7 +178,7 @@ class PatchSampler:
 
     def _index_levels(self) -> None:
         self.pairs = [(c, v) for c, case in enumerate(self.cases) for v in case.level_voxels]
-        w = np.array([level_weight(v, self.config.level_weights) for _, v in self.pairs], float)
+        w = np.array([level_weight(v, self.config.level_weights) if v else 1.0 for _, v in self.pairs], float)
         self.pair_p = w / w.sum() if len(w) else None
 
     def put(self, case: Prepared, slot: int | None = None) -> None:
@@ -255,6 +260,51 @@ def load_datasets(config: DataConfig) -> tuple[list[Prepared], list[Prepared]]:
     if overlap:
         raise ValueError(f"cases in both training and validation: {', '.join(sorted(overlap))}")
     return train, val
+
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
+
+
+def unlabelled_scan_paths(entries) -> list[Path]:
+    """Each entry: an image file, a DICOM folder, or a folder holding image files (one scan each)."""
+    paths = []
+    for entry in entries:
+        entry = Path(entry)
+        if not entry.exists():
+            raise FileNotFoundError(f"unlabelled scan '{entry}' does not exist")
+        files = sorted(p for p in entry.iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES)) if entry.is_dir() else []
+        paths += files or [entry]
+    return paths
+
+
+def prepare_unlabelled(image: Volume, name: str, config: DataConfig, max_voxels: int = 4000) -> Prepared:
+    """A scan without labels on the model's grid; patches are centred on bone (``level_voxels[0]``)."""
+    grid = canonical_grid(image, config.spacing_mm)
+    scaled = scale_window(resample_image(image, grid, fill=FILL_HU), config.window)
+    bone = (150.0 - config.window[0]) / (config.window[1] - config.window[0])   # 150 HU
+    idx = np.argwhere(scaled > bone)
+    if len(idx) > max_voxels:
+        idx = idx[np.random.default_rng(0).choice(len(idx), max_voxels, replace=False)]
+    return Prepared(name, scaled, np.zeros(scaled.shape, np.int16), grid, {0: idx} if len(idx) else {}, {},
+                    "unlabelled")
+
+
+def load_unlabelled(config: DataConfig) -> list[Prepared]:
+    """The unlabelled pool: the configured scans (their labels, if any, are never used), phantoms
+    stripped of labels, toy volumes."""
+    from spine_core.io import load_scan
+
+    root = shared_ct_root(config)
+    shared = [n for n in config.unlabelled_cases if not Path(n).exists() and (root / n).is_dir()]
+    cases = [prepare_unlabelled(load_shared_case(root, n).image, n, config) for n in shared]
+    paths = unlabelled_scan_paths([n for n in config.unlabelled_cases if n not in shared])
+    cases += [prepare_unlabelled(load_scan(p), p.name, config) for p in paths]
+    if config.unlabelled_phantom_seeds:
+        cases += [prepare_unlabelled(phantom_case(s, config.phantom_options).image, f"phantom{s}", config)
+                  for s in config.unlabelled_phantom_seeds]
+    cases += [prepare_unlabelled(toy_spine_case(20_000 + s).image, f"toy{20_000 + s}", config)
+              for s in range(config.toy_unlabelled)]
+    return cases
 
 
 def describe(cases: list[Prepared]) -> dict:

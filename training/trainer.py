@@ -89,6 +89,7 @@ class Trainer:
                 "config": self.config, "state_dict": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "wall_time_s": self.wall_s, "metrics": self.metrics, "best": self.best,
+                "task_state": self.task.state() if hasattr(self.task, "state") else {},
                 "training": {"data": getattr(self.task, "data_description", {}), "steps": self.step,
                              "wall_time_s": round(self.wall_s, 1), "hardware": hardware(),
                              "command": self.command}}
@@ -109,6 +110,19 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.wall_s = int(ckpt["step"]), float(ckpt["wall_time_s"])
         self.metrics, self.best = dict(ckpt.get("metrics", {})), ckpt.get("best")
+        if hasattr(self.task, "load_state"):
+            self.task.load_state(ckpt.get("task_state") or {}, self.model)
+
+    def init_weights(self, path) -> None:
+        """Start from a trained checkpoint's weights (fine-tuning, e.g. a site retraining on its own
+        scans); optimizer, scheduler and step start fresh. Every tensor must match by name and shape."""
+        found = load_checkpoint(path)["state_dict"]
+        own = self.model.state_dict()
+        bad = [k for k, v in own.items() if k not in found or tuple(found[k].shape) != tuple(v.shape)]
+        if bad:
+            raise ValueError(f"{Path(path).name} does not match this network ({len(bad)} of {len(own)} tensors "
+                             f"differ or are missing, e.g. '{bad[0]}'): use the config it was trained with")
+        self.model.load_state_dict({k: found[k] for k in own})
 
     # Loop
     def _log(self, row: dict) -> None:
@@ -138,6 +152,8 @@ class Trainer:
             raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower the lr")
         loss.backward()
         self.optimizer.step()
+        if hasattr(self.task, "after_step"):
+            self.task.after_step(self.model)
         return parts
 
     def fit(self) -> Path:
@@ -168,7 +184,7 @@ class Trainer:
 
 
 def run_training(config: dict, out_dir, resume=None, command: str = "", progress_bar: bool = True,
-                 datasets=None) -> Path:
+                 datasets=None, init_from=None) -> Path:
     """Load the data the config names, train, and return the last checkpoint's path."""
     from training.data import describe, load_datasets
     from training.tasks import data_config, task_class
@@ -177,7 +193,11 @@ def run_training(config: dict, out_dir, resume=None, command: str = "", progress
     seed = int(config.get("optim", {}).get("seed", 0))
     task = task_class(config["model"])(config, train, val, seed)
     task.data_description = {"train": describe(train), "validation": describe(val)}
+    if getattr(task, "unlabelled_description", None):
+        task.data_description["unlabelled"] = task.unlabelled_description
     trainer = Trainer(task, config, out_dir, command, progress_bar)
+    if init_from and not resume:
+        trainer.init_weights(init_from)
     if resume:
         trainer.resume(resume)
     return trainer.fit()

@@ -144,9 +144,24 @@ def test_set_overrides_one_setting_and_is_recorded_in_the_command(tmp_path):
     assert "--set net.long_range=none" in ckpt["training"]["command"]
 
 
+def test_init_from_a_checkpoint_starts_from_its_weights(tmp_path):
+    config = tiny_config("joint", steps=2)
+    first = run_training(config, tmp_path / "run", progress_bar=False)
+    config["optim"].update(max_steps=0)
+    again = run_training(config, tmp_path / "again", progress_bar=False, init_from=first)
+    a, b = load_checkpoint(first)["state_dict"], load_checkpoint(again)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    config["net"]["channels"] = [4, 8, 16, 16]
+    with pytest.raises(ValueError, match="does not match this network"):
+        run_training(config, tmp_path / "bad", progress_bar=False, init_from=first)
+
+
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"model": "joint"}')
     assert main(["train", "localizer", "--config", str(bad)]) == 2
     assert main(["export-onnx", str(tmp_path / "missing.pt")]) == 2
+    good = tmp_path / "loc.json"
+    good.write_text(json.dumps(tiny_config("localizer", steps=1)))
+    assert main(["train", "localizer", "--config", str(good), "--init-from", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
