@@ -41,6 +41,20 @@ class AnalysisMixin:
             raise ValueError(f"device must be one of {DEVICES}")
         self.settings.setValue("analysis/device", device)
 
+    def method(self) -> str:
+        """The analysis pipeline (spine_core.pipeline.PIPELINES name) chosen in Preferences."""
+        from ui.dialogs import METHODS
+
+        method = str(self.settings.value("analysis/method", "default"))
+        return method if method in METHODS else "default"
+
+    def set_method(self, method: str) -> None:
+        from ui.dialogs import METHODS
+
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {tuple(METHODS)}")
+        self.settings.setValue("analysis/method", method)
+
     def analyze(self):
         """Segment and number the open scan in a Worker; returns the Worker (None if unavailable)."""
         if self.session.volume is None:
@@ -50,7 +64,7 @@ class AnalysisMixin:
             self.errors.report(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
             return None
         self._awaiting_ready = True
-        options = SegmentOptions(device=self.device())
+        options = SegmentOptions(device=self.device(), pipeline=self.method())
         return self.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
                              self.session.volume, options, on_result=self._on_analysis_done)
 

@@ -88,10 +88,15 @@ class ExportMeshesDialog(QDialog):
         return FORMATS[self.format_box.currentIndex()]
 
 
-class PreferencesDialog(QDialog):
-    """Analysis device (auto / cpu / gpu) and the autosave interval."""
+METHODS = {"default": "Localize, detect, segment each vertebra, label (M1 + M2)",
+           "m3": "Joint segmentation + identification network (M1 + M3)"}
 
-    def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None) -> None:
+
+class PreferencesDialog(QDialog):
+    """Analysis device (auto / cpu / gpu), analysis method, and the autosave interval."""
+
+    def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None,
+                 method: str = "default") -> None:
         from PySide6.QtWidgets import QSpinBox
 
         from spine_core.pipeline.runtime import DEVICES
@@ -104,6 +109,13 @@ class PreferencesDialog(QDialog):
         self.device_box.setCurrentText(device if device in DEVICES else "auto")
         self.device_box.setToolTip("auto: the GPU where its libraries load, else the CPU")
         form.addRow("Analysis device", self.device_box)
+        self.method_box = QComboBox()
+        for key, text in METHODS.items():
+            self.method_box.addItem(text, key)
+        self.method_box.setCurrentIndex(max(self.method_box.findData(method), 0))
+        self.method_box.setToolTip("Both number the vertebrae and flag what needs review; compare them in "
+                                   "docs/BENCHMARKS.md")
+        form.addRow("Analysis method", self.method_box)
         self.autosave_box = QSpinBox()
         self.autosave_box.setRange(5, 3600)
         self.autosave_box.setSuffix(" s")
@@ -116,6 +128,9 @@ class PreferencesDialog(QDialog):
 
     def device(self) -> str:
         return self.device_box.currentText()
+
+    def method(self) -> str:
+        return str(self.method_box.currentData())
 
     def autosave_s(self) -> int:
         return int(self.autosave_box.value())

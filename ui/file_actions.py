@@ -126,9 +126,10 @@ class FileActionsMixin:
                                            f"with --series UID: {listing}"), "Opening")
 
     def choose_preferences(self) -> None:
-        dialog = PreferencesDialog(self.device(), self.autosave_interval_s(), self)
+        dialog = PreferencesDialog(self.device(), self.autosave_interval_s(), self, method=self.method())
         if dialog.exec():
             self.set_device(dialog.device())
+            self.set_method(dialog.method())
             self.settings.setValue("plan/autosave_s", dialog.autosave_s())
 
     def _on_mesh_opacity_changed(self, value: int) -> None:

@@ -1,5 +1,6 @@
 """Workstation v1: plans and autosave, split and brush with undo, views, preferences, series picker."""
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from spine_core.plan import load_plan
@@ -149,21 +150,25 @@ def test_preferences_and_recent_files_persist(qtbot, window, tmp_path, settings)
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
     window.set_device("gpu")
+    window.set_method("m3")
     window.set_window_preset("soft tissue")
     window.actions.opacity_slider.setValue(70)
     window.close()
     again = MainWindow(settings=settings, show_dialogs=False)
     qtbot.addWidget(again)
     assert again.device() == "gpu" and again.preset_combo.currentText() == "soft tissue"
+    assert again.method() == "m3"
     assert again.actions.opacity_slider.value() == 70
     recent = again.actions.recent_menu.actions()
     assert recent and recent[0].text() == str(scan.resolve())
     with qtbot.waitSignal(again.study_ready, timeout=20000):
         recent[0].trigger()
     assert again.session.volume is not None
-    dialog = PreferencesDialog("cpu", 30)
+    dialog = PreferencesDialog("cpu", 30, method="m3")
     qtbot.addWidget(dialog)
-    assert dialog.device() == "cpu" and dialog.autosave_s() == 30
+    assert dialog.device() == "cpu" and dialog.autosave_s() == 30 and dialog.method() == "m3"
+    with pytest.raises(ValueError):
+        again.set_method("nope")
     again.close()
 
 
