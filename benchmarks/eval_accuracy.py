@@ -1,6 +1,6 @@
 """Accuracy of the CT pipeline on every real shared CT and on a held-out phantom set.
 
-    .venv/bin/python -m benchmarks.eval_accuracy [--pipeline default] [--json OUT] [--only NAME ...]
+    .venv/bin/python -m benchmarks.eval_accuracy [--pipeline default] [--models DIR] [--json OUT] [--only NAME ...]
 
 Each case runs `segment()` on the scan exactly as `spineplan segment` does and scores the result
 against the reference labels with `spine_core.metrics.evaluate` (what `spineplan eval` prints).
@@ -69,20 +69,24 @@ def run_case(name, options):
             "flags": sorted({f for v in result.vertebrae for f in v.flags})}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pipeline", default="default")
-    parser.add_argument("--json")
-    parser.add_argument("--only", nargs="*")
-    args = parser.parse_args()
-    names = args.only or [*REAL, *phantom_cases()]
-    options = SegmentOptions(pipeline=args.pipeline, device="cpu")
+def evaluate_cases(names, pipeline: str = "default", models=None) -> dict:
+    options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None)
     rows = []
     for name in names:
         rows.append(run_case(name, options))
         print(json.dumps(rows[-1]), flush=True)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "pipeline": args.pipeline,
-              "cases": rows}
+    return {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "pipeline": pipeline,
+            "models": str(models or "shipped"), "cases": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline", default="default")
+    parser.add_argument("--models", help="models folder (default: the shipped resources/models)")
+    parser.add_argument("--json")
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

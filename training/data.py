@@ -35,6 +35,7 @@ class DataConfig:
     phantom_train_seeds: list[int] = field(default_factory=lambda: list(range(1000, 1016)))
     phantom_val_seeds: list[int] = field(default_factory=lambda: [9001, 9002])
     phantom_options: dict = field(default_factory=dict)   # PhantomOptions overrides, e.g. spacing_mm
+    phantom_partial_fov: float = 0.0          # share of phantoms showing only a random run of 3-12 levels
     phantom_stream: int = 0                   # fresh random phantoms kept in the training pool
     phantom_stream_every: int = 25            # batches between replacing the oldest streamed phantom
     unlabelled_cases: list[str] = field(default_factory=list)   # scans without labels (M3 semi-supervised):
@@ -91,8 +92,14 @@ def load_shared_case(root: Path, name: str) -> Case:
     return Case(name, image, labels, source)
 
 
-def phantom_case(seed: int, options: dict | None = None) -> Case:
-    """A generated phantom (spine_core.phantom, imported lazily: it may not be installed yet)."""
+def phantom_case(seed: int, options: dict | None = None, partial_fov: float = 0.0) -> Case:
+    """A generated phantom (spine_core.phantom, imported lazily: it may not be installed yet).
+
+    With probability ``partial_fov`` (decided by the seed) the scan covers only a random run of 3-12
+    levels, cut anywhere: real scans rarely show C1 to the sacrum, and a network that only saw whole
+    spines learns to number from the top of the scan."""
+    from dataclasses import replace
+
     from spine_core.phantom import PhantomOptions, generate_phantom
 
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()}
@@ -100,6 +107,13 @@ def phantom_case(seed: int, options: dict | None = None) -> Case:
         opts = PhantomOptions.sample(int(seed), **fixed)
     else:
         opts = PhantomOptions(**{"seed": int(seed), **fixed})
+    rng = np.random.default_rng(int(seed) + 31337)
+    if rng.random() < partial_fov:
+        names = opts.levels()
+        count = int(rng.integers(3, min(12, len(names)) + 1))
+        first = int(rng.integers(0, len(names) - count + 1))
+        opts = replace(opts, first_level=names[first], last_level=names[first + count - 1],
+                       margin_mm=float(rng.uniform(-8.0, 25.0)))
     phantom = generate_phantom(opts)
     return Case(f"phantom{seed}", phantom.image, phantom.labels, SOURCES["phantom"])
 
@@ -226,7 +240,8 @@ class PhantomStream:
         self.oldest = 0
 
     def _fresh(self) -> Prepared:
-        case = prepare(phantom_case(self.next_seed, self.config.phantom_options), self.config)
+        case = prepare(phantom_case(self.next_seed, self.config.phantom_options, self.config.phantom_partial_fov),
+                       self.config)
         self.next_seed += 1
         return case
 
@@ -238,13 +253,13 @@ class PhantomStream:
         self.oldest = (self.oldest + 1) % len(self.slots)
 
 
-def _load_all(config: DataConfig, names, seeds, toys, toy_offset) -> list[Prepared]:
+def _load_all(config: DataConfig, names, seeds, toys, toy_offset, partial: float = 0.0) -> list[Prepared]:
     cases = []
     root = shared_ct_root(config)
     cases += [load_shared_case(root, n) for n in names if (root / n).exists()]
     if seeds:
         try:
-            cases += [phantom_case(s, config.phantom_options) for s in seeds]
+            cases += [phantom_case(s, config.phantom_options, partial) for s in seeds]
         except ImportError as exc:   # spine_core.phantom not available: train on what there is
             log.warning("phantoms skipped (%s)", exc)
     cases += [toy_spine_case(toy_offset + s) for s in range(toys)]
@@ -254,7 +269,8 @@ def _load_all(config: DataConfig, names, seeds, toys, toy_offset) -> list[Prepar
 def load_datasets(config: DataConfig) -> tuple[list[Prepared], list[Prepared]]:
     """(train, validation): the real cases named in the config (validation holds out verse007 by
     default), fixed phantom seeds, and toy volumes; absent sources are skipped."""
-    train = _load_all(config, config.train_cases, config.phantom_train_seeds, config.toy_train, 0)
+    train = _load_all(config, config.train_cases, config.phantom_train_seeds, config.toy_train, 0,
+                      config.phantom_partial_fov)
     val = _load_all(config, config.val_cases, config.phantom_val_seeds, config.toy_val, 10_000)
     overlap = {c.name for c in train} & {c.name for c in val}
     if overlap:

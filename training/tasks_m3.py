@@ -199,11 +199,16 @@ class JointTask(Task):
         if not batches:
             return {}
         preds, targets, losses, hits, total = [], [], [], 0, 0
+        level_hits = level_total = 0
         for b in batches:
             out = model(b["image"])
             losses.append(float(self._losses(out, b)["loss"]))
             preds.append((out[0] > 0).flatten())
             targets.append(b["target"].bool().flatten())
+            # what inference uses: the level channel that wins at each vertebra cell
+            owned = b["instances"].amax(1) > 0.5
+            level_hits += int(((out[1].argmax(1) == b["instances"].argmax(1)) & owned).sum())
+            level_total += int(owned.sum())
             shape = out[1].shape[2:]
             peak = torch.stack(torch.unravel_index(out[1].flatten(2).argmax(-1), shape), -1).float()
             true = torch.stack(torch.unravel_index(b["heat"].flatten(2).argmax(-1), shape), -1).float()
@@ -212,5 +217,6 @@ class JointTask(Task):
             total += int(b["present"].sum())
         dice = dice_score(torch.cat(preds), torch.cat(targets))
         id_rate = hits / total if total else 0.0
-        return {"val_loss": float(np.mean(losses)), "dice": dice, "id_rate": id_rate,
-                "score": 0.5 * (dice + id_rate)}
+        level_acc = level_hits / level_total if level_total else 0.0
+        return {"val_loss": float(np.mean(losses)), "dice": dice, "id_rate": id_rate, "level_acc": level_acc,
+                "score": (dice + id_rate + level_acc) / 3}

@@ -3,7 +3,7 @@ come from them (the "m3" pipeline, after the M1 localizer's crop).
 
 - Sliding windows along the crop with Gaussian weights; window starts on multiples of the heatmap
   stride so every window's 1/4-resolution heatmap lands on one shared grid.
-- Mask: sigmoid > threshold. Each mask voxel votes for the level whose channel is largest at its
+- Mask: sigmoid > threshold, inside the localizer's spine grown by a margin. Each mask voxel votes for the level whose channel is largest at its
   heatmap cell (the network's softmax over levels, which its instance Dice loss trains).
 - Centroids: per level, the mean of its votes; levels holding too little bone are ignored and
   centroids closer than ``merge_fraction`` x the typical level spacing are one vertebra split
@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from spine_core.pipeline.api import JOINT_ID
 from spine_core.pipeline.labeling import keep_at_most_levels
 from spine_core.pipeline.localize import sigmoid
-from spine_core.pipeline.preprocess import box_grid, model_input
+from spine_core.pipeline.preprocess import box_grid, model_input, resample_image
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
 from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage
 from spine_core.pipeline.vertebra_seg import drop_small, instances_from_owner, remove_fragments
 from spine_core.progress import NullProgress, Progress
+from spine_core.volume import Volume
 
 STRIDE = 4      # heatmaps are at 1/4 of the input resolution
 
@@ -40,6 +42,7 @@ class JointOptions:
     min_level_ml: float = 1.0          # a level needs this much voting bone to become a vertebra
     merge_fraction: float = 0.5        # centroids closer than this x the median spacing are merged
     min_size_fraction: float = 0.25    # as M2: smaller inner instances are leftovers
+    gate_margin_mm: float = 8.0        # bone further than this from the localizer's spine is not vertebra
     sequence: SequenceOptions = SequenceOptions()
 
 
@@ -109,9 +112,23 @@ def _merge_close(centres: list[np.ndarray], weights: list[float], spacing_mm: np
     return centres, weights
 
 
-def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, options: JointOptions) -> np.ndarray:
+def spine_gate(ctx: Context, grid, margin_mm: float) -> np.ndarray | None:
+    """The localizer's spine mask, grown by ``margin_mm``, on ``grid``: ribs, pelvis and sternum the
+    joint network calls bone stay out of the vertebrae."""
+    loc = ctx.localizer
+    if loc is None:
+        return None
+    steps = max(int(np.ceil(margin_mm / float(np.min(loc.grid.spacing)))), 0)
+    grown = ndimage.binary_dilation(loc.mask, iterations=steps) if steps else loc.mask
+    return resample_image(Volume(grown.astype(np.float32), loc.grid.affine), grid, fill=0.0) > 0.5
+
+
+def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, options: JointOptions,
+                         gate: np.ndarray | None = None) -> np.ndarray:
     """Owner array (0 = background, 1..n) from the mask and the per-cell level probabilities."""
     fg = prob > options.threshold
+    if gate is not None:
+        fg &= gate
     idx = np.argwhere(fg)
     owner = np.zeros(prob.shape, np.int16)
     if len(idx) == 0:
@@ -174,7 +191,8 @@ class JointStage(Stage):
 
     def postprocess(self, ctx: Context, outputs, progress) -> None:
         grid, prob, level_probs = outputs
-        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options)
+        gate = spine_gate(ctx, grid, self.options.gate_margin_mm)
+        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options, gate)
         if not owner.any():
             raise SpineNotFound("No vertebra could be segmented in this scan. Check that the series shows "
                                 "the spine, or try another series.")
