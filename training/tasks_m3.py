@@ -52,6 +52,16 @@ def semi_config(settings: dict) -> SemiConfig:
     return SemiConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def level_ce_loss(heat_logits, instances) -> torch.Tensor:
+    """Cross-entropy over the level channels on the heatmap cells mostly inside one vertebra."""
+    cover, target = instances.max(dim=1)
+    use = cover > 0.5
+    if not bool(use.any()):
+        return heat_logits.sum() * 0.0
+    loss = F.cross_entropy(heat_logits, target, reduction="none")
+    return (loss * use).sum() / use.sum()
+
+
 def ramp(step: int, start: int, length: int) -> float:
     """0 before ``start``, then linear to 1 over ``length`` steps."""
     if step < start:
@@ -91,6 +101,9 @@ class JointTask(Task):
         self.seg_weight = float(self.settings.get("seg_weight", 1.0))
         self.id_weight = float(self.settings.get("id_weight", 2.0))
         self.instance_weight = float(self.settings.get("instance_weight", 0.5))
+        # CE over the level channels at vertebra cells: trains directly the per-voxel level vote that
+        # inference reads (the paper's instance Dice trains it only through soft overlaps)
+        self.level_ce_weight = float(self.settings.get("level_ce_weight", 0.0))
         self.sigma = float(self.settings.get("sigma_vox", 1.5))      # at heatmap resolution
         self.ds_weights = tuple(self.settings.get("deep_supervision_weights", [1.0, 0.5, 0.25]))
         self.semi, self.teacher, self.unlabelled, self.steps_seen = None, None, None, 0
@@ -147,7 +160,11 @@ class JointTask(Task):
         kl = heatmap_kl_loss(heat, batch["heat"], batch["present"])
         inst = instance_dice_loss(heat, torch.sigmoid(seg), batch["instances"], batch["present"])
         total = self.seg_weight * seg_loss + self.id_weight * (kl + self.instance_weight * inst)
-        return {"loss": total, "seg_loss": seg_loss, "kl": kl, "instance_dice_loss": inst}
+        parts = {"loss": total, "seg_loss": seg_loss, "kl": kl, "instance_dice_loss": inst}
+        if self.level_ce_weight:
+            parts["level_ce"] = level_ce_loss(heat, batch["instances"])
+            parts["loss"] = total + self.id_weight * self.level_ce_weight * parts["level_ce"]
+        return parts
 
     def loss(self, model, batch):
         parts = self._losses(model(batch["image"]), batch)

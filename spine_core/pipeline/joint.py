@@ -43,6 +43,7 @@ class JointOptions:
     merge_fraction: float = 0.5        # centroids closer than this x the median spacing are merged
     min_size_fraction: float = 0.25    # as M2: smaller inner instances are leftovers
     gate_margin_mm: float = 8.0        # bone further than this from the localizer's spine is not vertebra
+    centres: str = "votes"             # "votes": mean of a level's votes; "peaks": its heatmap peak
     sequence: SequenceOptions = SequenceOptions()
 
 
@@ -124,8 +125,9 @@ def spine_gate(ctx: Context, grid, margin_mm: float) -> np.ndarray | None:
 
 
 def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, options: JointOptions,
-                         gate: np.ndarray | None = None) -> np.ndarray:
-    """Owner array (0 = background, 1..n) from the mask and the per-cell level probabilities."""
+                         gate: np.ndarray | None = None, heat_logits: np.ndarray | None = None) -> np.ndarray:
+    """Owner array (0 = background, 1..n) from the mask and the per-cell level probabilities; with
+    ``heat_logits`` each level's centre is its heatmap peak inside its votes, else their mean."""
     fg = prob > options.threshold
     if gate is not None:
         fg &= gate
@@ -139,9 +141,16 @@ def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, 
     centres, weights = [], []
     for level in np.unique(votes):
         mine = idx[votes == level]
-        if len(mine) >= min_voxels:
-            centres.append(mine.mean(axis=0))
-            weights.append(float(len(mine)))
+        if len(mine) < min_voxels:
+            continue
+        centre = mine.mean(axis=0)
+        if heat_logits is not None:
+            # the level's heatmap peak among the cells its votes fill (KL-trained to sit on the centroid)
+            cells_of = np.unique(np.minimum(mine // STRIDE, np.array(level_probs.shape[1:]) - 1), axis=0)
+            best = cells_of[np.argmax(heat_logits[(level, *cells_of.T)])]
+            centre = (best + 0.5) * STRIDE - 0.5
+        centres.append(centre)
+        weights.append(float(len(mine)))
     if not centres:
         return owner
     centres, _ = _merge_close(centres, weights, np.asarray(spacing_mm, float), options.merge_fraction)
@@ -187,12 +196,14 @@ class JointStage(Stage):
 
         overlap = min(self.options.overlap, 0.25) if ctx.options.fast else self.options.overlap
         seg, heat = joint_windows(image, run, model.card.patch_size, overlap, progress)
-        return grid, sigmoid(seg), level_probabilities(heat)
+        return grid, sigmoid(seg), heat
 
     def postprocess(self, ctx: Context, outputs, progress) -> None:
-        grid, prob, level_probs = outputs
+        grid, prob, heat = outputs
+        level_probs = level_probabilities(heat)
         gate = spine_gate(ctx, grid, self.options.gate_margin_mm)
-        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options, gate)
+        peaks = heat if self.options.centres == "peaks" else None
+        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options, gate, peaks)
         if not owner.any():
             raise SpineNotFound("No vertebra could be segmented in this scan. Check that the series shows "
                                 "the spine, or try another series.")

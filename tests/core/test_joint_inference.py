@@ -57,9 +57,12 @@ def _blocks(split_second=False):
 
 
 @pytest.mark.parametrize("split", [False, True])
-def test_votes_give_one_instance_per_vertebra_even_when_its_votes_split(split):
+@pytest.mark.parametrize("centres", ["votes", "peaks"])
+def test_votes_give_one_instance_per_vertebra_even_when_its_votes_split(split, centres):
     prob, levels = _blocks(split)
-    owner = instances_from_votes(prob, levels, np.array([2.0, 2.0, 2.0]), JointOptions())
+    heat = np.log(levels) if centres == "peaks" else None
+    owner = instances_from_votes(prob, levels, np.array([2.0, 2.0, 2.0]), JointOptions(centres=centres),
+                                 heat_logits=heat)
     assert sorted(np.unique(owner)) == [0, 1, 2, 3]
     for k in (70, 50, 20):          # every block is one instance
         assert len(np.unique(owner[4:12, 4:12, k])) == 1

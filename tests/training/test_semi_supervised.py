@@ -59,3 +59,16 @@ def test_unlabelled_folder_lists_each_scan(tmp_path):
     with pytest.raises(FileNotFoundError):
         unlabelled_scan_paths([tmp_path / "missing"])
     assert unlabelled_scan_paths([tmp_path / "a.nii.gz"]) == [tmp_path / "a.nii.gz"]
+
+
+def test_level_ce_is_low_when_the_right_level_wins_inside_each_vertebra():
+    from training.tasks_m3 import level_ce_loss
+
+    instances = torch.zeros(1, 3, 2, 1, 1)
+    instances[0, 1, 0], instances[0, 2, 1] = 1.0, 0.3          # cell 1 mostly background: ignored
+    right = torch.full((1, 3, 2, 1, 1), -5.0)
+    right[0, 1, 0] = 5.0
+    wrong = torch.full((1, 3, 2, 1, 1), -5.0)
+    wrong[0, 0, 0] = 5.0
+    assert level_ce_loss(right, instances) < 0.01 < level_ce_loss(wrong, instances)
+    assert float(level_ce_loss(right, instances * 0)) == 0.0
