@@ -12,4 +12,4 @@ train() {   # NAME [--set ...]
 mkdir -p runs
 train ssm & train transformer --set net.long_range=transformer & wait
 train none --set net.long_range=none & train ssm_nocbam --set net.cbam=false & wait
-.venv/bin/spineplan export-onnx runs/joint_cpu_ssm/best.pt --out resources/models --id ct-joint-seg-id
+# (the shipped model continues from the best variant: training/train_joint_cpu.sh)

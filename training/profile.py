@@ -1,7 +1,8 @@
 """Measure each network at its shipped config: parameters, FLOPs per input voxel (conv/matmul,
 torch's FlopCounterMode; 1 multiply-add = 2 FLOPs), onnxruntime CPU time per patch.
 
-    python -m training.profile [--threads 2] [--repeats 3]     # prints the table in docs/MODELS.md
+    python -m training.profile [--threads 2] [--repeats 3] [CONFIG ...] [--set SECTION.KEY=VALUE ...]
+    (CONFIG: a stem of training/configs, e.g. joint_cpu; default: each network's reference config)
 """
 from __future__ import annotations
 
@@ -53,8 +54,11 @@ def ort_seconds(model, inputs: tuple, path: Path, repeats: int, threads: int) ->
     return float(np.median(times))
 
 
-def profile(name: str, repeats: int, threads: int, folder: Path) -> list[dict]:
-    config = json.loads((CONFIGS / f"{name}.json").read_text())
+def profile(stem: str, repeats: int, threads: int, folder: Path, settings=()) -> list[dict]:
+    from app.cmd_train import apply_overrides
+
+    config = apply_overrides(json.loads((CONFIGS / f"{stem}.json").read_text()), list(settings))
+    name = config["model"]
     torch.manual_seed(0)
     model = build_model(name, config["net"]).eval()
     inputs = _inputs(name, model, config["data"]["patch_size"])
@@ -73,13 +77,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("models", nargs="*", default=list(NETS))
+    parser.add_argument("--set", action="append", default=[], help="override a config setting (as spineplan train)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("| network | input (ONNX) | parameters | kFLOP/voxel | onnxruntime CPU s |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            for r in profile(name, args.repeats, args.threads, Path(tmp)):
+            for r in profile(name, args.repeats, args.threads, Path(tmp), args.set):
                 print(f"| {r['model']} | {r['input']} | {r['parameters']:,} | {r['kflops_per_voxel']:.1f} | "
                       f"{r['ort_seconds']:.3f} |", flush=True)
 
