@@ -5,9 +5,9 @@ come from them (the "m3" pipeline, after the M1 localizer's crop).
   stride so every window's 1/4-resolution heatmap lands on one shared grid.
 - Mask: sigmoid > threshold, inside the localizer's spine grown by a margin. Each mask voxel votes for the level whose channel is largest at its
   heatmap cell (the network's softmax over levels, which its instance Dice loss trains).
-- Centroids: per level, the mean of its votes; levels holding too little bone are ignored and
-  centroids closer than ``merge_fraction`` x the typical level spacing are one vertebra split
-  between two levels, merged. Each mask voxel then takes the nearest centroid (the paper's rule),
+- Centres: per level, the mean of its votes (or its heatmap peak); levels holding too little bone
+  are ignored; by non-maximum suppression in order of voting volume, a centre closer than
+  ``merge_fraction`` x the typical spacing at its level to a kept one is the same vertebra. Each mask voxel then takes the nearest centroid (the paper's rule),
   fragments go to the vertebra they touch.
 - Levels: each instance's mean level probabilities through the same sequence logic as M2 (one
   consecutive numbering, L6 / T13 only with evidence, gaps flagged).
@@ -33,14 +33,15 @@ from spine_core.progress import NullProgress, Progress
 from spine_core.volume import Volume
 
 STRIDE = 4      # heatmaps are at 1/4 of the input resolution
+LATERAL_WEIGHT = 0.25   # L-R and A-P distances count a quarter in suppression (M2 clustering does too)
 
 
 @dataclass(frozen=True)
 class JointOptions:
     overlap: float = 0.5
     threshold: float = 0.5
-    min_level_ml: float = 1.0          # a level needs this much voting bone to become a vertebra
-    merge_fraction: float = 0.5        # centroids closer than this x the median spacing are merged
+    min_level_ml: float = 0.5          # a level needs this much voting bone to become a vertebra
+    merge_fraction: float = 0.6        # level centres closer than this x the typical spacing are one vertebra
     min_size_fraction: float = 0.25    # as M2: smaller inner instances are leftovers
     gate_margin_mm: float = 8.0        # bone further than this from the localizer's spine is not vertebra
     centres: str = "votes"             # "votes": mean of a level's votes; "peaks": its heatmap peak
@@ -93,24 +94,28 @@ def level_probabilities(heat_logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=0, keepdims=True)
 
 
-def _merge_close(centres: list[np.ndarray], weights: list[float], spacing_mm: np.ndarray,
-                 fraction: float) -> tuple[list[np.ndarray], list[float]]:
-    """Merge the closest pair of centroids while it is nearer than ``fraction`` x the median distance
-    between cranio-caudal neighbours (a vertebra whose votes split between two levels)."""
-    centres, weights = list(centres), list(weights)
-    while len(centres) >= 3:
-        pts = np.array(centres) * spacing_mm
-        order = np.argsort(-pts[:, 2])
-        gaps = np.linalg.norm(np.diff(pts[order], axis=0), axis=1)
-        i = int(np.argmin(gaps))
-        if gaps[i] >= fraction * float(np.median(gaps)):
-            break
-        a, b = int(order[i]), int(order[i + 1])
-        wa, wb = weights[a], weights[b]
-        centres[a] = (centres[a] * wa + centres[b] * wb) / (wa + wb)
-        weights[a] = wa + wb
-        del centres[b], weights[b]
-    return centres, weights
+# Typical centre-to-centre distance to the next vertebra, mm (adult CT; the phantoms' dimension
+# table is calibrated on VerSe). Two level centres much closer than this are one vertebra.
+_SPACING_MM = [(2, 14.0), (7, 16.0), (11, 20.0), (16, 23.0), (19, 27.0), (26, 34.0), (28, 27.0)]
+
+
+def expected_spacing_mm(vid: int) -> float:
+    return next(mm for last, mm in _SPACING_MM if vid <= last)
+
+
+def suppress_close(centres: list[np.ndarray], weights: list[float], ids: list[int], spacing_mm: np.ndarray,
+                   fraction: float) -> list[np.ndarray]:
+    """Non-maximum suppression: levels in order of their voting volume; a centre closer than
+    ``fraction`` x its level's typical spacing to one already kept is the same vertebra, whose votes
+    split between levels (the network unsure of the number, not of the bone)."""
+    kept: list[np.ndarray] = []
+    # distances mostly along S: one level's votes may sit on the body, another's on the arch behind it
+    scale = np.asarray(spacing_mm, float) * np.array([LATERAL_WEIGHT, LATERAL_WEIGHT, 1.0])
+    for n in np.argsort(-np.asarray(weights)):
+        limit = fraction * expected_spacing_mm(ids[n])
+        if all(np.linalg.norm((centres[n] - k) * scale) >= limit for k in kept):
+            kept.append(centres[n])
+    return kept
 
 
 def spine_gate(ctx: Context, grid, margin_mm: float) -> np.ndarray | None:
@@ -125,7 +130,8 @@ def spine_gate(ctx: Context, grid, margin_mm: float) -> np.ndarray | None:
 
 
 def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, options: JointOptions,
-                         gate: np.ndarray | None = None, heat_logits: np.ndarray | None = None) -> np.ndarray:
+                         gate: np.ndarray | None = None, heat_logits: np.ndarray | None = None,
+                         level_ids: list[int] | None = None) -> np.ndarray:
     """Owner array (0 = background, 1..n) from the mask and the per-cell level probabilities; with
     ``heat_logits`` each level's centre is its heatmap peak inside its votes, else their mean."""
     fg = prob > options.threshold
@@ -138,7 +144,7 @@ def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, 
     cells = np.minimum(idx // STRIDE, np.array(level_probs.shape[1:]) - 1)
     votes = level_probs[(slice(None), *cells.T)].argmax(axis=0)
     min_voxels = options.min_level_ml * 1000.0 / float(np.prod(spacing_mm))
-    centres, weights = [], []
+    centres, weights, levels = [], [], []
     for level in np.unique(votes):
         mine = idx[votes == level]
         if len(mine) < min_voxels:
@@ -151,9 +157,10 @@ def instances_from_votes(prob: np.ndarray, level_probs: np.ndarray, spacing_mm, 
             centre = (best + 0.5) * STRIDE - 0.5
         centres.append(centre)
         weights.append(float(len(mine)))
+        levels.append(int(level_ids[level]) if level_ids is not None else int(level) + 1)
     if not centres:
         return owner
-    centres, _ = _merge_close(centres, weights, np.asarray(spacing_mm, float), options.merge_fraction)
+    centres = suppress_close(centres, weights, levels, np.asarray(spacing_mm, float), options.merge_fraction)
     _, nearest = cKDTree(np.array(centres) * spacing_mm).query(idx * spacing_mm)
     owner[tuple(idx.T)] = nearest + 1
     remove_fragments(owner, {n + 1: c for n, c in enumerate(centres)})
@@ -203,7 +210,8 @@ class JointStage(Stage):
         level_probs = level_probabilities(heat)
         gate = spine_gate(ctx, grid, self.options.gate_margin_mm)
         peaks = heat if self.options.centres == "peaks" else None
-        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options, gate, peaks)
+        label_ids = list(ctx.models.get(JOINT_ID).card.label_ids)
+        owner = instances_from_votes(prob, level_probs, grid.spacing, self.options, gate, peaks, label_ids)
         if not owner.any():
             raise SpineNotFound("No vertebra could be segmented in this scan. Check that the series shows "
                                 "the spine, or try another series.")
@@ -211,6 +219,5 @@ class JointStage(Stage):
         ctx.centres_mm = ctx.instances.centres_mm
         probs = instance_level_probabilities(ctx.instances.owner, len(ctx.instances.centres_mm), level_probs)
         probs = keep_at_most_levels(ctx, probs)
-        label_ids = list(ctx.models.get(JOINT_ID).card.label_ids)
         result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence)
         ctx.levels = Levels(result.ids, result.probability, result.flags)
