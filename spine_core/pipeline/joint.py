@@ -40,11 +40,11 @@ LATERAL_WEIGHT = 0.25   # L-R and A-P distances count a quarter in suppression (
 class JointOptions:
     overlap: float = 0.5
     threshold: float = 0.5
-    min_level_ml: float = 0.5          # a level needs this much voting bone to become a vertebra
+    min_level_ml: float = 2.0          # a level needs this much voting bone to become a vertebra
     merge_fraction: float = 0.6        # level centres closer than this x the typical spacing are one vertebra
     min_size_fraction: float = 0.25    # as M2: smaller inner instances are leftovers
     gate_margin_mm: float = 8.0        # bone further than this from the localizer's spine is not vertebra
-    centres: str = "votes"             # "votes": mean of a level's votes; "peaks": its heatmap peak
+    centres: str = "peaks"             # "peaks": the level heatmap peak inside its votes (M3); "votes": their mean
     sequence: SequenceOptions = SequenceOptions()
 
 

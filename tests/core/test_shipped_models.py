@@ -10,8 +10,9 @@ from spine_core.pipeline.runtime import create_session
 
 SHIPPED = (LOCALIZER_ID, DETECTOR_ID, VERTEBRA_SEG_ID, LABELER_ID, JOINT_ID)
 LOCALIZER_DICE_FLOOR = 0.7   # measured 0.802 on this phantom at 3 mm (2026-11-21)
-JOINT_DICE_FLOOR = 0.5       # provisional
-JOINT_COUNT_TOLERANCE = 8     # provisional
+# M3 through the m3 pipeline on this phantom (2026-11-21): binary Dice 0.817, 6 vertebrae found of 8
+# labelled (two are slivers at the scan's ends), identification 0.625.
+JOINT_DICE_FLOOR, JOINT_COUNT_TOLERANCE, JOINT_ID_FLOOR = 0.75, 3, 0.4
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,4 @@ def test_joint_network_segments_an_unseen_phantom(registry):
     summary = evaluate(result.labels, phantom.labels).summary
     assert summary.binary_dice >= JOINT_DICE_FLOOR
     assert abs(summary.n_pred - summary.n_ref) <= JOINT_COUNT_TOLERANCE
+    assert summary.identification_rate >= JOINT_ID_FLOOR
