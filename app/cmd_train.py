@@ -20,27 +20,6 @@ def _read_config(path, model: str) -> dict:
     return config
 
 
-def apply_overrides(config: dict, settings: list[str]) -> dict:
-    """``section.key=value`` pairs (value parsed as JSON, else kept as text) over the config: the
-    ablation runs differ from the shipped config by one setting and say so in their command."""
-    for item in settings or []:
-        key, sep, raw = item.partition("=")
-        path = [p for p in key.strip().split(".") if p]
-        if not sep or len(path) < 2:
-            raise SpineError(f"--set '{item}' is not SECTION.KEY=VALUE (e.g. net.long_range=transformer).")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = config
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SpineError(f"--set '{item}': '{part}' is not a section of the config.")
-        node[path[-1]] = value
-    return config
-
-
 def _require_torch() -> None:
     try:
         import torch  # noqa: F401
@@ -53,7 +32,12 @@ def cmd_train(args) -> int:
     _require_torch()
     from training.trainer import run_training
 
-    config = apply_overrides(_read_config(args.config, args.model), args.set)
+    from training.config import apply_overrides
+
+    try:
+        config = apply_overrides(_read_config(args.config, args.model), args.set)
+    except ValueError as exc:
+        raise SpineError(str(exc)) from exc
     for given in (args.init_from, args.resume):
         if given and not Path(given).is_file():
             raise SpineError(f"The checkpoint '{given}' does not exist.")

@@ -55,7 +55,7 @@ def ort_seconds(model, inputs: tuple, path: Path, repeats: int, threads: int) ->
 
 
 def profile(stem: str, repeats: int, threads: int, folder: Path, settings=()) -> list[dict]:
-    from app.cmd_train import apply_overrides
+    from training.config import apply_overrides
 
     config = apply_overrides(json.loads((CONFIGS / f"{stem}.json").read_text()), list(settings))
     name = config["model"]

@@ -25,9 +25,8 @@ import torch.nn.functional as F
 from training import augment
 from training.losses import (deep_supervision_loss, dice_score, gaussian_heatmaps, heatmap_kl_loss,
                              instance_dice_loss)
+from spine_core.pipeline.joint import STRIDE   # identification heatmaps at 1/4: inference reads the same grid
 from training.tasks import Task
-
-STRIDE = 4   # identification heatmaps are at 1/4 resolution
 
 
 @dataclass
