@@ -22,6 +22,7 @@ class SegmentOptions:
     pipeline: str = "default"       # see spine_core.pipeline.PIPELINES
     fast: bool = False              # coarser segmentation, for previews
     models_dir: Path | None = None  # None: the shipped resources/models
+    bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)
 
 
 @dataclass(frozen=True)

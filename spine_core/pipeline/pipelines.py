@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from spine_core.errors import SpineError, UnsupportedImage
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
+from spine_core.pipeline.bone_refine import BoneRefineStage
 from spine_core.pipeline.detect import DetectStage
 from spine_core.pipeline.labeling import LabelStage
 from spine_core.pipeline.localize import LocalizeStage
@@ -66,17 +67,17 @@ class ComponentsStage(Stage):
 def default_stages() -> list[Stage]:
     from spine_core.pipeline.vertebra_seg import VertebraSegStage
 
-    return [LocalizeStage(), DetectStage(), VertebraSegStage(), LabelStage()]
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), LabelStage(), BoneRefineStage()]
 
 
 def m1_stages() -> list[Stage]:
-    return [LocalizeStage(), ComponentsStage(), LabelStage(required=False)]
+    return [LocalizeStage(), ComponentsStage(), LabelStage(required=False), BoneRefineStage()]
 
 
 def m3_stages() -> list[Stage]:
     from spine_core.pipeline.joint import JointStage
 
-    return [LocalizeStage(), JointStage()]
+    return [LocalizeStage(), JointStage(), BoneRefineStage()]
 
 
 PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m3": m3_stages,

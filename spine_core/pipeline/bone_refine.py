@@ -1,0 +1,113 @@
+"""CT physics after the networks: vertebra masks grown into the bone they touch and cleared of what is
+not bone.
+
+On real CT the networks leave vertebral bodies half-segmented and posterior elements missing (the
+real-CT issue measured false-negative fractions of 0.34-0.76), while the bone itself is plain to see:
+cortex and dense cancellous bone are far above soft tissue in HU. So, on the segmentation's own grid:
+
+1. bone = smoothed HU above ``bone_hu``, with each axial cross-section's enclosed interior filled
+   (osteoporotic cancellous bone can read like muscle, but it is enclosed by the cortical ring);
+2. candidates = bone within ``grow_mm`` of a vertebra mask and inside the localizer's spine (dilated
+   by ``spine_margin_mm``), so ribs, pelvis and sternum are not taken;
+3. candidates go to the vertebra they are reached from through bone (watershed on the negated
+   distance map: a posterior arch joins its own body through the pedicles, its neighbour only through
+   the thin facet joint);
+4. mask voxels below ``not_bone_hu`` (fat, air) are removed.
+
+The numbers are physics, fixed a priori (cortical and cancellous bone are > ~150 HU, fat < 0 HU);
+they were not tuned on any case the benchmark scores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from spine_core.pipeline.preprocess import resample_image
+from spine_core.pipeline.stages import Context, Stage
+from spine_core.volume import Volume
+
+# fill holes slice by slice: connectivity in the axial plane only
+_AXIAL = np.zeros((3, 3, 3), bool)
+_AXIAL[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass(frozen=True)
+class BoneRefineOptions:
+    bone_hu: float = 150.0
+    not_bone_hu: float = 0.0
+    grow_mm: float = 12.0
+    spine_margin_mm: float = 6.0
+    smooth_mm: float = 0.7
+
+
+def bone_mask(hu: np.ndarray, spacing: np.ndarray, options: BoneRefineOptions) -> np.ndarray:
+    """Cortical and dense cancellous bone with enclosed axial interiors filled."""
+    smooth = ndimage.gaussian_filter(hu, options.smooth_mm / np.asarray(spacing))
+    return ndimage.binary_fill_holes(smooth > options.bone_hu, structure=_AXIAL), smooth
+
+
+def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
+                 options: BoneRefineOptions | None = None) -> np.ndarray:
+    """``owner`` (int, 0 = background) grown into adjacent bone and cleared of non-bone; instance ids
+    are kept, none is created or lost (an instance never shrinks to nothing)."""
+    options = options or BoneRefineOptions()
+    spacing = np.asarray(spacing, float)
+    out = np.array(owner, copy=True)
+    if not owner.any():
+        return out
+    # work inside the masks' box + the growth reach: the grid can be a whole 1 mm chest-to-pelvis crop
+    idx = np.argwhere(owner > 0)
+    reach = np.ceil(options.grow_mm / spacing).astype(int) + 2
+    lo, hi = np.maximum(idx.min(0) - reach, 0), np.minimum(idx.max(0) + reach + 1, owner.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out[box] = _refine(owner[box], hu[box], spine[box], spacing, options)
+    return out
+
+
+def _refine(owner, hu, spine, spacing, options: BoneRefineOptions) -> np.ndarray:
+    bone, smooth = bone_mask(hu, spacing, options)
+    assigned = owner > 0
+    near = ndimage.distance_transform_edt(~assigned, sampling=spacing) <= options.grow_mm
+    allowed = near & spine & bone
+    keep = assigned & (smooth >= options.not_bone_hu)
+    markers = np.where(keep, owner, 0)
+    region = keep | allowed
+    depth = ndimage.distance_transform_edt(region, sampling=spacing)
+    grown = watershed(-depth, markers=markers, mask=region).astype(owner.dtype)
+    for vid in np.unique(owner[assigned]):
+        if not (grown == vid).any():   # all of it read as non-bone: keep the network's mask
+            grown[owner == vid] = vid
+    return grown
+
+
+class BoneRefineStage(Stage):
+    """Runs after the instances exist (any pipeline); changes their voxels, never their number."""
+    name = "bone-refine"
+    weight = 0.5
+
+    def __init__(self, options: BoneRefineOptions | None = None) -> None:
+        self.options = options or BoneRefineOptions()
+
+    def preprocess(self, ctx: Context, progress):
+        if not ctx.options.bone_refine:
+            return None
+        grid = ctx.instances.grid
+        hu = resample_image(ctx.volume, grid).astype(np.float32)
+        loc = ctx.localizer
+        spine = resample_image(Volume(loc.mask.astype(np.float32), loc.grid.affine), grid, fill=0.0) > 0.5
+        margin = ndimage.distance_transform_edt(~spine, sampling=grid.spacing) <= self.options.spine_margin_mm
+        return hu, margin
+
+    def predict(self, ctx: Context, inputs, progress):
+        if inputs is None:
+            return None
+        hu, spine = inputs
+        inst = ctx.instances
+        return refine_owner(inst.owner, hu, spine, inst.grid.spacing, self.options)
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        if outputs is not None:
+            ctx.instances.owner = outputs
