@@ -11,7 +11,7 @@ from spine_core.volume import LabelMap, Volume
 def resample_to_grid(volume: Volume, grid: Volume, *, labels: bool | None = None,
                      fill: float | None = None) -> Volume:
     """``volume`` sampled on ``grid``'s voxels. Labels use nearest neighbour, images linear."""
-    from spine_core.io.readers import volume_from_sitk, volume_to_sitk
+    from spine_core.io.sitk_image import volume_from_sitk, volume_to_sitk
 
     if volume.same_grid(grid, atol_mm=1e-4):
         return volume
