@@ -129,6 +129,25 @@ def test_bad_input_is_reported_not_raised(qtbot, window, tmp_path):
     assert window.session.volume is None
 
 
+def test_unexpected_error_names_the_crash_report_the_app_passes_in(qtbot, display, settings, tmp_path):
+    from ui.main_window import MainWindow
+
+    written = []
+
+    def crash_report(exc):
+        written.append(exc)
+        return tmp_path / "crash.log"
+
+    win = MainWindow(settings=settings, show_dialogs=False, crash_report=crash_report)
+    error = ZeroDivisionError("division by zero")
+    text = win.errors.report(error, "Testing")
+    assert written == [error]
+    assert "unexpected error" in text and str(tmp_path / "crash.log") in text
+    win.close()
+    win.deleteLater()
+    qtbot.wait(20)
+
+
 def test_closing_mid_load_cancels_cleanly(qtbot, display, settings):
     from ui.main_window import MainWindow
 
