@@ -27,14 +27,14 @@ def cmd_quickstart(args) -> int:
 
 def _print_analysis(folder: Path) -> None:
     """The automatic analysis of the demo study, scored against the labels it was generated with."""
-    from app.commands import _print_volume
+    from app.scan_summary import print_volume
     from spine_core.io import load_labels, load_scan
     from spine_core.metrics import evaluate
     from spine_core.pipeline import segment
 
     scan = load_scan(folder / "dicom")
     print("\nScan")
-    _print_volume(scan)
+    print_volume(scan)
     print("\nAutomatic analysis (spineplan segment) ...", flush=True)
     result = segment(scan)
     print(f"\n  {'name':<7} {'volume mL':>9} {'confidence':>10}   centroid L, P, S (mm)   flags")

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from app.cmd_demo import add_demo
 from app.cmd_eval import add_eval
 from app.cmd_gui import add_gui
 from app.cmd_quickstart import add_quickstart
 from app.cmd_segment import add_bench, add_segment
 from app.cmd_train import add_export_onnx, add_train
+from app.scan_summary import print_volume
 
 
 def _print_series_listing(listing) -> None:
@@ -36,30 +35,8 @@ def cmd_info(args) -> int:
         args.series = chosen.uid
         print(f"Details of the default series (the largest CT axial one), {chosen.uid}:")
     volume = load_scan(args.path, series=args.series)
-    _print_volume(volume)
+    print_volume(volume)
     return 0
-
-
-def _print_volume(volume) -> None:
-    meta = volume.metadata
-    size = " x ".join(str(s) for s in volume.shape)
-    spacing = " x ".join(f"{s:.4g}" for s in volume.spacing)
-    extent = " x ".join(f"{e:.0f}" for e in volume.physical_extent_mm())
-    lo, hi = float(np.min(volume.array)), float(np.max(volume.array))
-    unit = " HU" if meta.modality in ("CT", "") else ""
-    print(f"Modality:     {meta.modality or 'unknown'}")
-    if meta.description:
-        print(f"Description:  {meta.description}")
-    if meta.series_uid:
-        print(f"Series UID:   {meta.series_uid}")
-    print(f"Size:         {size} voxels")
-    print(f"Spacing:      {spacing} mm")
-    print(f"Extent:       {extent} mm")
-    print(f"Orientation:  {volume.orientation} (array axes point to; LPS = DICOM default)")
-    print(f"Origin (LPS): {', '.join(f'{v:.2f}' for v in volume.origin)} mm")
-    print(f"Value range:  {lo:.0f} to {hi:.0f}{unit}")
-    for warning in meta.warnings:
-        print(f"Warning:      {warning}")
 
 
 def add_info(sub) -> None:

@@ -46,6 +46,7 @@ def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False, a
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app.logs import write_crash_report
     from ui.main_window import MainWindow
     from ui.theme import apply_dark_theme
 
@@ -53,7 +54,7 @@ def run_gui(path=None, labels=None, screenshot=None, quit_after: bool = False, a
     app.setOrganizationName("SpinePlan")
     app.setApplicationName("SpinePlan")
     apply_dark_theme(app)
-    window = MainWindow(show_dialogs=not quit_after)
+    window = MainWindow(show_dialogs=not quit_after, crash_report=write_crash_report)
     window.ask_series = not quit_after
     install_exception_hook(window)
     window.show()

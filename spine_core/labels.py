@@ -34,10 +34,6 @@ def next_below(vid: int) -> int | None:
     return order[i + 1] if i + 1 < len(order) else None
 
 
-def disc_id(vertebra_above: int) -> int:
-    return DISC_OFFSET + int(vertebra_above)
-
-
 def is_disc(label: int) -> bool:
     return DISC_OFFSET < int(label) < DISC_OFFSET + 30
 

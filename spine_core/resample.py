@@ -3,16 +3,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import SimpleITK as sitk
 
-from spine_core.volume import LabelMap, Volume, affine_from_geometry
+from spine_core.volume import LabelMap, Volume
 
 
 def resample_to_grid(volume: Volume, grid: Volume, *, labels: bool | None = None,
                      fill: float | None = None) -> Volume:
     """``volume`` sampled on ``grid``'s voxels. Labels use nearest neighbour, images linear."""
-    from spine_core.io.readers import volume_from_sitk, volume_to_sitk
+    from spine_core.io.sitk_image import volume_from_sitk, volume_to_sitk
 
     if volume.same_grid(grid, atol_mm=1e-4):
         return volume
@@ -32,15 +31,3 @@ def resample_to_grid(volume: Volume, grid: Volume, *, labels: bool | None = None
         return LabelMap(array, grid.affine, volume.metadata, names=dict(volume.names))
     return replace(volume, array=array, affine=grid.affine)
 
-
-def isotropic_grid(volume: Volume, spacing_mm: float) -> Volume:
-    """An empty grid covering ``volume`` at ``spacing_mm``, axes kept in the volume's direction."""
-    extent = volume.spacing * (np.asarray(volume.shape) - 1)
-    shape = tuple(int(np.floor(e / spacing_mm)) + 1 for e in extent)
-    affine = affine_from_geometry([spacing_mm] * 3, volume.direction, volume.origin)
-    # A broadcast zero array: the grid costs no memory however large it is.
-    return Volume(np.broadcast_to(np.uint8(0), shape), affine)
-
-
-def resample_isotropic(volume: Volume, spacing_mm: float, *, labels: bool | None = None) -> Volume:
-    return resample_to_grid(volume, isotropic_grid(volume, spacing_mm), labels=labels)

@@ -83,13 +83,16 @@ class MainWindow(AnalysisMixin, PlanMixin, EditToolsMixin, FileActionsMixin, QMa
     busy_changed = Signal(bool)
 
     def __init__(self, settings: QSettings | None = None, show_dialogs: bool = True,
-                 parent: QWidget | None = None, segment=None, autosave_dir=None) -> None:
+                 parent: QWidget | None = None, segment=None, autosave_dir=None, crash_report=None) -> None:
         """``segment``: the analysis function (default: the installed pipeline, found lazily);
-        ``autosave_dir``: where autosaves go (default: the per-user data folder)."""
+        ``autosave_dir``: where autosaves go (default: the per-user data folder);
+        ``crash_report``: writes an unexpected error's traceback to a file (the app passes
+        ``app.logs.write_crash_report``; default: the traceback goes to the log only)."""
         super().__init__(parent)
         self.setWindowTitle("SpinePlan")
         self.settings = settings if settings is not None else default_settings()
         self.show_dialogs = show_dialogs
+        self.crash_report = crash_report
         self.ask_series = True           # several DICOM series: ask (False: fail with the listing)
         self.series_dialog = None
         self.closing = False
@@ -122,7 +125,7 @@ class MainWindow(AnalysisMixin, PlanMixin, EditToolsMixin, FileActionsMixin, QMa
         self.results_dock.setWidget(self.vertebra_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.results_dock)
         self.resizeDocks([self.results_dock], [440], Qt.Orientation.Horizontal)
-        self.errors = ErrorReporter(self, self.show_dialogs)
+        self.errors = ErrorReporter(self, self.show_dialogs, self.crash_report)
         self.task_status = TaskStatusWidget()
         self.task_status.cancel_clicked.connect(self.cancel_tasks)
         self.statusBar().addPermanentWidget(self.task_status)

@@ -218,9 +218,6 @@ class MeshView(QWidget):
     def view_lateral(self) -> None:
         self.set_standard_view("lateral")
 
-    def view_axial(self) -> None:
-        self.set_standard_view("axial")
-
     def reset_camera(self) -> None:
         """Fit the visible meshes tightly (VTK's own reset fits a bounding sphere, which leaves a
         tall spine small in a tall view), keeping the current view direction."""

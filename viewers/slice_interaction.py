@@ -44,10 +44,6 @@ class SliceInteractionMixin:
                             anchor.y() - fy * centred.height() - centred.top())
         self.update()
 
-    def pan_by(self, dx: float, dy: float) -> None:
-        self._pan += QPointF(dx, dy)
-        self.update()
-
     def reset_view(self) -> None:
         """Whole slice, centred (zoom 1, no pan)."""
         self._zoom, self._pan = 1.0, QPointF(0.0, 0.0)

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from spine_core.errors import (IncompleteSeries, MultipleSeries, NoScanFound, SeriesNotFound,
                                UnreadableFile, UnsupportedImage)
+from spine_core.io.sitk_image import volume_from_sitk
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import ScanMetadata, Volume
 
@@ -298,8 +299,6 @@ def _deshear(volume: Volume) -> Volume:
 
 
 def _load_multiframe(info: SeriesInfo) -> Volume:
-    from spine_core.io.readers import volume_from_sitk
-
     try:
         image = sitk.ReadImage(str(info.slices[0].path))
     except RuntimeError as exc:

@@ -54,7 +54,7 @@ def replace_folder(staging, folder) -> None:
 
 
 def save_volume(volume: Volume, path) -> Path:
-    from spine_core.io.readers import volume_to_sitk
+    from spine_core.io.sitk_image import volume_to_sitk
 
     path = Path(path)
     image = volume_to_sitk(volume)

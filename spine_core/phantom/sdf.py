@@ -34,14 +34,6 @@ def slab(w, lo, hi):
     return np.maximum(lo - w, w - hi)
 
 
-def intersect(a, b):
-    return np.maximum(a, b)
-
-
-def subtract(a, b):
-    return np.maximum(a, -b)
-
-
 def smooth_union(a, b, k: float):
     """Union with a fillet of radius ~k, like bone where processes meet."""
     h = clamp(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
@@ -70,12 +62,3 @@ def ellipsoid(x, y, z, c, radii):
     x, y, z = x - c[0], y - c[1], z - c[2]
     f = np.sqrt((x / rx) ** 2 + (y / ry) ** 2 + (z / rz) ** 2)
     return (f - 1.0) * min(radii)
-
-
-def polyline(x, y, z, points, radius: float, flat: float = 1.0):
-    """Union of capsules along a polyline (rods, ribs)."""
-    best = None
-    for p0, p1 in zip(points[:-1], points[1:]):
-        d = capsule(x, y, z, p0, p1, radius, flat=flat)
-        best = d if best is None else np.minimum(best, d)
-    return best

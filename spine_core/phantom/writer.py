@@ -84,7 +84,7 @@ def _save_labels_fast(labels: LabelMap, path: Path) -> None:
     """Like save_labelmap, with light gzip: label maps are mostly zeros and level 1 is 3x faster."""
     import SimpleITK as sitk
 
-    from spine_core.io.readers import volume_to_sitk
+    from spine_core.io.sitk_image import volume_to_sitk
 
     sitk.WriteImage(volume_to_sitk(labels), str(path), useCompression=True, compressionLevel=1)
 

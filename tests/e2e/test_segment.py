@@ -1,5 +1,5 @@
 """The real `spineplan segment` CLI: unsuitable inputs give exit 2 and a message; with the shipped
-models installed, accuracy on the shared CTs is asserted (skipped until the models are committed)."""
+models in resources/models, accuracy on the shared CTs is asserted."""
 import json
 from pathlib import Path
 
@@ -8,13 +8,9 @@ import pytest
 
 from spine_core.io import load_labels, save_volume
 from spine_core.io.dicom_writer import DicomOptions, write_dicom_series
-from spine_core.pipeline.api import DETECTOR_ID, JOINT_ID, LABELER_ID, LOCALIZER_ID, VERTEBRA_SEG_ID
 from spine_core.volume import Volume, affine_from_geometry
 from tests.conftest import make_volume
 from tests.e2e.test_cli_io import spineplan
-
-ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "resources" / "models"
 
 # Accuracy floors on the shared CTs, to be set by the lead after measuring the shipped models.
 # Measured 2026-11-21 with the shipped CPU-trained models (docs/BENCHMARKS.md, benchmarks/eval_accuracy.py)
@@ -71,16 +67,9 @@ def test_unknown_pipeline_and_folder_of_other_files_are_refused(tmp_path):
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
-def _need(*model_ids):
-    missing = [m for m in model_ids if not (MODELS / f"{m}.onnx").exists()]
-    if missing:
-        pytest.skip(f"models not installed yet: {', '.join(missing)}")
-
-
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_m1_localizer_finds_the_spine_of_verse007(shared_data, tmp_path):
-    _need(LOCALIZER_ID)
     from spine_core.metrics import evaluate
 
     case = shared_data / "ct" / "verse007"
@@ -94,7 +83,6 @@ def test_m1_localizer_finds_the_spine_of_verse007(shared_data, tmp_path):
 @pytest.mark.shared_data
 @pytest.mark.parametrize("case", ["verse007"])
 def test_default_pipeline_accuracy_on_shared_ct(shared_data, tmp_path, case):
-    _need(LOCALIZER_ID, DETECTOR_ID, VERTEBRA_SEG_ID, LABELER_ID)
     from spine_core.metrics import evaluate
 
     folder = shared_data / "ct" / case
@@ -111,7 +99,6 @@ def test_default_pipeline_accuracy_on_shared_ct(shared_data, tmp_path, case):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_m3_pipeline_segments_verse007(shared_data, tmp_path):
-    _need(LOCALIZER_ID, JOINT_ID)
     from spine_core.metrics import evaluate
 
     case = shared_data / "ct" / "verse007"

@@ -4,7 +4,7 @@ import pytest
 
 from spine_core.volume import Volume
 from training.data import (DataConfig, PatchSampler, canonical_grid, crop, level_weight, load_datasets,
-                           prepare, scale_window, toy_spine_case)
+                           phantom_case, prepare, scale_window, toy_spine_case)
 
 
 def test_prepare_puts_any_orientation_on_an_lps_grid():
@@ -61,13 +61,7 @@ def test_real_cases_load_with_verse007_held_out(shared_data):
     assert sorted(ts.centroids) == [18, 19] and ts.centroids[18][2] > ts.centroids[19][2]
 
 
-def test_phantom_stream_when_available():
-    pytest.importorskip("spine_core.phantom", reason="spine_core.phantom not built yet")
-    phantom = pytest.importorskip("spine_core.phantom")
-    if not hasattr(phantom, "generate_phantom"):
-        pytest.skip("spine_core.phantom has no generate_phantom yet")
-    from training.data import phantom_case
-
+def test_phantom_case_is_seeded_and_prepares():
     small = {"first_level": "L3", "last_level": "L5", "spacing_mm": [3.0, 3.0, 3.0], "fov_mm": 160.0,
              "centre_on_spine": True}
     a, b = phantom_case(3, small), phantom_case(3, small)
