@@ -1,0 +1,150 @@
+"""The real-CT benchmark: every labelled real CT scored with the case's protocol stated, pooled figures,
+one ablation row per lever, and the whole unlabelled real scans run and drawn for checking by eye.
+
+    PYTHONPATH=. .venv/bin/python -m benchmarks.eval_real [--json OUT] [--pictures DIR] [--skip-unlabelled]
+
+Protocol: a case is "held out" only if it shaped nothing the pipeline uses: no model's training or
+validation (checkpoint choice) data names it (read from the model cards), and it was not used to
+calibrate the phantoms (docs/PHANTOMS.md). Any other case is reported with what it shaped, and its
+figures are not held-out figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spine_core.io import load_labels, load_scan
+from spine_core.metrics import evaluate
+from spine_core.pipeline.api import SegmentOptions, segment
+from spine_core.pipeline.models import ModelSet
+from spine_core.pipeline.pipelines import PIPELINES
+from spine_core.resample import resample_to_grid
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LABELLED = {"verse006": "image.nii.gz", "verse007": "image.nii.gz", "tptbox_lumbar": "image.nii.gz",
+            "ts_dicom": "dicom"}
+UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii.gz",
+              "acrin_head_to_chest": "acrin_flt_breast_001/head_to_chest.nii.gz",
+              "cptac_abdomen": "cptac_abdomen/image.nii.gz",
+              "ricord_chest": "ricord_chest/dicom",
+              "ricord_sagittal_reformat": "ricord_sagittal_reformat/dicom"}
+# docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
+PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
+# (name, pipeline, bone refinement): one row per lever
+ABLATION = (("default (M1 -> M2) + bone refinement", "default", True),
+            ("default (M1 -> M2), no bone refinement", "default", False),
+            ("joint (M1 -> M3) + bone refinement", "m3", True),
+            ("joint (M1 -> M3), no bone refinement", "m3", False),
+            ("localizer components (M1 only) + bone refinement", "m1-only", True))
+
+
+def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
+    """How ``case`` shaped the ``pipeline``: 'trained: <model>', 'checkpoint choice: <model>', ..."""
+    roles = []
+    for model_id in sorted({m for stage in PIPELINES[pipeline]() for m in stage.model_ids}):
+        data = models.get(model_id).card.training.get("data", {})
+        if case in data.get("train", {}).get("cases", []):
+            roles.append(f"trained: {model_id}")
+        if case in data.get("validation", {}).get("cases", []):
+            roles.append(f"checkpoint choice: {model_id}")
+    if case in PHANTOM_CALIBRATION:
+        roles.append("phantom calibration")
+    return roles
+
+
+def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
+    scan = load_scan(DATA / "ct" / case / LABELLED[case])
+    ref = resample_to_grid(load_labels(DATA / "ct" / case / "labels.nii.gz"), scan)
+    start = time.perf_counter()
+    result = segment(scan, options, models=models)
+    seconds = time.perf_counter() - start
+    report = evaluate(result.labels, ref)
+    s = report.summary
+    roles = case_roles(case, options.pipeline, models)
+    return {"case": case, "protocol": "held out" if not roles else "shaped the pipeline", "roles": roles,
+            "seconds": round(seconds, 1), "vertebra_dice": [round(r.dice, 3) for r in report.vertebrae],
+            "identified": [bool(r.identified) for r in report.vertebrae],
+            "centroid_errors_mm": [r.centroid_error_mm for r in report.vertebrae if r.centroid_error_mm is not None],
+            "mean_dice": round(s.mean_dice, 3), "binary_dice": round(s.binary_dice, 3),
+            "identification_rate": round(s.identification_rate, 3), "level_shift": s.level_shift,
+            "found": s.n_pred, "expected": s.n_ref,
+            "names": [v.name for v in result.vertebrae]}
+
+
+def pooled(rows: list[dict]) -> dict:
+    """Pooled over reference vertebrae (per-vertebra Dice, identification, centroid error) and over
+    cases (binary Dice)."""
+    dice = [d for r in rows for d in r["vertebra_dice"]]
+    ident = [i for r in rows for i in r["identified"]]
+    errors = [e for r in rows for e in r["centroid_errors_mm"]]
+    return {"vertebra_dice": round(float(np.mean(dice)), 3) if dice else None,
+            "identification_rate": round(float(np.mean(ident)), 3) if ident else None,
+            "centroid_error_mm": round(float(np.mean(errors)), 1) if errors else None,
+            "binary_dice": round(float(np.mean([r["binary_dice"] for r in rows])), 3),
+            "found": sum(r["found"] for r in rows), "expected": sum(r["expected"] for r in rows),
+            "held_out_cases": [r["case"] for r in rows if r["protocol"] == "held out"]}
+
+
+def run_unlabelled(name: str, options: SegmentOptions, models: ModelSet, pictures: Path | None) -> dict:
+    start = time.perf_counter()
+    try:
+        scan = load_scan(DATA / "ct_unlabelled" / UNLABELLED[name])
+        result = segment(scan, options, models=models)
+    except Exception as exc:  # noqa: BLE001 - a scan the product refuses is a row, not a crash
+        return {"scan": name, "error": f"{type(exc).__name__}: {exc}"}
+    row = {"scan": name, "seconds": round(time.perf_counter() - start, 1), "found": len(result.vertebrae),
+           "vertebrae": [{"name": v.name, "volume_ml": round(v.volume_mm3 / 1000, 1),
+                          "confidence": v.confidence, "flags": list(v.flags)} for v in result.vertebrae]}
+    if pictures is not None:
+        from benchmarks.label_pictures import save_sagittal_coronal
+
+        path = pictures / f"{name}.png"
+        save_sagittal_coronal(scan, result.labels, path, title=name)
+        row["picture"] = str(path)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json")
+    parser.add_argument("--pictures", default="docs/images/real", help="where the unlabelled scans' pictures go")
+    parser.add_argument("--skip-unlabelled", action="store_true")
+    parser.add_argument("--skip-labelled", action="store_true")
+    parser.add_argument("--only-ablation", nargs="*", help="ablation row names to run (default all)")
+    args = parser.parse_args()
+    models = ModelSet(None, "cpu")
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
+              "ablation": [], "unlabelled": []}
+    for title, pipeline, refine in ABLATION:
+        if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
+            continue
+        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine)
+        rows = [score_case(case, options, models) for case in LABELLED]
+        report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
+                                   "cases": rows, "pooled": pooled(rows)})
+        print(json.dumps(report["ablation"][-1]["pooled"] | {"name": title}), flush=True)
+    if not args.skip_unlabelled:
+        pictures = Path(args.pictures)
+        pictures.mkdir(parents=True, exist_ok=True)
+        options = SegmentOptions(device="cpu")
+        for name in UNLABELLED:
+            report["unlabelled"].append(run_unlabelled(name, options, models, pictures))
+            row = report["unlabelled"][-1]
+            print(name, row.get("error") or " ".join(v["name"] for v in row["vertebrae"]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main()

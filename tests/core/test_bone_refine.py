@@ -1,0 +1,62 @@
+"""CT-physics refinement of vertebra masks (spine_core.pipeline.bone_refine) on small synthetic CTs."""
+import numpy as np
+
+from spine_core.pipeline.bone_refine import BoneRefineOptions, refine_owner
+
+SPACING = (1.0, 1.0, 1.0)
+
+
+def _two_vertebrae():
+    """Two 'bodies' (cortical shell 700 HU around 120 HU cancellous, which alone reads like soft
+    tissue) stacked along z with a 60 HU disc between, each with a 'posterior arch' attached in +y;
+    fat (-100 HU) around."""
+    hu = np.full((40, 50, 50), -100.0, np.float32)
+    truth = np.zeros(hu.shape, np.int16)
+    for vid, (z0, z1) in enumerate(((5, 22), (27, 44)), start=1):
+        hu[10:30, 8:28, z0:z1] = 700.0
+        hu[12:28, 10:26, z0 + 1:z1 - 1] = 120.0
+        hu[17:23, 28:42, z0 + 4:z1 - 4] = 600.0          # pedicles + arch, joined to the body
+        truth[10:30, 8:28, z0:z1] = vid
+        truth[17:23, 28:42, z0 + 4:z1 - 4] = vid
+    hu[10:30, 8:28, 22:27] = 60.0                         # the disc
+    return hu, truth
+
+
+def _dice(a, b):
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def test_half_segmented_bodies_grow_into_their_own_bone():
+    hu, truth = _two_vertebrae()
+    owner = np.where((truth > 0) & (np.arange(50)[None, :, None] < 20), truth, 0).astype(np.int16)
+    owner[:, :, :] = np.where(np.arange(40)[:, None, None] < 20, owner, 0)   # left half of the bodies only
+    spine = np.ones(hu.shape, bool)
+    refined = refine_owner(owner, hu, spine, SPACING, BoneRefineOptions(grow_mm=25.0))
+    for vid in (1, 2):
+        assert _dice(owner == vid, truth == vid) < 0.6
+        assert _dice(refined == vid, truth == vid) > 0.95, vid
+    # the disc is not bone: neither vertebra takes it
+    assert not refined[12:28, 10:26, 23:26].any()
+
+
+def test_refinement_keeps_ids_drops_fat_and_stays_inside_the_spine():
+    hu, truth = _two_vertebrae()
+    hu[34:39, 10:20, 5:22] = 800.0                       # a rib-like bone beside vertebra 1
+    owner = truth.copy()
+    owner[30:32, 8:28, 5:22] = 1                          # mask spilled into fat
+    spine = np.zeros(hu.shape, bool)
+    spine[8:34] = True                                    # the localizer's spine ends before the rib
+    refined = refine_owner(owner, hu, spine, SPACING)
+    assert set(np.unique(refined)) == {0, 1, 2}
+    assert not refined[31, 8:28, 5:22].any()              # fat removed (the voxel touching the cortex
+    # reads as bone after partial-volume smoothing, like on a scan)
+    assert not refined[34:39].any()                       # the rib outside the spine is not taken
+    assert _dice(refined > 0, truth > 0) > 0.95
+
+
+def test_an_instance_on_no_bone_keeps_its_mask():
+    hu = np.full((20, 20, 20), -100.0, np.float32)
+    owner = np.zeros(hu.shape, np.int16)
+    owner[5:10, 5:10, 5:10] = 3
+    refined = refine_owner(owner, hu, np.ones(hu.shape, bool), SPACING)
+    assert (refined == owner).all()
