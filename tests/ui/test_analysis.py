@@ -28,9 +28,11 @@ def test_analysis_fills_table_flags_and_banner(qtbot, window, tmp_path):
     assert window.actions.analyze.isEnabled() and window.results.rowCount() == 0
     window.set_device("cpu")
     progress = []
+    shown = window.task_status.update_progress
+    # recorded where the window shows them: connecting to the worker after it started would race it
+    window.task_status.update_progress = lambda f, m: (progress.append(m), shown(f, m))
     with qtbot.waitSignal(window.study_ready, timeout=15000):
-        worker = window.analyze()
-        worker.signals.progress.connect(lambda f, m: progress.append(m))
+        window.analyze()
     assert "Numbering" in progress                                  # stage messages came through
     assert _column(window, 0) == ["T11", "T12", "L1"]              # cranio-caudal
     assert _column(window, 2) == ["0.93", "0.35", "0.93"]
