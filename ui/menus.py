@@ -38,13 +38,21 @@ def _action(window, menu, text, slot, shortcut=None, tip="") -> QAction:
     return action
 
 
+def _menu(parent, title: str, window) -> QMenu:
+    # Built in Python and added, not taken from addMenu(title): the wrapper addMenu returns is looked up
+    # by address and, under a test suite's churn, was once a stale wrapper of another type (QSurface)
+    menu = QMenu(title, window)
+    parent.addMenu(menu)
+    return menu
+
+
 def build_actions(window: QMainWindow) -> WindowActions:
     bar = window.menuBar()
-    file_menu = bar.addMenu("&File")
+    file_menu = _menu(bar, "&File", window)
     open_file = _action(window, file_menu, "&Open scan file...", window.choose_scan_file, QKeySequence.StandardKey.Open,
                         "Open a NIfTI, NRRD, MHA, DICOM file or zip")
     open_dir = _action(window, file_menu, "Open &DICOM folder...", window.choose_scan_folder, "Ctrl+Shift+O")
-    recent = file_menu.addMenu("Open &recent")
+    recent = _menu(file_menu, "Open &recent", window)
     open_plan = _action(window, file_menu, "Open &plan...", window.choose_open_plan, "Ctrl+Shift+P",
                         "Open a saved plan with the scan it was made on")
     file_menu.addSeparator()
@@ -58,7 +66,7 @@ def build_actions(window: QMainWindow) -> WindowActions:
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
 
-    edit_menu = bar.addMenu("&Edit")
+    edit_menu = _menu(bar, "&Edit", window)
     undo = _action(window, edit_menu, "&Undo", window.undo, "Ctrl+Z")
     redo = _action(window, edit_menu, "&Redo", window.redo, "Ctrl+Shift+Z")
     undo.setIconText("Undo")
@@ -86,10 +94,10 @@ def build_actions(window: QMainWindow) -> WindowActions:
     edits += [paint, erase]
     edit_menu.addSeparator()
     _action(window, edit_menu, "Pre&ferences...", window.choose_preferences)
-    analysis_menu = bar.addMenu("&Analysis")
+    analysis_menu = _menu(bar, "&Analysis", window)
     analyze = _action(window, analysis_menu, "&Analyze", window.analyze, "Ctrl+R",
                       "Find, segment and number every vertebra")
-    presets, opacity = _build_view_menu(window, bar.addMenu("&View"))
+    presets, opacity = _build_view_menu(window, _menu(bar, "&View", window))
     radius = _radius_box(window)
     _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
                    [undo, redo, paint, erase], radius, opacity)
