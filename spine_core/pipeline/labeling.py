@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from spine_core.labels import CRANIOCAUDAL
 from spine_core.pipeline.api import LABELER_ID
+from spine_core.pipeline.off_spine import keep_instances
 from spine_core.pipeline.preprocess import box_grid
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.stages import Context, Instances, Levels, Stage
@@ -122,9 +123,9 @@ def keep_at_most_levels(ctx: Context, probs: np.ndarray) -> np.ndarray:
     if len(inst.centres_mm) <= limit:
         return probs
     keep = np.sort(np.argsort(-np.asarray(inst.seg_probability))[:limit])
-    remap = np.zeros(len(inst.centres_mm) + 1, inst.owner.dtype)
-    remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=inst.owner.dtype)
     ctx.warn(f"{len(inst.centres_mm) - limit} candidate structures were discarded: more than the spine "
              "has levels were found; review the result")
-    ctx.instances = Instances(inst.grid, remap[inst.owner], inst.centres_mm[keep], inst.seg_probability[keep])
+    mask = np.zeros(len(inst.centres_mm), bool)
+    mask[keep] = True
+    ctx.instances = keep_instances(inst, mask)
     return probs[keep]

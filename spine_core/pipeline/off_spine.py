@@ -1,0 +1,69 @@
+"""Candidates that are not on the spine are not vertebrae.
+
+On whole real scans the networks also return the hyoid and larynx, the sternum, costal cartilage and
+bone in the abdominal wall as "vertebrae", and the labeler then spends a level on each. The spine is
+a chain: every vertebra lies within a few millimetres, in the axial plane, of its neighbours (even a
+35 degree scoliosis shifts consecutive vertebrae by well under 15 mm). A candidate whose centre lies
+more than ``max_offset_mm`` (axial plane) from the median of the other candidates within
+``window_mm`` above and below it is dropped. With fewer than two such neighbours a candidate is kept
+(the chain cannot judge it). The limits are anatomy, set a priori.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spine_core.pipeline.stages import Context, Instances, Stage
+
+
+@dataclass(frozen=True)
+class OffSpineOptions:
+    max_offset_mm: float = 30.0
+    window_mm: float = 80.0
+    min_neighbours: int = 2
+
+
+def off_spine(centres_mm: np.ndarray, options: OffSpineOptions | None = None) -> np.ndarray:
+    """Boolean per candidate: True where it lies off the chain of the others."""
+    options = options or OffSpineOptions()
+    centres = np.asarray(centres_mm, float)
+    off = np.zeros(len(centres), bool)
+    for n, c in enumerate(centres):
+        others = np.delete(centres, n, axis=0)
+        near = others[np.abs(others[:, 2] - c[2]) <= options.window_mm]
+        if len(near) < options.min_neighbours:
+            continue
+        off[n] = np.linalg.norm(np.median(near[:, :2], axis=0) - c[:2]) > options.max_offset_mm
+    return off
+
+
+def keep_instances(inst: Instances, keep: np.ndarray) -> Instances:
+    """``inst`` restricted to the candidates where ``keep`` is True, renumbered 1..n."""
+    keep = np.flatnonzero(keep)
+    remap = np.zeros(len(inst.centres_mm) + 1, inst.owner.dtype)
+    remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=inst.owner.dtype)
+    return Instances(inst.grid, remap[inst.owner], inst.centres_mm[keep], inst.seg_probability[keep])
+
+
+class OffSpineStage(Stage):
+    """Between segmentation and numbering: drop candidates off the spine's chain."""
+    name = "off-spine"
+    weight = 0.05
+
+    def __init__(self, options: OffSpineOptions | None = None) -> None:
+        self.options = options or OffSpineOptions()
+
+    def predict(self, ctx: Context, inputs, progress):
+        return off_spine(ctx.instances.centres_mm, self.options)
+
+    def postprocess(self, ctx: Context, off, progress) -> None:
+        if not off.any() or off.all():
+            return
+        ctx.instances = keep_instances(ctx.instances, ~off)
+        if ctx.levels is not None:
+            keep = np.flatnonzero(~off)
+            old = ctx.levels
+            ctx.levels = type(old)([old.ids[k] for k in keep], [old.probability[k] for k in keep],
+                                   [old.flags[k] for k in keep])
+        ctx.warn(f"{int(off.sum())} candidate structure(s) off the spine were discarded (not vertebrae)")
