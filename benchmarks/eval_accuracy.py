@@ -69,8 +69,9 @@ def run_case(name, options):
             "flags": sorted({f for v in result.vertebrae for f in v.flags})}
 
 
-def evaluate_cases(names, pipeline: str = "default", models=None) -> dict:
-    options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None)
+def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bool = True) -> dict:
+    options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
+                             rib_anchor=rib_anchor)
     rows = []
     for name in names:
         rows.append(run_case(name, options))
@@ -85,8 +86,10 @@ def main() -> None:
     parser.add_argument("--models", help="models folder (default: the shipped resources/models)")
     parser.add_argument("--json")
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--no-rib-anchor", action="store_true", help="number with the labeler alone")
     args = parser.parse_args()
-    report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models)
+    report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models,
+                            rib_anchor=not args.no_rib_anchor)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -36,6 +36,7 @@ class _Slice:
     path: Path
     position: np.ndarray
     frames: int = 1
+    orientation: tuple[float, ...] = ()
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SeriesInfo:
     orientation: tuple[float, ...]
     slices: list[_Slice] = field(default_factory=list, repr=False)
     patient_id: str = field(default="", repr=False)
+    other_orientation: int = 0      # images of the series in another plane (reference images), left out
 
     @property
     def n_slices(self) -> int:
@@ -116,9 +118,26 @@ def list_series(root: Path, progress: Progress | None = None) -> list[SeriesInfo
                 orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
                 patient_id=str(ds.get("PatientID", "")))
         info.slices.append(_Slice(path, np.array([float(v) for v in ds.ImagePositionPatient]),
-                                  int(ds.get("NumberOfFrames", 1) or 1)))
+                                  int(ds.get("NumberOfFrames", 1) or 1),
+                                  tuple(round(float(v), 3) for v in ds.ImageOrientationPatient)))
     progress.update(1.0, "DICOM headers read")
+    for info in series.values():
+        _keep_main_plane(info)
     return sorted(series.values(), key=lambda s: s.n_slices, reverse=True)
+
+
+def _keep_main_plane(info: SeriesInfo) -> None:
+    """A reformatted series can carry a reference image in another plane under the same UID (a
+    sagittal stack with one coronal image): the volume is the plane most of its images share."""
+    planes: dict[tuple[float, ...], int] = {}
+    for s in info.slices:
+        planes[s.orientation] = planes.get(s.orientation, 0) + 1
+    if len(planes) < 2:
+        return
+    main = max(planes, key=planes.get)
+    info.other_orientation = len(info.slices) - planes[main]
+    info.slices = [s for s in info.slices if s.orientation == main]
+    info.orientation = main
 
 
 def choose_series(series: list[SeriesInfo], uid: str | None, root: Path) -> SeriesInfo:
@@ -235,6 +254,9 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         volume = _resample_uniform(volume, distances)
     volume = _deshear(volume)
     progress.update(1.0, "Series loaded")
+    if info.other_orientation:
+        warnings = warnings + [f"{info.other_orientation} image(s) of the series in another plane (a reference "
+                               "image) were left out"]
     return _with_warnings(volume, warnings)
 
 

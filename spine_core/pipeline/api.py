@@ -23,6 +23,7 @@ class SegmentOptions:
     fast: bool = False              # coarser segmentation, for previews
     models_dir: Path | None = None  # None: the shipped resources/models
     bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)
+    rib_anchor: bool = True         # number from the last rib pair where it is in view (pipeline.ribs)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from spine_core.pipeline.labeling import LabelStage
 from spine_core.pipeline.localize import LocalizeStage
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.off_spine import OffSpineStage
+from spine_core.pipeline.ribs import RibAnchorStage
 from spine_core.pipeline.output import finalize
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.stages import Context, Stage
@@ -68,17 +69,19 @@ class ComponentsStage(Stage):
 def default_stages() -> list[Stage]:
     from spine_core.pipeline.vertebra_seg import VertebraSegStage
 
-    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), LabelStage(), BoneRefineStage()]
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), LabelStage(), RibAnchorStage(),
+            BoneRefineStage()]
 
 
 def m1_stages() -> list[Stage]:
-    return [LocalizeStage(), ComponentsStage(), OffSpineStage(), LabelStage(required=False), BoneRefineStage()]
+    return [LocalizeStage(), ComponentsStage(), OffSpineStage(), LabelStage(required=False), RibAnchorStage(),
+            BoneRefineStage()]
 
 
 def m3_stages() -> list[Stage]:
     from spine_core.pipeline.joint import JointStage
 
-    return [LocalizeStage(), JointStage(), OffSpineStage(), BoneRefineStage()]
+    return [LocalizeStage(), JointStage(), OffSpineStage(), RibAnchorStage(), BoneRefineStage()]
 
 
 PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m3": m3_stages,

@@ -117,6 +117,20 @@ def test_series_with_a_missing_slice(series_dir):
         load_scan(folder)
 
 
+def test_a_reference_image_in_another_plane_is_left_out_with_a_warning(series_dir):
+    """Reformatted series (e.g. ricord_sagittal_reformat) can carry one image in another plane under
+    the same series UID, at the position of a real slice."""
+    folder, vol = series_dir
+    first = sorted(folder.iterdir())[0]
+    ds = pydicom.dcmread(first)
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]          # coronal
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(folder / "reference.dcm")
+    loaded = load_scan(folder)
+    assert loaded.shape == vol.shape and np.array_equal(loaded.array, vol.array)
+    assert any("another plane" in w for w in loaded.metadata.warnings)
+
+
 def test_uneven_spacing_is_resampled_with_a_warning(tmp_path):
     vol = make_volume(shape=(20, 20, 10), spacing=(1, 1, 2))
     write_dicom_series(vol, tmp_path / "s")

@@ -1,0 +1,149 @@
+"""Numbering from anatomy: the last rib-bearing vertebra is T12.
+
+The labeler networks number whole real scans several levels off (a lumbar spine called thoracic, the
+sacrum called T12). Radiologists count from landmarks; on chest, abdomen and chest-to-pelvis CT the
+surest is the last pair of ribs above the rib-free lumbar spine. Behind the transverse processes,
+45-75 mm either side of the midline, a thoracic level always has bone (the rib's angle), a lumbar
+level never does (erector spinae; lumbar transverse processes end nearer the midline), until the
+iliac crests.
+
+    rib share(z) = share of bone (smoothed HU > ``bone_hu``) in the two bands, from 10 mm in front
+                   of to 35 mm behind the vertebrae's centroid line, mean of left and right
+
+Along the spine this share rises and falls once per rib. The T12 rib is the last peak above the
+first rib-free stretch of at least ``min_gap_mm`` that has vertebrae in it; the vertebra nearest to
+that peak is T12, and the levels are counted up and down from it (a level skipped where the spacing
+says one was missed). Where the scan shows no such stretch (a chest CT that ends in the thorax, or a
+crop too narrow to see the ribs) nothing changes. A short 12th rib (T11 then looks like the last) or
+a 13th rib shifts the count by one: the anchored vertebrae carry a flag that says how they were
+numbered, for the clinician to confirm. The numbers are anatomy, set a priori.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, signal
+
+from spine_core.labels import SACRUM
+from spine_core.pipeline.preprocess import box_grid, resample_image
+from spine_core.pipeline.sequence import chain, missed_gaps
+from spine_core.pipeline.stages import Context, Levels, Stage
+
+T12 = 19
+NUMBERED_FROM_RIBS = "numbered from the last rib (T12)"
+
+
+@dataclass(frozen=True)
+class RibOptions:
+    bone_hu: float = 200.0
+    band_mm: tuple[float, float] = (45.0, 75.0)     # lateral distance from the centroid line
+    ap_mm: tuple[float, float] = (-10.0, 35.0)      # anterior (-) / posterior (+) of it
+    step_mm: float = 2.0
+    peak_height: float = 0.04
+    peak_prominence: float = 0.03
+    empty_below: float = 0.03
+    min_gap_mm: float = 50.0
+    max_offset_pitch: float = 0.6                   # rib peak to T12's centre, in vertebra spacings
+    gap_factor: float = 1.6
+
+
+def rib_profile(volume, centres_mm: np.ndarray, options: RibOptions) -> tuple[np.ndarray, np.ndarray]:
+    """LPS z (cranial first) every ``step_mm`` along the vertebrae, and the rib share there."""
+    c = np.asarray(centres_mm, float)
+    zs = np.arange(c[0, 2] + 20.0, c[-1, 2] - 20.0, -options.step_mm)
+    cx = np.interp(-zs, -c[:, 2], c[:, 0])
+    cy = np.interp(-zs, -c[:, 2], c[:, 1])
+    lat, spacing = options.band_mm[1], 1.5
+    share = np.zeros(len(zs))
+    for n, (z, x0, y0) in enumerate(zip(zs, cx, cy)):
+        grid = box_grid([x0 - lat, y0 + options.ap_mm[0], z - options.step_mm / 2],
+                        [x0 + lat, y0 + options.ap_mm[1], z + options.step_mm / 2], spacing)
+        hu = resample_image(volume, grid).astype(np.float32)
+        bone = (ndimage.gaussian_filter(hu, 0.7) > options.bone_hu).any(axis=2)
+        x = np.abs(np.arange(grid.shape[0]) * spacing - lat)
+        band = (x >= options.band_mm[0]) & (x <= options.band_mm[1])
+        share[n] = bone[band].mean()
+    return zs, ndimage.gaussian_filter1d(share, 1.0)
+
+
+def last_rib_z(zs: np.ndarray, share: np.ndarray, centres_z: np.ndarray, options: RibOptions) -> float | None:
+    """LPS z of the T12 rib's peak, or None when the profile shows no rib-free stretch below ribs."""
+    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
+    if len(peaks) < 2:
+        return None
+    empty = share < options.empty_below
+    run = int(np.ceil(options.min_gap_mm / options.step_mm))
+    for start in range(peaks[0], len(share) - run + 1):
+        if not empty[start:start + run].all():
+            continue
+        above = peaks[peaks < start]
+        gap_lo, gap_hi = zs[start + run - 1], zs[start]
+        has_vertebrae = np.any((centres_z <= gap_hi) & (centres_z >= gap_lo))
+        if len(above) >= 2 and has_vertebrae:
+            return float(zs[above[-1]])
+        return None
+    return None
+
+
+def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions) -> list[int] | None:
+    """VerSe ids cranial first with instance ``t12_index`` as T12 (skipping levels at missed gaps)."""
+    levels = list(chain())
+    gaps = missed_gaps(centres_mm, options.gap_factor)
+    position = np.zeros(len(centres_mm), int)
+    position[t12_index] = levels.index(T12)
+    for n in range(t12_index + 1, len(centres_mm)):
+        position[n] = position[n - 1] + 1 + int(gaps[n])
+    for n in range(t12_index - 1, -1, -1):
+        position[n] = position[n + 1] - 1 - int(gaps[n + 1])
+    if position.min() < 0:
+        return None
+    position = np.minimum(position, levels.index(SACRUM))   # below the sacrum's top: still sacrum
+    return [levels[p] for p in position]
+
+
+def find_t12(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> int | None:
+    """Index (cranial first) of the vertebra the last rib pair belongs to, or None."""
+    options = options or RibOptions()
+    c = np.asarray(centres_mm, float)
+    if len(c) < 4:
+        return None
+    zs, share = rib_profile(volume, c, options)
+    z = last_rib_z(zs, share, c[:, 2], options)
+    if z is None:
+        return None
+    pitch = float(np.median(np.abs(np.diff(c[:, 2]))))
+    nearest = int(np.argmin(np.abs(c[:, 2] - z)))
+    return nearest if abs(c[nearest, 2] - z) <= options.max_offset_pitch * pitch else None
+
+
+class RibAnchorStage(Stage):
+    """After the numbering: where the last ribs are in view, the levels are counted from T12."""
+    name = "rib-anchor"
+    weight = 0.3
+
+    def __init__(self, options: RibOptions | None = None) -> None:
+        self.options = options or RibOptions()
+
+    def predict(self, ctx: Context, inputs, progress):
+        if not ctx.options.rib_anchor:
+            return None
+        return find_t12(ctx.volume, ctx.instances.centres_mm, self.options)
+
+    def postprocess(self, ctx: Context, t12_index, progress) -> None:
+        if t12_index is None:
+            return
+        ids = levels_from_t12(ctx.instances.centres_mm, t12_index, self.options)
+        if ids is None:
+            return
+        old = ctx.levels
+        order = list(chain((25, 28))) + [SACRUM]
+        shifts = [order.index(a) - order.index(b) for a, b in zip(old.ids, ids) if a in order and b in order]
+        shift = int(np.median(shifts)) if shifts else 0
+        if shift:
+            ctx.warn(f"The labeler's numbering differed by {abs(shift)} level(s) from the count from the last "
+                     "rib (T12); the count from the rib is used. Check the ribs.")
+        # trust falls with the distance from the anchor: every level counted can be a missed one
+        probability = [max(0.95 - 0.04 * abs(n - t12_index), 0.5) for n in range(len(ids))]
+        flags = [tuple(f for f in fl if not f.endswith("candidate")) + (NUMBERED_FROM_RIBS,) for fl in old.flags]
+        ctx.levels = Levels(ids, probability, flags)

@@ -1,0 +1,68 @@
+"""Numbering from anatomy and the off-spine filter (spine_core.pipeline.ribs, .off_spine) on
+synthetic geometry: a chain of vertebrae with ribs on the upper ones only."""
+import numpy as np
+
+from spine_core.labels import SACRUM
+from spine_core.pipeline.off_spine import off_spine
+from spine_core.pipeline.ribs import RibOptions, find_t12, last_rib_z, levels_from_t12
+from spine_core.volume import Volume, affine_from_geometry
+
+T10, T11, T12, L1, L2, L3, L4, L5 = 17, 18, 19, 20, 21, 22, 23, 24
+PITCH = 32.0
+
+
+def _chain(n, top=300.0):
+    return np.array([[0.0, 0.0, top - PITCH * k] for k in range(n)])
+
+
+def test_an_anterior_structure_off_the_chain_is_dropped_a_scoliotic_chain_is_not():
+    centres = _chain(8)
+    centres[:, 0] = np.linspace(0.0, 50.0, 8)                 # 7 mm lateral shift per level
+    assert not off_spine(centres).any()
+    with_hyoid = np.vstack([centres[:3], [[0.0, -70.0, centres[2, 2] - 10.0]], centres[3:]])
+    assert off_spine(with_hyoid).tolist() == [False] * 3 + [True] + [False] * 5
+    assert not off_spine(_chain(2)).any()                   # too few neighbours to judge
+
+
+def test_levels_count_from_t12_skip_missed_levels_and_end_in_the_sacrum():
+    centres = _chain(9)
+    assert levels_from_t12(centres, 2, RibOptions()) == [T10, T11, T12, L1, L2, L3, L4, L5, SACRUM]
+    gap = np.delete(_chain(10), 5, axis=0)                    # L3 missed: a double spacing
+    assert levels_from_t12(gap, 2, RibOptions()) == [T10, T11, T12, L1, L2, L4, L5, SACRUM, SACRUM]
+    assert levels_from_t12(_chain(25), 20, RibOptions()) is None   # more levels above than exist
+
+
+def test_the_last_rib_is_the_last_peak_above_a_rib_free_stretch_with_vertebrae():
+    opts = RibOptions()
+    zs = np.arange(300.0, -100.0, -2.0)
+    share = np.where(zs > 150.0, 0.1 * (1 + np.cos(2 * np.pi * zs / PITCH)), 0.0)
+    centres_z = _chain(12)[:, 2]
+    z = last_rib_z(zs, share, centres_z, opts)
+    assert z is not None and 150.0 < z < 150.0 + PITCH
+    assert last_rib_z(zs, share, np.array([300.0, 280.0]), opts) is None        # no vertebra in the gap
+    ribs_everywhere = 0.1 * (1 + np.cos(2 * np.pi * zs / PITCH))
+    assert last_rib_z(zs, ribs_everywhere, centres_z, opts) is None            # a chest scan: no anchor
+
+
+def _torso(rib_levels: int, n: int = 9) -> tuple[Volume, np.ndarray]:
+    """Vertebral bodies every PITCH mm along z; a rib bar behind and beside the upper ``rib_levels``."""
+    spacing = 2.0
+    shape = (110, 60, 170)                                    # x 220 mm, y 120 mm, z 340 mm
+    origin = np.array([-110.0, -60.0, -20.0])
+    hu = np.full(shape, 20.0, np.float32)
+    x, y, z = [origin[a] + spacing * np.arange(shape[a]) for a in range(3)]
+    X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
+    centres = _chain(n, top=300.0)
+    for k, c in enumerate(centres):
+        hu[(np.abs(X) < 18) & (np.abs(Y - c[1]) < 15) & (np.abs(Z - c[2]) < 11)] = 400.0
+        if k < rib_levels:                                   # the rib's angle, sloping down laterally
+            rib = (np.abs(X) > 30) & (np.abs(X) < 100) & (np.abs(Y - 15) < 5)
+            hu[rib & (np.abs(Z - (c[2] - 4 - 0.1 * np.abs(X))) < 4)] = 600.0
+    return Volume(hu, affine_from_geometry((spacing,) * 3, None, origin)), centres
+
+
+def test_t12_is_found_on_a_synthetic_torso_and_not_without_ribs():
+    volume, centres = _torso(rib_levels=3)
+    assert find_t12(volume, centres) == 2
+    volume, centres = _torso(rib_levels=0)
+    assert find_t12(volume, centres) is None
