@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.calibration import calibration_table, judged_vertebrae
 from spine_core.io import load_labels, load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline.api import SegmentOptions, segment
@@ -66,7 +67,8 @@ def run_case(name, options):
             "mean_centroid_error_mm": None if s.mean_centroid_error_mm is None else round(s.mean_centroid_error_mm, 1),
             "localization_error_mm": None if s.mean_localization_error_mm is None else round(s.mean_localization_error_mm, 1),
             "level_shift": s.level_shift, "n_ref": s.n_ref, "n_pred": s.n_pred,
-            "flags": sorted({f for v in result.vertebrae for f in v.flags})}
+            "flags": sorted({f for v in result.vertebrae for f in v.flags}),
+            "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae)}
 
 
 def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bool = True) -> dict:
@@ -77,7 +79,8 @@ def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bo
         rows.append(run_case(name, options))
         print(json.dumps(rows[-1]), flush=True)
     return {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "pipeline": pipeline,
-            "models": str(models or "shipped"), "cases": rows}
+            "models": str(models or "shipped"), "cases": rows,
+            "calibration": calibration_table([p for r in rows for p in r.get("judged", [])])}
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.calibration import calibration_table, judged_vertebrae
 from spine_core.io import load_labels, load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline.api import SegmentOptions, segment
@@ -35,9 +36,10 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
               "ricord_sagittal_reformat": "ricord_sagittal_reformat/dicom"}
 # docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
-# (name, pipeline, bone refinement): one row per lever
+# (name, pipeline, bone refinement[, rib anchor]): one row per lever
 ABLATION = (("default (M1 -> M2) + bone refinement", "default", True),
             ("default (M1 -> M2), no bone refinement", "default", False),
+            ("default (M1 -> M2) + bone refinement, no rib anchor", "default", True, False),
             ("joint (M1 -> M3) + bone refinement", "m3", True),
             ("joint (M1 -> M3), no bone refinement", "m3", False),
             ("localizer components (M1 only) + bone refinement", "m1-only", True))
@@ -67,6 +69,7 @@ def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
     s = report.summary
     roles = case_roles(case, options.pipeline, models)
     return {"case": case, "protocol": "held out" if not roles else "shaped the pipeline", "roles": roles,
+            "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae),
             "seconds": round(seconds, 1), "vertebra_dice": [round(r.dice, 3) for r in report.vertebrae],
             "identified": [bool(r.identified) for r in report.vertebrae],
             "centroid_errors_mm": [r.centroid_error_mm for r in report.vertebrae if r.centroid_error_mm is not None],
@@ -87,7 +90,8 @@ def pooled(rows: list[dict]) -> dict:
             "centroid_error_mm": round(float(np.mean(errors)), 1) if errors else None,
             "binary_dice": round(float(np.mean([r["binary_dice"] for r in rows])), 3),
             "found": sum(r["found"] for r in rows), "expected": sum(r["expected"] for r in rows),
-            "held_out_cases": [r["case"] for r in rows if r["protocol"] == "held out"]}
+            "held_out_cases": [r["case"] for r in rows if r["protocol"] == "held out"],
+            "calibration": calibration_table([p for r in rows for p in r.get("judged", [])])}
 
 
 def run_unlabelled(name: str, options: SegmentOptions, models: ModelSet, pictures: Path | None) -> dict:
@@ -120,10 +124,10 @@ def main() -> None:
     models = ModelSet(None, "cpu")
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
               "ablation": [], "unlabelled": []}
-    for title, pipeline, refine in ABLATION:
+    for title, pipeline, refine, *ribs in ABLATION:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
-        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine)
+        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=all(ribs))
         rows = [score_case(case, options, models) for case in LABELLED]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
                                    "cases": rows, "pooled": pooled(rows)})

@@ -3,6 +3,7 @@
 The protocol must never call a case held out that shaped the pipeline; the floors sit below the
 figures measured 2026-11-29 on the four labelled real CTs, all of which shaped the shipped models
 (trained on, or chose their checkpoints), so they guard against regressions, not generalisation."""
+import numpy as np
 import pytest
 
 from benchmarks.eval_real import LABELLED, case_roles, pooled, score_case
@@ -46,3 +47,22 @@ def test_pooled_real_ct_floors(shared_data, models):
     for key, floor in POOLED_FLOORS.items():
         assert result[key] >= floor, (key, result)
     assert result["expected"] == 14
+
+
+def test_confidence_is_judged_only_where_the_reference_labels_the_vertebra():
+    from types import SimpleNamespace
+
+    from benchmarks.calibration import calibration_table, judged_vertebrae
+
+    pred = np.zeros((10, 10, 10), np.int16)
+    ref = np.zeros_like(pred)
+    pred[0:3], ref[0:3] = 20, 20          # right
+    pred[3:6], ref[3:6] = 21, 22          # misnumbered
+    pred[7:9] = 23                        # outside the labelled part: not judged
+    rows = [SimpleNamespace(id=20, confidence=0.95), SimpleNamespace(id=21, confidence=0.92),
+            SimpleNamespace(id=23, confidence=0.3)]
+    pairs = judged_vertebrae(pred, ref, rows)
+    assert pairs == [(0.95, True), (0.92, False)]
+    table = calibration_table(pairs)
+    assert table[0] == {"confidence": "0.9-1.0", "vertebrae": 2, "right": 0.5}
+    assert table[2]["vertebrae"] == 0 and table[2]["right"] is None
