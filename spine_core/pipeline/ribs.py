@@ -32,6 +32,7 @@ from spine_core.pipeline.stages import Context, Levels, Stage
 
 T12 = 19
 NUMBERED_FROM_RIBS = "numbered from the last rib (T12)"
+RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
 
 
 @dataclass(frozen=True)
@@ -102,19 +103,48 @@ def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions)
     return [levels[p] for p in position]
 
 
-def find_t12(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> int | None:
-    """Index (cranial first) of the vertebra the last rib pair belongs to, or None."""
+@dataclass(frozen=True)
+class RibEvidence:
+    t12_index: int | None          # the vertebra the last rib pair belongs to (cranial-first index)
+    lowest_has_ribs: bool          # the lowest vertebra found sits at a rib peak (it is thoracic)
+
+
+def rib_evidence(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> RibEvidence:
     options = options or RibOptions()
     c = np.asarray(centres_mm, float)
     if len(c) < 4:
-        return None
+        return RibEvidence(None, False)
     zs, share = rib_profile(volume, c, options)
-    z = last_rib_z(zs, share, c[:, 2], options)
-    if z is None:
-        return None
     pitch = float(np.median(np.abs(np.diff(c[:, 2]))))
-    nearest = int(np.argmin(np.abs(c[:, 2] - z)))
-    return nearest if abs(c[nearest, 2] - z) <= options.max_offset_pitch * pitch else None
+    z = last_rib_z(zs, share, c[:, 2], options)
+    if z is not None:
+        nearest = int(np.argmin(np.abs(c[:, 2] - z)))
+        if abs(c[nearest, 2] - z) <= options.max_offset_pitch * pitch:
+            return RibEvidence(nearest, False)
+    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
+    empty = share < options.empty_below
+    run = int(np.ceil(options.min_gap_mm / options.step_mm))
+    has_gap = any(empty[i:i + run].all() for i in range(len(share) - run + 1))
+    lowest_has_ribs = (not has_gap and len(peaks) >= 2
+                       and abs(zs[peaks[-1]] - c[-1, 2]) <= options.max_offset_pitch * pitch)
+    return RibEvidence(None, bool(lowest_has_ribs))
+
+
+def find_t12(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> int | None:
+    """Index (cranial first) of the vertebra the last rib pair belongs to, or None."""
+    return rib_evidence(volume, centres_mm, options).t12_index
+
+
+def thoracic_cap(ids: list[int]) -> list[int] | None:
+    """Where the lowest vertebra bears ribs but is named below T12, the names moved up so that it is
+    T12 at most (None when the names are already possible)."""
+    levels = list(chain((25, 28)))
+    if ids[-1] not in levels or levels.index(ids[-1]) <= levels.index(T12):
+        return None
+    shift = levels.index(ids[-1]) - levels.index(T12)
+    if any(v not in levels or levels.index(v) - shift < 0 for v in ids):
+        return None
+    return [levels[levels.index(v) - shift] for v in ids]
 
 
 class RibAnchorStage(Stage):
@@ -128,16 +158,22 @@ class RibAnchorStage(Stage):
     def predict(self, ctx: Context, inputs, progress):
         if not ctx.options.rib_anchor:
             return None
-        return find_t12(ctx.volume, ctx.instances.centres_mm, self.options)
+        return rib_evidence(ctx.volume, ctx.instances.centres_mm, self.options)
 
-    def postprocess(self, ctx: Context, t12_index, progress) -> None:
-        if t12_index is None:
+    def postprocess(self, ctx: Context, evidence, progress) -> None:
+        if evidence is None:
             return
+        if evidence.t12_index is not None:
+            self._count_from_t12(ctx, evidence.t12_index)
+        elif evidence.lowest_has_ribs:
+            self._cap_at_t12(ctx)
+
+    def _count_from_t12(self, ctx: Context, t12_index: int) -> None:
         ids = levels_from_t12(ctx.instances.centres_mm, t12_index, self.options)
         if ids is None:
             return
         old = ctx.levels
-        order = list(chain((25, 28))) + [SACRUM]
+        order = list(chain((25, 28)))
         shifts = [order.index(a) - order.index(b) for a, b in zip(old.ids, ids) if a in order and b in order]
         shift = int(np.median(shifts)) if shifts else 0
         if shift:
@@ -147,3 +183,13 @@ class RibAnchorStage(Stage):
         probability = [max(0.95 - 0.04 * abs(n - t12_index), 0.5) for n in range(len(ids))]
         flags = [tuple(f for f in fl if not f.endswith("candidate")) + (NUMBERED_FROM_RIBS,) for fl in old.flags]
         ctx.levels = Levels(ids, probability, flags)
+
+    def _cap_at_t12(self, ctx: Context) -> None:
+        old = ctx.levels
+        ids = thoracic_cap(old.ids)
+        if ids is None:
+            return
+        ctx.warn("The lowest vertebra found bears ribs but the labeler named it lumbar; the levels were moved "
+                 "up to end at T12 at most. No anatomical anchor is in view: the levels are uncertain.")
+        flags = [tuple(f for f in fl if not f.endswith("candidate")) + (RIBS_UNANCHORED,) for fl in old.flags]
+        ctx.levels = Levels(ids, [min(p, 0.3) for p in old.probability], flags)

@@ -66,3 +66,13 @@ def test_t12_is_found_on_a_synthetic_torso_and_not_without_ribs():
     assert find_t12(volume, centres) == 2
     volume, centres = _torso(rib_levels=0)
     assert find_t12(volume, centres) is None
+
+
+def test_rib_bearing_vertebrae_named_lumbar_are_moved_up_to_t12_at_most():
+    from spine_core.pipeline.ribs import rib_evidence, thoracic_cap
+
+    assert thoracic_cap([L1, L2, L3]) == [T10, T11, T12]
+    assert thoracic_cap([T10, T11]) is None
+    volume, centres = _torso(rib_levels=9)               # a chest scan: ribs at every vertebra
+    evidence = rib_evidence(volume, centres)
+    assert evidence.t12_index is None and evidence.lowest_has_ribs
