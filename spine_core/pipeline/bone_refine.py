@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from spine_core.pipeline.preprocess import resample_image
+from spine_core.pipeline.preprocess import crop_volume, resample_image
 from spine_core.pipeline.stages import Context, Stage
 from spine_core.volume import Volume
 
@@ -52,19 +52,28 @@ def bone_mask(hu: np.ndarray, spacing: np.ndarray, options: BoneRefineOptions) -
 def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
                  options: BoneRefineOptions | None = None) -> np.ndarray:
     """``owner`` (int, 0 = background) grown into adjacent bone and cleared of non-bone; instance ids
-    are kept, none is created or lost (an instance never shrinks to nothing)."""
+    are kept, none is created or lost (an instance never shrinks to nothing). ``hu`` and ``spine``
+    cover ``owner``'s grid, or only its ``working_box``."""
     options = options or BoneRefineOptions()
     spacing = np.asarray(spacing, float)
     out = np.array(owner, copy=True)
-    if not owner.any():
+    box = working_box(owner, spacing, options)
+    if box is None:
         return out
-    # work inside the masks' box + the growth reach: the grid can be a whole 1 mm chest-to-pelvis crop
-    idx = np.argwhere(owner > 0)
-    reach = np.ceil(options.grow_mm / spacing).astype(int) + 2
-    lo, hi = np.maximum(idx.min(0) - reach, 0), np.minimum(idx.max(0) + reach + 1, owner.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    out[box] = _refine(owner[box], hu[box], spine[box], spacing, options)
+    if hu.shape == owner.shape:
+        hu, spine = hu[box], spine[box]
+    out[box] = _refine(owner[box], hu, spine, spacing, options)
     return out
+
+
+def working_box(owner: np.ndarray, spacing, options: BoneRefineOptions) -> tuple[slice, ...] | None:
+    """The masks' box plus the growth reach (the grid can be a whole 1 mm chest-to-pelvis crop)."""
+    if not owner.any():
+        return None
+    idx = np.argwhere(owner > 0)
+    reach = np.ceil(options.grow_mm / np.asarray(spacing, float)).astype(int) + 2
+    lo, hi = np.maximum(idx.min(0) - reach, 0), np.minimum(idx.max(0) + reach + 1, owner.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
 def _refine(owner, hu, spine, spacing, options: BoneRefineOptions) -> np.ndarray:
@@ -95,11 +104,17 @@ class BoneRefineStage(Stage):
         if not ctx.options.bone_refine:
             return None
         grid = ctx.instances.grid
-        hu = resample_image(ctx.volume, grid).astype(np.float32)
+        box = working_box(ctx.instances.owner, grid.spacing, self.options)
+        if box is None:
+            return None
+        part = crop_volume(grid, box)
+        hu = resample_image(ctx.volume, part).astype(np.float32)
+        # the spine's margin on the localizer's coarse grid: cheap there, then onto the working box
         loc = ctx.localizer
-        spine = resample_image(Volume(loc.mask.astype(np.float32), loc.grid.affine), grid, fill=0.0) > 0.5
-        margin = ndimage.distance_transform_edt(~spine, sampling=grid.spacing) <= self.options.spine_margin_mm
-        return hu, margin
+        steps = int(np.ceil(self.options.spine_margin_mm / float(np.min(loc.grid.spacing))))
+        near = ndimage.binary_dilation(loc.mask, iterations=steps) if steps else loc.mask
+        spine = resample_image(Volume(near.astype(np.float32), loc.grid.affine), part, fill=0.0) > 0.5
+        return hu, spine
 
     def predict(self, ctx: Context, inputs, progress):
         if inputs is None:
