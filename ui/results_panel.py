@@ -19,7 +19,9 @@ FLAG_HELP = {"at edge": "touches the scan border: may be cut off",
              "gap above": "the level above is missing: check the numbering",
              "low confidence": "the analysis is unsure of this vertebra: check its outline and number",
              "L6 candidate": "a sixth lumbar vertebra (transitional): confirm the count from C2 or the sacrum",
-             "T13 candidate": "a thirteenth thoracic vertebra (transitional): confirm the rib count"}
+             "T13 candidate": "a thirteenth thoracic vertebra (transitional): confirm the rib count",
+             "thoracic (ribs), level not anchored": "it bears ribs, but neither the last rib pair nor the "
+                                                    "sacrum is in view: count the levels from C2 or T12"}
 SMALL_FRACTION = 0.4        # a vertebra under 40 % of the median volume is flagged
 LOW_CONFIDENCE = 0.5
 _AMBER, _RED = QColor(120, 84, 10), QColor(130, 30, 30)
