@@ -71,9 +71,10 @@ def run_case(name, options):
             "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae)}
 
 
-def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bool = True) -> dict:
+def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bool = True,
+                   bone_refine: bool = True) -> dict:
     options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
-                             rib_anchor=rib_anchor)
+                             rib_anchor=rib_anchor, bone_refine=bone_refine)
     rows = []
     for name in names:
         rows.append(run_case(name, options))
@@ -90,9 +91,10 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--no-rib-anchor", action="store_true", help="number with the labeler alone")
+    parser.add_argument("--no-bone-refine", action="store_true", help="the networks' masks as they are")
     args = parser.parse_args()
     report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models,
-                            rib_anchor=not args.no_rib_anchor)
+                            rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

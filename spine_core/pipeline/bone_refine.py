@@ -5,8 +5,10 @@ On real CT the networks leave vertebral bodies half-segmented and posterior elem
 real-CT issue measured false-negative fractions of 0.34-0.76), while the bone itself is plain to see:
 cortex and dense cancellous bone are far above soft tissue in HU. So, on the segmentation's own grid:
 
-1. bone = smoothed HU above ``bone_hu``, with each axial cross-section's enclosed interior filled
-   (osteoporotic cancellous bone can read like muscle, but it is enclosed by the cortical ring);
+1. bone = smoothed HU above ``bone_hu``, with each axial cross-section's enclosed interiors filled
+   where they read like marrow (median above ``marrow_hu``: osteoporotic cancellous bone can read
+   like muscle, but it is enclosed by the cortical ring), not where they read like fluid or fat (the
+   spinal canal and the transverse foramina are enclosed by bone rings too);
 2. candidates = bone within ``grow_mm`` of a vertebra mask and inside the localizer's spine (dilated
    by ``spine_margin_mm``), so ribs, pelvis and sternum are not taken;
 3. candidates go to the vertebra they are reached from through bone (watershed on the negated
@@ -37,6 +39,7 @@ _AXIAL[:, :, 1] = ndimage.generate_binary_structure(2, 1)
 @dataclass(frozen=True)
 class BoneRefineOptions:
     bone_hu: float = 150.0
+    marrow_hu: float = 70.0          # enclosed interiors above this are marrow (osteoporotic ~50-100)
     not_bone_hu: float = 0.0
     grow_mm: float = 12.0
     spine_margin_mm: float = 6.0
@@ -44,9 +47,18 @@ class BoneRefineOptions:
 
 
 def bone_mask(hu: np.ndarray, spacing: np.ndarray, options: BoneRefineOptions) -> np.ndarray:
-    """Cortical and dense cancellous bone with enclosed axial interiors filled."""
+    """Cortical and dense cancellous bone, with the enclosed axial interiors that read like marrow
+    filled; enclosed interiors that read like fluid or fat (the spinal canal, the transverse foramina)
+    stay out."""
     smooth = ndimage.gaussian_filter(hu, options.smooth_mm / np.asarray(spacing))
-    return ndimage.binary_fill_holes(smooth > options.bone_hu, structure=_AXIAL), smooth
+    bone = smooth > options.bone_hu
+    holes = ndimage.binary_fill_holes(bone, structure=_AXIAL) & ~bone
+    labels, count = ndimage.label(holes, structure=_AXIAL)
+    if count:
+        median = ndimage.median(smooth, labels, np.arange(1, count + 1))
+        marrow = np.concatenate([[False], np.asarray(median) > options.marrow_hu])
+        bone |= marrow[labels]
+    return bone, smooth
 
 
 def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
