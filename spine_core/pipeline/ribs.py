@@ -180,8 +180,10 @@ class RibAnchorStage(Stage):
         ctx.warn("Levels counted from the last rib pair (T12)"
                  + (f"; the labeler's numbering differed by {abs(shift)} level(s)" if shift else "")
                  + ". Confirm the rib count on the coronal view.")
-        # trust falls with the distance from the anchor: every level counted can be a missed one
+        # trust falls with the distance from the anchor (every level counted can be a missed one),
+        # unless the labeler, which reads the vertebra's own shape, says the same
         probability = [max(0.95 - 0.04 * abs(n - t12_index), 0.5) for n in range(len(ids))]
+        probability = [max(p, q) if a == b else p for p, q, a, b in zip(probability, old.probability, ids, old.ids)]
         flags = [tuple(f for f in fl if not f.endswith("candidate")) for fl in old.flags]
         ctx.levels = Levels(ids, probability, flags)
 
