@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spine_core.pipeline.stages import Context, Instances, Stage
+from spine_core.pipeline.stages import Context, Instances, SpineNotFound, Stage
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,16 @@ def off_spine(centres_mm: np.ndarray, options: OffSpineOptions | None = None) ->
     return off
 
 
+def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0) -> bool:
+    """Two or more candidates spread across the axial plane far more than along the body's axis:
+    vertebrae are stacked, so these are not a spine (e.g. a lateral reformat through the shoulder)."""
+    c = np.asarray(centres_mm, float)
+    if len(c) < 2:
+        return False
+    spread = float(np.max(np.linalg.norm(c[:, None, :2] - c[None, :, :2], axis=2)))
+    return spread > min_spread_mm and float(np.ptp(c[:, 2])) < 0.5 * spread
+
+
 def keep_instances(inst: Instances, keep: np.ndarray) -> Instances:
     """``inst`` restricted to the candidates where ``keep`` is True, renumbered 1..n."""
     keep = np.flatnonzero(keep)
@@ -58,6 +68,11 @@ class OffSpineStage(Stage):
         return off_spine(ctx.instances.centres_mm, self.options)
 
     def postprocess(self, ctx: Context, off, progress) -> None:
+        kept = ctx.instances.centres_mm[~off] if not off.all() else ctx.instances.centres_mm
+        if side_by_side(kept):
+            raise SpineNotFound("The structures found lie side by side, not stacked as vertebrae are: this "
+                                "scan does not seem to show the spine. Check the series (a lateral reformat "
+                                "or a limb?) or choose another one.")
         if not off.any() or off.all():
             return
         ctx.instances = keep_instances(ctx.instances, ~off)

@@ -76,3 +76,11 @@ def test_rib_bearing_vertebrae_named_lumbar_are_moved_up_to_t12_at_most():
     volume, centres = _torso(rib_levels=9)               # a chest scan: ribs at every vertebra
     evidence = rib_evidence(volume, centres)
     assert evidence.t12_index is None and evidence.lowest_has_ribs
+
+
+def test_candidates_side_by_side_are_not_a_spine():
+    from spine_core.pipeline.off_spine import side_by_side
+
+    assert side_by_side(np.array([[190.0, 2.0, -15.0], [211.0, -9.0, -18.0]]))      # ricord sagittal reformat
+    assert not side_by_side(_chain(2))
+    assert not side_by_side(_chain(1))
