@@ -10,7 +10,7 @@ from benchmarks.eval_real import LABELLED, case_roles, pooled, score_case
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
 
-# measured: pooled vertebra Dice 0.543, binary Dice 0.744, identification 0.714 (default + bone refinement)
+# measured 2026-11-30: pooled vertebra Dice 0.547, binary Dice 0.749, identification 0.714 (default as shipped)
 POOLED_FLOORS = {"vertebra_dice": 0.48, "binary_dice": 0.70, "identification_rate": 0.6}
 
 
