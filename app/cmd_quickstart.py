@@ -42,6 +42,8 @@ def _print_analysis(folder: Path) -> None:
         p = v.position
         print(f"  {v.name:<7} {v.volume_mm3 / 1000:9.1f} {v.confidence:10.2f}   "
               f"{p[0]:7.1f} {p[1]:7.1f} {p[2]:8.1f}   {', '.join(v.flags)}")
+    if result.warnings:
+        print()
     for warning in result.warnings:
         print(f"Warning: {warning}")
     s = evaluate(result.labels, load_labels(folder / "labels.nii.gz", grid=scan)).summary
