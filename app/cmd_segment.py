@@ -120,9 +120,11 @@ def run_segment(volume, out: Path, options, show_progress: bool = True):
 
 
 def _options(args):
+    from spine_core.pipeline import registry
     from spine_core.pipeline.api import SegmentOptions
 
-    options = SegmentOptions(device=args.device, pipeline=args.pipeline, fast=bool(getattr(args, "fast", False)))
+    options = SegmentOptions(device=args.device, pipeline=registry.resolve(args.pipeline),
+                             fast=bool(getattr(args, "fast", False)))
     if getattr(args, "models", None):
         options = replace(options, models_dir=Path(args.models))
     return options
@@ -213,7 +215,11 @@ def _add_common(p) -> None:
     from spine_core.pipeline.runtime import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default="auto", help="where the models run (default auto)")
-    p.add_argument("--pipeline", default="default", help="analysis pipeline: default (M1 + M2), m3 (M1 + the joint network) or m1-only")
+    from spine_core.pipeline import registry
+
+    described = "; ".join(f"{q.name}: {q.description}" for q in registry.PIPELINES)
+    p.add_argument("--pipeline", default=registry.DEFAULT, choices=registry.choices(), metavar="NAME",
+                   help=f"analysis pipeline ({described}; the old names default, m3, m1-only still work)")
     p.add_argument("--models", metavar="DIR", help="folder of models (default: the installed ones)")
 
 

@@ -71,7 +71,7 @@ def run_case(name, options):
             "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae)}
 
 
-def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bool = True,
+def evaluate_cases(names, pipeline: str = "per-vertebra", models=None, rib_anchor: bool = True,
                    bone_refine: bool = True) -> dict:
     options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
                              rib_anchor=rib_anchor, bone_refine=bone_refine)
@@ -86,7 +86,7 @@ def evaluate_cases(names, pipeline: str = "default", models=None, rib_anchor: bo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pipeline", default="default")
+    parser.add_argument("--pipeline", default="per-vertebra")
     parser.add_argument("--models", help="models folder (default: the shipped resources/models)")
     parser.add_argument("--json")
     parser.add_argument("--only", nargs="*")

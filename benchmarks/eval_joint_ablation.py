@@ -1,5 +1,5 @@
 """The M3 ablation scored as the product runs it: each training run's best checkpoint exported to
-ONNX beside the shipped localizer, then the "m3" pipeline on the held-out real case and phantoms.
+ONNX beside the shipped localizer, then the joint pipeline on the held-out real case and phantoms.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_joint_ablation runs/joint_cpu_ssm runs/joint_cpu_transformer ... \\
         [--cases verse007 ph-lumbar ...] [--json OUT]
@@ -39,7 +39,7 @@ def score_run(run: Path, cases, work: Path) -> dict:
         shutil.copy(ROOT / "resources" / "models" / f"{LOCALIZER_ID}{suffix}", models)
     export_checkpoint(run / "best.pt", models, JOINT_ID)
     ckpt = load_checkpoint(run / "best.pt")
-    rows = evaluate_cases(cases, "m3", models)["cases"]
+    rows = evaluate_cases(cases, "joint", models)["cases"]
     ok = [r for r in rows if "error" not in r]
     return {"run": run.name, "net": {k: ckpt["net_config"].get(k) for k in ("long_range", "cbam")},
             "best_step": ckpt["step"], "validation": ckpt["metrics"],

@@ -24,6 +24,7 @@ from spine_core.metrics import evaluate
 from spine_core.pipeline.api import SegmentOptions, segment
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.pipelines import PIPELINES
+from spine_core.pipeline.registry import resolve
 from spine_core.resample import resample_to_grid
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -37,18 +38,18 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
 # docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
 # (name, pipeline, bone refinement[, rib anchor]): one row per lever
-ABLATION = (("default (M1 -> M2) + bone refinement", "default", True),
-            ("default (M1 -> M2), no bone refinement", "default", False),
-            ("default (M1 -> M2) + bone refinement, no rib anchor", "default", True, False),
-            ("joint (M1 -> M3) + bone refinement", "m3", True),
-            ("joint (M1 -> M3), no bone refinement", "m3", False),
-            ("localizer components (M1 only) + bone refinement", "m1-only", True))
+ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", "per-vertebra", True),
+            ("per-vertebra (M1 -> M2), no bone refinement", "per-vertebra", False),
+            ("per-vertebra (M1 -> M2) + bone refinement, no rib anchor", "per-vertebra", True, False),
+            ("joint (M1 -> M3) + bone refinement", "joint", True),
+            ("joint (M1 -> M3), no bone refinement", "joint", False),
+            ("localizer components (M1 only) + bone refinement", "localizer-components", True))
 
 
 def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
     """How ``case`` shaped the ``pipeline``: 'trained: <model>', 'checkpoint choice: <model>', ..."""
     roles = []
-    for model_id in sorted({m for stage in PIPELINES[pipeline]() for m in stage.model_ids}):
+    for model_id in sorted({m for stage in PIPELINES[resolve(pipeline)]() for m in stage.model_ids}):
         data = models.get(model_id).card.training.get("data", {})
         if case in data.get("train", {}).get("cases", []):
             roles.append(f"trained: {model_id}")

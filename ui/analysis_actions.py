@@ -42,15 +42,22 @@ class AnalysisMixin:
         self.settings.setValue("analysis/device", device)
 
     def method(self) -> str:
-        """The analysis pipeline (spine_core.pipeline.PIPELINES name) chosen in Preferences."""
+        """The analysis pipeline (a spine_core.pipeline.registry name) chosen in Preferences; settings
+        written by the first release hold the old names, which still resolve."""
+        from spine_core.pipeline import registry
         from ui.dialogs import METHODS
 
-        method = str(self.settings.value("analysis/method", "default"))
-        return method if method in METHODS else "default"
+        try:
+            method = registry.resolve(str(self.settings.value("analysis/method", registry.DEFAULT)))
+        except SpineError:
+            return registry.DEFAULT
+        return method if method in METHODS else registry.DEFAULT
 
     def set_method(self, method: str) -> None:
+        from spine_core.pipeline import registry
         from ui.dialogs import METHODS
 
+        method = registry.resolve(method) if method in registry.choices() else method
         if method not in METHODS:
             raise ValueError(f"method must be one of {tuple(METHODS)}")
         self.settings.setValue("analysis/method", method)

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from spine_core.export import FORMATS
+from spine_core.pipeline import registry
 
 
 class SeriesPickerDialog(QDialog):
@@ -88,15 +89,14 @@ class ExportMeshesDialog(QDialog):
         return FORMATS[self.format_box.currentIndex()]
 
 
-METHODS = {"default": "Localize, detect, segment each vertebra, label (M1 + M2)",
-           "m3": "Joint segmentation + identification network (M1 + M3)"}
+METHODS = {p.name: p.description for p in registry.PIPELINES if p.in_preferences}
 
 
 class PreferencesDialog(QDialog):
     """Analysis device (auto / cpu / gpu), analysis method, and the autosave interval."""
 
     def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None,
-                 method: str = "default") -> None:
+                 method: str = registry.DEFAULT) -> None:
         from PySide6.QtWidgets import QSpinBox
 
         from spine_core.pipeline.runtime import DEVICES
@@ -112,6 +112,8 @@ class PreferencesDialog(QDialog):
         self.method_box = QComboBox()
         for key, text in METHODS.items():
             self.method_box.addItem(text, key)
+        if method in registry.choices():
+            method = registry.resolve(method)
         self.method_box.setCurrentIndex(max(self.method_box.findData(method), 0))
         self.method_box.setToolTip("Both number the vertebrae and flag what needs review; compare them in "
                                    "docs/BENCHMARKS.md")

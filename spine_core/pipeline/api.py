@@ -19,7 +19,7 @@ JOINT_ID = "ct-joint-seg-id"
 @dataclass(frozen=True)
 class SegmentOptions:
     device: str = "auto"            # auto | cpu | gpu
-    pipeline: str = "default"       # see spine_core.pipeline.PIPELINES
+    pipeline: str = "per-vertebra"  # a name (or old alias) in spine_core.pipeline.registry
     fast: bool = False              # coarser segmentation, for previews
     models_dir: Path | None = None  # None: the shipped resources/models
     bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)

@@ -1,5 +1,5 @@
 """M3 inference: one joint network gives the vertebra mask and per-level heatmaps; instances and levels
-come from them (the "m3" pipeline, after the M1 localizer's crop).
+come from them (the "joint" pipeline, after the M1 localizer's crop).
 
 - Sliding windows along the crop with Gaussian weights; window starts on multiples of the heatmap
   stride so every window's 1/4-resolution heatmap lands on one shared grid.

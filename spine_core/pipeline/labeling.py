@@ -68,7 +68,7 @@ def windowed_probabilities(run, masks: np.ndarray, max_len: int) -> np.ndarray:
 
 
 def placeholder_levels(instances: Instances) -> Levels:
-    """Without a labeler (m1-only): consecutive ids from C1 down, each flagged unidentified."""
+    """Without a labeler (localizer-components): consecutive ids from C1 down, each flagged unidentified."""
     n = len(instances.centres_mm)
     return Levels(list(CRANIOCAUDAL[:n]), [0.0] * n, [(UNIDENTIFIED,)] * n)
 

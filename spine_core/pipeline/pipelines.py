@@ -1,8 +1,12 @@
-"""The analysis pipelines by name, the input checks, and ``segment`` itself.
+"""The analysis pipelines' stages, the input checks, and ``segment`` itself (names, descriptions and
+the old aliases: ``spine_core.pipeline.registry``).
 
-- "default": M1 localize -> M2 detect -> M2 per-vertebra segmentation -> M2 labeling.
-- "m3": M1 localize -> M3 joint segmentation + identification network (one model, both tasks).
-- "m1-only": the localizer's binary mask split into connected components (for comparison); levels
+- "per-vertebra" (alias "default"): M1 localize -> M2 detect -> M2 per-vertebra segmentation -> M2
+  labeling, then the anatomy stages (off-spine filter, rib anchor, bone refinement).
+- "joint" (alias "m3"): M1 localize -> M3 joint segmentation + identification network (one model,
+  both tasks), then the anatomy stages.
+- "localizer-components" (alias "m1-only"): the localizer's binary mask split into connected
+  components (for comparison); levels
   from the labeler when it is installed, placeholders otherwise.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ from spine_core.pipeline.labeling import LabelStage
 from spine_core.pipeline.localize import LocalizeStage
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.off_spine import OffSpineStage
+from spine_core.pipeline.registry import resolve
 from spine_core.pipeline.ribs import RibAnchorStage
 from spine_core.pipeline.output import finalize
 from spine_core.pipeline.preprocess import box_grid, resample_image
@@ -66,26 +71,27 @@ class ComponentsStage(Stage):
         ctx.instances = instances_from_owner(grid, owner, probability)
 
 
-def default_stages() -> list[Stage]:
+def per_vertebra_stages() -> list[Stage]:
     from spine_core.pipeline.vertebra_seg import VertebraSegStage
 
     return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), LabelStage(), RibAnchorStage(),
             BoneRefineStage()]
 
 
-def m1_stages() -> list[Stage]:
+def localizer_component_stages() -> list[Stage]:
     return [LocalizeStage(), ComponentsStage(), OffSpineStage(), LabelStage(required=False), RibAnchorStage(),
             BoneRefineStage()]
 
 
-def m3_stages() -> list[Stage]:
+def joint_stages() -> list[Stage]:
     from spine_core.pipeline.joint import JointStage
 
     return [LocalizeStage(), JointStage(), OffSpineStage(), RibAnchorStage(), BoneRefineStage()]
 
 
-PIPELINES: dict[str, Callable[[], list[Stage]]] = {"default": default_stages, "m3": m3_stages,
-                                                   "m1-only": m1_stages}
+# the stages of each pipeline in spine_core.pipeline.registry (names and descriptions live there)
+PIPELINES: dict[str, Callable[[], list[Stage]]] = {"per-vertebra": per_vertebra_stages, "joint": joint_stages,
+                                                   "localizer-components": localizer_component_stages}
 
 
 def check_input(volume: Volume) -> None:
@@ -113,9 +119,7 @@ class _Plan:
 
 
 def _plan(options: SegmentOptions) -> _Plan:
-    if options.pipeline not in PIPELINES:
-        raise SpineError(f"Unknown pipeline '{options.pipeline}'; choose one of {', '.join(PIPELINES)}.")
-    stages = PIPELINES[options.pipeline]()
+    stages = PIPELINES[resolve(options.pipeline)]()
     weights = np.array([s.weight for s in stages], float)
     return _Plan(stages, np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]))
 

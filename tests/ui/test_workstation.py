@@ -150,23 +150,25 @@ def test_preferences_and_recent_files_persist(qtbot, window, tmp_path, settings)
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
     window.set_device("gpu")
-    window.set_method("m3")
+    window.set_method("joint")
     window.set_window_preset("soft tissue")
     window.actions.opacity_slider.setValue(70)
     window.close()
     again = MainWindow(settings=settings, show_dialogs=False)
     qtbot.addWidget(again)
     assert again.device() == "gpu" and again.preset_combo.currentText() == "soft tissue"
-    assert again.method() == "m3"
+    assert again.method() == "joint"
     assert again.actions.opacity_slider.value() == 70
     recent = again.actions.recent_menu.actions()
     assert recent and recent[0].text() == str(scan.resolve())
     with qtbot.waitSignal(again.study_ready, timeout=20000):
         recent[0].trigger()
     assert again.session.volume is not None
-    dialog = PreferencesDialog("cpu", 30, method="m3")
+    dialog = PreferencesDialog("cpu", 30, method="m3")          # the first release's name still works
     qtbot.addWidget(dialog)
-    assert dialog.device() == "cpu" and dialog.autosave_s() == 30 and dialog.method() == "m3"
+    assert dialog.device() == "cpu" and dialog.autosave_s() == 30 and dialog.method() == "joint"
+    settings.setValue("analysis/method", "m3")                   # written by the first release
+    assert again.method() == "joint"
     with pytest.raises(ValueError):
         again.set_method("nope")
     again.close()
