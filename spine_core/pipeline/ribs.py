@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from spine_core.labels import SACRUM
+from spine_core.labels import L6, SACRUM
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
 
 T12 = 19
 RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
+L6_CANDIDATE = "L6 candidate"      # with evidence: six lumbar-type vertebrae between the last rib and the sacrum
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ def last_rib_z(zs: np.ndarray, share: np.ndarray, centres_z: np.ndarray, options
     return None
 
 
-def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions) -> list[int] | None:
-    """VerSe ids cranial first with instance ``t12_index`` as T12 (skipping levels at missed gaps)."""
+def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions,
+                    volumes: np.ndarray | None = None) -> list[int] | None:
+    """VerSe ids cranial first with instance ``t12_index`` as T12 (skipping levels at missed gaps).
+    With ``volumes`` (one per instance), a sixth lumbar-type vertebra is recognised: see ``_l6``."""
     levels = list(chain())
     gaps = missed_gaps(centres_mm, options.gap_factor)
     position = np.zeros(len(centres_mm), int)
@@ -100,8 +103,24 @@ def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions)
         position[n] = position[n + 1] - 1 - int(gaps[n + 1])
     if position.min() < 0:
         return None
-    position = np.minimum(position, levels.index(SACRUM))   # below the sacrum's top: still sacrum
-    return [levels[p] for p in position]
+    ids = [levels[min(p, levels.index(SACRUM))] for p in position]   # below the sacrum's top: sacrum
+    if volumes is not None:
+        _l6(ids, position, levels.index(SACRUM), np.asarray(volumes, float))
+    return ids
+
+
+def _l6(ids: list[int], position: np.ndarray, sacrum: int, volumes: np.ndarray) -> None:
+    """The first of two or more candidates counted past L5 is L6 when it was reached without a missed
+    level, is vertebra-sized (0.6-1.4 x the median lumbar volume) and the last one is sacrum-sized
+    (>= 1.3 x): six lumbar-type vertebrae between the last rib and the sacrum. A sacrum split in two
+    by the networks gives two similar pieces, and no L6."""
+    sacral = np.flatnonzero(position >= sacrum)
+    lumbar = volumes[[n for n, v in enumerate(ids) if 20 <= v <= 24]]
+    if len(sacral) < 2 or position[sacral[0]] != sacrum or not len(lumbar):
+        return
+    typical = float(np.median(lumbar))
+    if 0.6 * typical <= volumes[sacral[0]] <= 1.4 * typical and volumes[sacral[-1]] >= 1.3 * typical:
+        ids[sacral[0]] = L6
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,9 @@ class RibAnchorStage(Stage):
             self._cap_at_t12(ctx)
 
     def _count_from_t12(self, ctx: Context, t12_index: int) -> None:
-        ids = levels_from_t12(ctx.instances.centres_mm, t12_index, self.options)
+        inst = ctx.instances
+        volumes = np.bincount(inst.owner.ravel(), minlength=len(inst.centres_mm) + 1)[1:]
+        ids = levels_from_t12(inst.centres_mm, t12_index, self.options, volumes)
         if ids is None:
             return
         old = ctx.levels
@@ -184,7 +205,9 @@ class RibAnchorStage(Stage):
         # unless the labeler, which reads the vertebra's own shape, says the same
         probability = [max(0.95 - 0.04 * abs(n - t12_index), 0.5) for n in range(len(ids))]
         probability = [max(p, q) if a == b else p for p, q, a, b in zip(probability, old.probability, ids, old.ids)]
-        flags = [tuple(f for f in fl if not f.endswith("candidate")) for fl in old.flags]
+        flags = [tuple(f for f in fl if not f.endswith("candidate")) + ((L6_CANDIDATE,) if v == L6 else ())
+                 for fl, v in zip(old.flags, ids)]
+        probability = [min(p, 0.5) if v == L6 else p for p, v in zip(probability, ids)]
         ctx.levels = Levels(ids, probability, flags)
 
     def _cap_at_t12(self, ctx: Context) -> None:

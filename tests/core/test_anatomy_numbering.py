@@ -29,7 +29,14 @@ def test_levels_count_from_t12_skip_missed_levels_and_end_in_the_sacrum():
     assert levels_from_t12(centres, 2, RibOptions()) == [T10, T11, T12, L1, L2, L3, L4, L5, SACRUM]
     gap = np.delete(_chain(10), 5, axis=0)                    # L3 missed: a double spacing
     assert levels_from_t12(gap, 2, RibOptions()) == [T10, T11, T12, L1, L2, L4, L5, SACRUM, SACRUM]
+    assert levels_from_t12(_chain(9), 2, RibOptions()) == [T10, T11, T12, L1, L2, L3, L4, L5, SACRUM]
     assert levels_from_t12(_chain(25), 20, RibOptions()) is None   # more levels above than exist
+    # six lumbar-type vertebrae then a sacrum-sized last piece: the sixth is L6; a sacrum split in two
+    # similar pieces is not
+    six_lumbar = np.array([40.0] * 9 + [90.0])
+    assert levels_from_t12(_chain(10), 2, RibOptions(), six_lumbar)[-2:] == [25, SACRUM]
+    split_sacrum = np.array([40.0] * 8 + [60.0, 55.0])
+    assert levels_from_t12(_chain(10), 2, RibOptions(), split_sacrum)[-2:] == [SACRUM, SACRUM]
 
 
 def test_the_last_rib_is_the_last_peak_above_a_rib_free_stretch_with_vertebrae():

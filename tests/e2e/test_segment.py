@@ -59,7 +59,7 @@ def test_missing_models_exit_2_naming_the_model(tmp_path):
 def test_unknown_pipeline_and_folder_of_other_files_are_refused(tmp_path):
     scan = _write(make_volume(shape=(40, 40, 30), spacing=(1.0, 1.0, 2.0)), tmp_path / "scan.nii.gz")
     result = spineplan("segment", scan, "-o", tmp_path / "out", "--pipeline", "nope")
-    assert result.returncode == 2 and "Unknown pipeline" in result.stderr
+    assert result.returncode == 2 and "invalid choice" in result.stderr and "per-vertebra" in result.stderr
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     result = spineplan("segment", scan, "-o", tmp_path / "busy")
