@@ -1,4 +1,5 @@
-"""House rules: spine_core and training never import Qt; viewers never import ui."""
+"""House rules (pyproject.toml contracts): spine_core and training never import Qt; viewers never import
+ui; ui never imports app."""
 import subprocess
 import sys
 from pathlib import Path
