@@ -27,6 +27,7 @@ def cmd_quickstart(args) -> int:
 
 def _print_analysis(folder: Path) -> None:
     """The automatic analysis of the demo study, scored against the labels it was generated with."""
+    from app.cmd_segment import review_flags
     from app.scan_summary import print_volume
     from spine_core.io import load_labels, load_scan
     from spine_core.metrics import evaluate
@@ -38,10 +39,11 @@ def _print_analysis(folder: Path) -> None:
     print("\nAutomatic analysis (spineplan segment) ...", flush=True)
     result = segment(scan)
     print(f"\n  {'name':<7} {'volume mL':>9} {'confidence':>10}   centroid L, P, S (mm)   flags")
+    review = review_flags(result)
     for v in result.vertebrae:
         p = v.position
         print(f"  {v.name:<7} {v.volume_mm3 / 1000:9.1f} {v.confidence:10.2f}   "
-              f"{p[0]:7.1f} {p[1]:7.1f} {p[2]:8.1f}   {', '.join(v.flags)}")
+              f"{p[0]:7.1f} {p[1]:7.1f} {p[2]:8.1f}   {', '.join(review.get(v.id, v.flags))}")
     if result.warnings:
         print()
     for warning in result.warnings:

@@ -45,18 +45,29 @@ def tqdm_progress(enabled: bool = True):
     return CallbackProgress(show), bar
 
 
-def vertebra_dicts(result) -> list[dict]:
+def review_flags(result) -> dict[int, list[str]]:
+    """Every vertebra's flags as the workstation shows them (spine_core.review: the analysis' own and
+    those read from the label map, e.g. "small", "gap above")."""
+    from spine_core.review import vertebra_rows
+
+    rows = vertebra_rows(result.labels, {v.id: v for v in result.vertebrae})
+    return {row.label_id: list(row.flags) for row in rows}
+
+
+def vertebra_dicts(result, flags: dict[int, list[str]] | None = None) -> list[dict]:
+    flags = review_flags(result) if flags is None else flags
     return [{"id": v.id, "name": v.name, "position": [round(float(x), 3) for x in v.position],
-             "confidence": v.confidence, "flags": list(v.flags)} for v in result.vertebrae]
+             "confidence": v.confidence, "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae]
 
 
 def metrics_dict(result, volume, pipeline: str) -> dict:
+    flags = review_flags(result)
     return {"pipeline": pipeline, "provider": result.provider,
             "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
                       "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
             "vertebrae": [{"id": v.id, "name": v.name, "volume_mm3": round(v.volume_mm3, 1),
                            "centroid": [round(float(x), 3) for x in v.position], "confidence": v.confidence,
-                           "flags": list(v.flags)} for v in result.vertebrae],
+                           "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae],
             "timings_s": result.timings_s, "peak_rss_mb": peak_rss_mb(), "warnings": result.warnings}
 
 
@@ -137,8 +148,9 @@ def cmd_segment(args) -> int:
     result = run_segment(volume, Path(args.out), _options(args))
     for warning in result.warnings:
         print(f"Warning: {warning}")
+    review = review_flags(result)
     for v in result.vertebrae:
-        flags = f"  [{', '.join(v.flags)}]" if v.flags else ""
+        flags = f"  [{', '.join(review.get(v.id, v.flags))}]" if review.get(v.id, v.flags) else ""
         print(f"  {v.name:7s} confidence {v.confidence:.2f}  {v.volume_mm3 / 1000:6.1f} ml{flags}")
     total = result.timings_s.get("total", 0.0)
     print(f"{len(result.vertebrae)} vertebrae in {total:.1f} s ({result.provider}); results in {args.out}")

@@ -11,7 +11,7 @@ from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.runtime import DEVICES
 from ui import jobs
-from ui.results_panel import review_summary
+from spine_core.review import review_summary
 
 
 class AnalysisMixin:
@@ -91,7 +91,7 @@ class AnalysisMixin:
             self.analysis.pop(int(label_id), None)
 
     def refresh_rows(self) -> None:
-        from ui.results_panel import vertebra_rows
+        from spine_core.review import vertebra_rows
 
         labels = self.session.labels
         self.rows = vertebra_rows(labels, self.analysis) if labels is not None else []

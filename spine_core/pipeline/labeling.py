@@ -15,9 +15,9 @@ from spine_core.pipeline.preprocess import box_grid
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.stages import Context, Instances, Levels, Stage
 from spine_core.resample import resample_to_grid
+from spine_core.review import UNIDENTIFIED
 from spine_core.volume import LabelMap
 
-UNIDENTIFIED = "level not identified"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ from scipy import ndimage
 from spine_core.labels import label_names
 from spine_core.pipeline.api import SegmentResult, VertebraResult
 from spine_core.pipeline.preprocess import index_box, crop_volume
-from spine_core.pipeline.sequence import BORDER, LOW_CONFIDENCE
 from spine_core.pipeline.stages import Context
 from spine_core.resample import resample_to_grid
+from spine_core.review import AT_EDGE, LOW_CONFIDENCE, LOW_CONFIDENCE_BELOW
 from spine_core.volume import LabelMap, Volume
 
-LOW_CONFIDENCE_BELOW = 0.5
 
 
 def to_input_grid(ids: np.ndarray, grid: Volume, volume: Volume) -> np.ndarray:
@@ -48,7 +47,7 @@ def _vertebra_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[
         start = np.array([s.start for s in box[vid - 1]], float)
         centroid = labels.index_to_lps(np.argwhere(part).mean(axis=0) + start)
         conf = float(confidences.get(vid, 0.0))
-        extra = ((LOW_CONFIDENCE,) if conf < LOW_CONFIDENCE_BELOW else ()) + ((BORDER,) if vid in touching else ())
+        extra = ((LOW_CONFIDENCE,) if conf < LOW_CONFIDENCE_BELOW else ()) + ((AT_EDGE,) if vid in touching else ())
         rows.append(VertebraResult(id=vid, name=labels.names.get(vid, str(vid)), position=centroid,
                                    confidence=round(conf, 4), volume_mm3=float(part.sum()) * voxel_mm3,
                                    flags=tuple(flags.get(vid, ())) + extra))

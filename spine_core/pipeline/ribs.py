@@ -31,10 +31,9 @@ from spine_core.labels import L6, SACRUM
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
+from spine_core.review import L6_CANDIDATE, RIBS_UNANCHORED
 
 T12 = 19
-RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
-L6_CANDIDATE = "L6 candidate"      # with evidence: six lumbar-type vertebrae between the last rib and the sacrum
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spine_core.labels import CRANIOCAUDAL, L6, T13
+from spine_core.review import L6_CANDIDATE, MISSED_ABOVE, T13_CANDIDATE
 
-LOW_CONFIDENCE, BORDER, MISSED_ABOVE = "low confidence", "touches scan border", "possible missed vertebra above"
-VARIANT_FLAGS = {L6: "L6 candidate", T13: "T13 candidate"}
+VARIANT_FLAGS = {L6: L6_CANDIDATE, T13: T13_CANDIDATE}
 _UNSUPPORTED = -30.0     # log-probability of a level the labeler cannot output
 
 

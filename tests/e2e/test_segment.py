@@ -94,6 +94,13 @@ def test_default_pipeline_accuracy_on_shared_ct(shared_data, tmp_path, case):
     assert s.identification_rate >= FLOORS["identification_rate"]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["peak_rss_mb"] < 4096
+    # centroids.json carries the flags the workstation shows (spine_core.review), e.g. the crop's border
+    from spine_core.review import vertebra_rows
+
+    shown = {row.label_id: list(row.flags) for row in vertebra_rows(load_labels(tmp_path / "out" / "labels.nii.gz"))}
+    written = {v["id"]: v["flags"] for v in json.loads((tmp_path / "out" / "centroids.json").read_text())["vertebrae"]}
+    assert any("touches scan border" in f for f in written.values())
+    assert all(set(shown[i]) <= set(written[i]) for i in written)
 
 
 @pytest.mark.slow
