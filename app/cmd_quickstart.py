@@ -27,7 +27,7 @@ def cmd_quickstart(args) -> int:
 
 def _print_analysis(folder: Path) -> None:
     """The automatic analysis of the demo study, scored against the labels it was generated with."""
-    from app.cmd_segment import review_flags
+    from spine_core.workflows.analysis import review_flags
     from app.scan_summary import print_volume
     from spine_core.io import load_labels, load_scan
     from spine_core.metrics import evaluate

@@ -1,31 +1,17 @@
 """`spineplan segment INPUT -o OUTDIR` and `spineplan bench`: automatic CT analysis and its timing.
 
-OUTDIR gets labels.nii.gz (the input's grid), centroids.json (LPS mm), meshes/ (+ manifest.json),
-metrics.json and segment.log. Everything is written into a hidden folder beside OUTDIR and renamed
-into place at the end, so a crash or a cancel never leaves half a result.
+What OUTDIR holds and how it is written: spine_core.workflows.analysis, shared with the workstation
+and batch runs.
 """
 from __future__ import annotations
 
 import json
-import logging
-import resource
-import shutil
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from spine_core.errors import SpineError
-from spine_core.io.writers import replace_folder
-
-log = logging.getLogger("spineplan.segment")
-RESULT_FILES = ("labels.nii.gz", "centroids.json", "metrics.json", "segment.log", "meshes")
-
-
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+from spine_core.workflows.analysis import analyse_to_folder, peak_rss_mb, review_flags
 
 
 def tqdm_progress(enabled: bool = True):
@@ -45,89 +31,14 @@ def tqdm_progress(enabled: bool = True):
     return CallbackProgress(show), bar
 
 
-def review_flags(result) -> dict[int, list[str]]:
-    """Every vertebra's flags as the workstation shows them (spine_core.review: the analysis' own and
-    those read from the label map, e.g. "small", "gap above")."""
-    from spine_core.review import vertebra_rows
-
-    rows = vertebra_rows(result.labels, {v.id: v for v in result.vertebrae})
-    return {row.label_id: list(row.flags) for row in rows}
-
-
-def vertebra_dicts(result, flags: dict[int, list[str]] | None = None) -> list[dict]:
-    flags = review_flags(result) if flags is None else flags
-    return [{"id": v.id, "name": v.name, "position": [round(float(x), 3) for x in v.position],
-             "confidence": v.confidence, "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae]
-
-
-def metrics_dict(result, volume, pipeline: str) -> dict:
-    flags = review_flags(result)
-    return {"pipeline": pipeline, "provider": result.provider,
-            "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
-                      "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
-            "vertebrae": [{"id": v.id, "name": v.name, "volume_mm3": round(v.volume_mm3, 1),
-                           "centroid": [round(float(x), 3) for x in v.position], "confidence": v.confidence,
-                           "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae],
-            "timings_s": result.timings_s, "peak_rss_mb": peak_rss_mb(), "warnings": result.warnings}
-
-
-def _check_outdir(out: Path) -> None:
-    """Replace an earlier result or fill an empty folder; never wipe a folder of other files."""
-    if out.exists() and (not out.is_dir() or any(p.name not in RESULT_FILES for p in out.iterdir())):
-        raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
-
-
-def write_results(result, volume, staging: Path, pipeline: str, fast: bool) -> None:
-    from spine_core.export import ExportOptions, export_meshes
-    from spine_core.io.writers import atomic_path, save_labelmap
-    from spine_core.meshes import MeshOptions, mesh_labels
-
-    save_labelmap(result.labels, staging / "labels.nii.gz")
-    doc = {"coordinate_system": "LPS", "units": "mm", "vertebrae": vertebra_dicts(result)}
-    with atomic_path(staging / "centroids.json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    began = time.perf_counter()
-    options = MeshOptions(smoothing_iterations=10, target_reduction=0.8) if fast else MeshOptions()
-    meshes = mesh_labels(result.labels, options=options)
-    if meshes:
-        export_meshes(meshes, staging / "meshes", ExportOptions(source_series_uid=volume.metadata.series_uid))
-    result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
-    with atomic_path(staging / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics_dict(result, volume, pipeline), indent=2) + "\n", encoding="utf-8")
-
-
-def _file_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return handler
-
-
 def run_segment(volume, out: Path, options, show_progress: bool = True):
-    """Segment ``volume`` and write OUTDIR atomically; returns the SegmentResult."""
-    from spine_core.pipeline.api import segment
-
-    out = out.expanduser().resolve()
-    _check_outdir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    handler = _file_log(staging / "segment.log")
+    """Segment ``volume`` and write OUTDIR atomically (spine_core.workflows.analysis) with a progress
+    bar on stderr; returns the SegmentResult."""
     progress, bar = tqdm_progress(show_progress)
     try:
-        log.info("segmenting %s, pipeline %s, device %s%s", volume, options.pipeline, options.device,
-                 ", fast" if options.fast else "")
-        result = segment(volume, options, progress)
-        write_results(result, volume, staging, options.pipeline, options.fast)
-        log.info("done: %d vertebrae, %s", len(result.vertebrae), result.timings_s)
-        handler.close()
-        replace_folder(staging, out)
-        return result
+        return analyse_to_folder(volume, out, options, progress)
     finally:
         bar.close()
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _options(args):

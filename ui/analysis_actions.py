@@ -1,6 +1,6 @@
 """Analysis of the open scan (a mixin of MainWindow): run the pipeline in a Worker, show results.
 
-The pipeline is found lazily (``jobs.find_segment``); where none is installed the Analyze action
+The pipeline is found lazily (``spine_core.workflows.analysis.find_segment``); where none is installed the Analyze action
 stays disabled and its tooltip says why. Results replace the labels (one undoable step is not
 kept: a new analysis restarts the edit history, like opening labels), fill the table with
 confidences and flags, and list what needs review in the banner above the table.
@@ -10,8 +10,9 @@ from __future__ import annotations
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.runtime import DEVICES
-from ui import jobs
 from spine_core.review import review_summary
+from spine_core.workflows.analysis import find_segment
+from ui import jobs
 
 
 class AnalysisMixin:
@@ -21,7 +22,7 @@ class AnalysisMixin:
     def _init_analysis(self, segment=None) -> None:
         self.analysis, self.analysis_warnings = {}, []
         if segment is None:
-            segment, why = jobs.find_segment()
+            segment, why = find_segment()
         else:
             why = ""
         self.segment_fn, self.segment_unavailable = segment, why

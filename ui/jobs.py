@@ -1,25 +1,21 @@
 """The long tasks the window runs in Workers: plain functions taking ``progress`` (no Qt here).
 
-The analysis is ``segment(volume, options, progress) -> SegmentResult`` (spine_core.pipeline.api),
-found by ``find_segment``: the shipped pipeline, or a site's own pipeline named by the
-``SPINEPLAN_PIPELINE`` environment variable (``module:function``).
+The analysis is spine_core.workflows.analysis (shared with the CLI and batch): the shipped pipeline,
+or a site's own pipeline named by the ``SPINEPLAN_PIPELINE`` environment variable
+(``module:function``).
 """
 from __future__ import annotations
 
-import importlib
-import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spine_core.errors import GridMismatch
 from spine_core.io import load_labels, load_scan, save_labelmap, scan_listing
 from spine_core.io.dicom import SeriesInfo
 from spine_core.meshes import MeshOptions, mesh_labels, remesh_labels
 from spine_core.progress import NullProgress, SubProgress
 from spine_core.volume import LabelMap, Volume
+from spine_core.workflows.analysis import analyse, labels_on_grid
 
-log = logging.getLogger(__name__)
 LABEL_FILE_NAMES = ("labels.nii.gz", "labels.nii", "seg.nii.gz", "segmentation.nii.gz")
 
 
@@ -79,21 +75,6 @@ def load_study(paths: StudyPaths, series: str | None = None, ask_series: bool = 
     return study
 
 
-def labels_on_grid(labels: LabelMap, volume: Volume) -> tuple[LabelMap, str]:
-    """Labels on the scan's voxel grid: resampled (nearest) through patient space if needed."""
-    if labels.same_grid(volume, atol_mm=1e-2):
-        return labels, ""
-    from spine_core.metrics import grids_overlap
-    from spine_core.resample import resample_to_grid
-
-    if not grids_overlap(labels, volume):
-        raise GridMismatch("The label map does not overlap the scan in patient space; "
-                           "open the labels made for this scan.")
-    moved = resample_to_grid(labels, volume)
-    moved = LabelMap(moved.array, volume.affine, volume.metadata, names=dict(labels.names))
-    return moved, "the label map was on another grid and was resampled onto the scan"
-
-
 def read_labels(path, volume: Volume, progress=None) -> tuple[LabelMap, str]:
     (progress or NullProgress()).update(0.0, f"Reading {Path(path).name}")
     return labels_on_grid(load_labels(path), volume)
@@ -112,35 +93,9 @@ def make_meshes(labels: LabelMap, ids=None, previous=None, options: MeshOptions 
 
 
 # --- analysis -----------------------------------------------------------------------------------
-PIPELINE_ENV = "SPINEPLAN_PIPELINE"
-_SHIPPED = (("spine_core.pipeline", "segment"),)
-
-
-def find_segment():
-    """(segment function, "") or (None, why it is unavailable)."""
-    named = os.environ.get(PIPELINE_ENV, "").strip()
-    candidates = [tuple(named.split(":", 1))] if ":" in named else list(_SHIPPED)
-    for module_name, attr in candidates:
-        try:
-            fn = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError as exc:
-            log.debug("no analysis pipeline in %s: %s", module_name, exc)
-            continue
-        if callable(fn):
-            return fn, ""
-    if named:
-        return None, f"the analysis pipeline '{named}' ({PIPELINE_ENV}) could not be loaded"
-    return None, "automatic analysis is not installed in this version of SpinePlan"
-
-
 def run_analysis(segment, volume: Volume, options, progress=None):
-    """The analysis in a Worker: ``segment(volume, options, progress)``, checked for the scan's grid."""
-    progress = progress or NullProgress()
-    result = segment(volume, options, progress)
-    if not result.labels.same_grid(volume, atol_mm=1e-2):
-        result.labels, note = labels_on_grid(result.labels, volume)
-        result.warnings.append(note)
-    return result
+    """The analysis in a Worker (spine_core.workflows.analysis.analyse, as the CLI runs it)."""
+    return analyse(volume, options, progress, segment)
 
 
 # --- plans --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from spine_core.errors import SpineError, UnsupportedImage
+from spine_core.errors import UnsupportedImage
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
 from spine_core.pipeline.bone_refine import BoneRefineStage
 from spine_core.pipeline.detect import DetectStage

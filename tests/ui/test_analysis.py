@@ -107,7 +107,7 @@ def test_bad_input_to_the_pipeline_is_reported(qtbot, window, tmp_path):
 
 
 def test_find_segment_reads_the_pipeline_variable(monkeypatch):
-    from ui.jobs import find_segment
+    from spine_core.workflows.analysis import find_segment
 
     monkeypatch.setenv("SPINEPLAN_PIPELINE", "tests.ui.fake_pipeline:segment")
     assert find_segment() == (fake_pipeline.segment, "")

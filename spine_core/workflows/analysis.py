@@ -1,0 +1,161 @@
+"""Analyse a scan: the pipeline (the shipped one, or a site's own named by ``SPINEPLAN_PIPELINE`` =
+``module:function``), the review rows, and the result folder.
+
+A result folder holds labels.nii.gz (the input's grid), centroids.json (LPS mm, with the review
+rows' flags), meshes/ (+ manifest.json), metrics.json and segment.log. It is written into a hidden
+folder beside the target and renamed into place at the end, so a crash or a cancel never leaves half
+a result, and a folder holding anything else is never overwritten.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from spine_core.errors import GridMismatch, SpineError
+from spine_core.io.writers import replace_folder
+from spine_core.progress import NullProgress
+from spine_core.volume import LabelMap, Volume
+
+log = logging.getLogger("spineplan.segment")
+RESULT_FILES = ("labels.nii.gz", "centroids.json", "metrics.json", "segment.log", "meshes")
+PIPELINE_ENV = "SPINEPLAN_PIPELINE"
+_SHIPPED = (("spine_core.pipeline", "segment"),)
+
+
+def find_segment():
+    """(segment function, "") or (None, why it is unavailable)."""
+    named = os.environ.get(PIPELINE_ENV, "").strip()
+    candidates = [tuple(named.split(":", 1))] if ":" in named else list(_SHIPPED)
+    for module_name, attr in candidates:
+        try:
+            fn = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            log.debug("no analysis pipeline in %s: %s", module_name, exc)
+            continue
+        if callable(fn):
+            return fn, ""
+    if named:
+        return None, f"the analysis pipeline '{named}' ({PIPELINE_ENV}) could not be loaded"
+    return None, "automatic analysis is not installed in this version of SpinePlan"
+
+
+def labels_on_grid(labels: LabelMap, volume: Volume) -> tuple[LabelMap, str]:
+    """Labels on the scan's voxel grid: resampled (nearest) through patient space if needed."""
+    if labels.same_grid(volume, atol_mm=1e-2):
+        return labels, ""
+    from spine_core.metrics import grids_overlap
+    from spine_core.resample import resample_to_grid
+
+    if not grids_overlap(labels, volume):
+        raise GridMismatch("The label map does not overlap the scan in patient space; "
+                           "open the labels made for this scan.")
+    moved = resample_to_grid(labels, volume)
+    moved = LabelMap(moved.array, volume.affine, volume.metadata, names=dict(labels.names))
+    return moved, "the label map was on another grid and was resampled onto the scan"
+
+
+def analyse(volume: Volume, options, progress=None, segment=None):
+    """``segment(volume, options, progress)`` (the installed pipeline by default), its labels on the
+    scan's grid whatever the pipeline returned."""
+    if segment is None:
+        segment, why = find_segment()
+        if segment is None:
+            raise SpineError(f"Analysis is unavailable: {why}.")
+    result = segment(volume, options, progress or NullProgress())
+    if not result.labels.same_grid(volume, atol_mm=1e-2):
+        result.labels, note = labels_on_grid(result.labels, volume)
+        result.warnings.append(note)
+    return result
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def review_flags(result) -> dict[int, list[str]]:
+    """Every vertebra's flags as the workstation shows them (spine_core.review: the analysis' own and
+    those read from the label map, e.g. "small", "gap above")."""
+    from spine_core.review import vertebra_rows
+
+    rows = vertebra_rows(result.labels, {v.id: v for v in result.vertebrae})
+    return {row.label_id: list(row.flags) for row in rows}
+
+
+def vertebra_dicts(result, flags: dict[int, list[str]] | None = None) -> list[dict]:
+    flags = review_flags(result) if flags is None else flags
+    return [{"id": v.id, "name": v.name, "position": [round(float(x), 3) for x in v.position],
+             "confidence": v.confidence, "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae]
+
+
+def metrics_dict(result, volume, pipeline: str) -> dict:
+    flags = review_flags(result)
+    return {"pipeline": pipeline, "provider": result.provider,
+            "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
+                      "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
+            "vertebrae": [{"id": v.id, "name": v.name, "volume_mm3": round(v.volume_mm3, 1),
+                           "centroid": [round(float(x), 3) for x in v.position], "confidence": v.confidence,
+                           "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae],
+            "timings_s": result.timings_s, "peak_rss_mb": peak_rss_mb(), "warnings": result.warnings}
+
+
+def check_outdir(out: Path) -> None:
+    """Replace an earlier result or fill an empty folder; never wipe a folder of other files."""
+    if out.exists() and (not out.is_dir() or any(p.name not in RESULT_FILES for p in out.iterdir())):
+        raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
+
+
+def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> None:
+    from spine_core.export import ExportOptions, export_meshes
+    from spine_core.io.writers import atomic_path, save_labelmap
+    from spine_core.meshes import MeshOptions, mesh_labels
+
+    save_labelmap(result.labels, folder / "labels.nii.gz")
+    doc = {"coordinate_system": "LPS", "units": "mm", "vertebrae": vertebra_dicts(result)}
+    with atomic_path(folder / "centroids.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    began = time.perf_counter()
+    options = MeshOptions(smoothing_iterations=10, target_reduction=0.8) if fast else MeshOptions()
+    meshes = mesh_labels(result.labels, options=options)
+    if meshes:
+        export_meshes(meshes, folder / "meshes", ExportOptions(source_series_uid=volume.metadata.series_uid))
+    result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
+    with atomic_path(folder / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics_dict(result, volume, pipeline), indent=2) + "\n", encoding="utf-8")
+
+
+def _file_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment=None):
+    """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult."""
+    out = Path(out).expanduser().resolve()
+    check_outdir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    handler = _file_log(staging / "segment.log")
+    try:
+        log.info("segmenting %s, pipeline %s, device %s%s", volume, options.pipeline, options.device,
+                 ", fast" if options.fast else "")
+        result = analyse(volume, options, progress, segment)
+        write_results(result, volume, staging, options.pipeline, options.fast)
+        log.info("done: %d vertebrae, %s", len(result.vertebrae), result.timings_s)
+        handler.close()
+        replace_folder(staging, out)
+        return result
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        shutil.rmtree(staging, ignore_errors=True)
