@@ -27,17 +27,17 @@ def cmd_quickstart(args) -> int:
 
 def _print_analysis(folder: Path) -> None:
     """The automatic analysis of the demo study, scored against the labels it was generated with."""
-    from spine_core.workflows.analysis import review_flags
     from app.scan_summary import print_volume
     from spine_core.io import load_labels, load_scan
     from spine_core.metrics import evaluate
-    from spine_core.pipeline import segment
+    from spine_core.pipeline.api import SegmentOptions
+    from spine_core.workflows.analysis import analyse, review_flags
 
     scan = load_scan(folder / "dicom")
     print("\nScan")
     print_volume(scan)
     print("\nAutomatic analysis (spineplan segment) ...", flush=True)
-    result = segment(scan)
+    result = analyse(scan, SegmentOptions())
     print(f"\n  {'name':<7} {'volume mL':>9} {'confidence':>10}   centroid L, P, S (mm)   flags")
     review = review_flags(result)
     for v in result.vertebrae:

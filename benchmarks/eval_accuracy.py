@@ -18,7 +18,8 @@ from pathlib import Path
 from benchmarks.calibration import calibration_table, judged_vertebrae
 from spine_core.io import load_labels, load_scan
 from spine_core.metrics import evaluate
-from spine_core.pipeline.api import SegmentOptions, segment
+from spine_core.pipeline import segment
+from spine_core.pipeline.api import SegmentOptions
 from spine_core.resample import resample_to_grid
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct"

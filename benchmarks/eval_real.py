@@ -21,7 +21,8 @@ import numpy as np
 from benchmarks.calibration import calibration_table, judged_vertebrae
 from spine_core.io import load_labels, load_scan
 from spine_core.metrics import evaluate
-from spine_core.pipeline.api import SegmentOptions, segment
+from spine_core.pipeline import segment
+from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.pipelines import PIPELINES
 from spine_core.pipeline.registry import resolve

@@ -1,4 +1,6 @@
-"""The analysis interface the CLI, the GUI and batch runs share: ``segment(volume) -> SegmentResult``."""
+"""The analysis interface's types: options, per-vertebra results, the result, the shipped model ids.
+``segment(volume, options, progress) -> SegmentResult`` itself is ``spine_core.pipeline.segment``
+(this module imports nothing of the pipeline, so every stage can import it without a cycle)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,11 +45,3 @@ class SegmentResult:
     timings_s: dict[str, float] = field(default_factory=dict)   # per stage
     provider: str = ""              # onnxruntime provider that really ran
     warnings: list[str] = field(default_factory=list)
-
-
-def segment(volume, options: SegmentOptions | None = None, progress=None, models=None) -> SegmentResult:
-    """Analyse a CT ``volume``: vertebra labels on its own grid, centroids, confidences, flags.
-    Raises SpineError subclasses (no spine, model not installed, unsuitable scan) a user can act on."""
-    from spine_core.pipeline.pipelines import segment as run
-
-    return run(volume, options, progress, models)

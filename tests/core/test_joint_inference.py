@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from spine_core.pipeline.api import JOINT_ID, LOCALIZER_ID, SegmentOptions, segment
+from spine_core.pipeline import segment
+from spine_core.pipeline.api import JOINT_ID, LOCALIZER_ID, SegmentOptions
 from spine_core.pipeline.joint import (STRIDE, JointOptions, instance_level_probabilities, instances_from_votes,
                                        joint_windows)
 from spine_core.pipeline.models import ModelSet

@@ -5,8 +5,8 @@ import pytest
 from scipy import ndimage
 
 from spine_core.models.card import ModelCard
-from spine_core.pipeline.api import (DETECTOR_ID, LABELER_ID, LOCALIZER_ID, VERTEBRA_SEG_ID, SegmentOptions,
-                                     segment)
+from spine_core.pipeline import segment
+from spine_core.pipeline.api import DETECTOR_ID, LABELER_ID, LOCALIZER_ID, VERTEBRA_SEG_ID, SegmentOptions
 from spine_core.pipeline.models import ModelSet
 from spine_core.volume import LabelMap, Volume, affine_from_geometry
 

@@ -67,7 +67,8 @@ def test_joint_network_segments_an_unseen_phantom(registry):
     """M3 through the "m3" pipeline: vertebra mask and instances on a lumbar phantom it never saw."""
     from spine_core.metrics import evaluate
     from spine_core.phantom import PhantomOptions, generate_phantom
-    from spine_core.pipeline.api import SegmentOptions, segment
+    from spine_core.pipeline import segment
+    from spine_core.pipeline.api import SegmentOptions
 
     phantom = generate_phantom(PhantomOptions(seed=7100, first_level="T12", last_level="L4",
                                               spacing_mm=(2.0, 2.0, 2.0), fov_mm=240.0))
