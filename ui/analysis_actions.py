@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
-from spine_core.pipeline.runtime import DEVICES
 from spine_core.review import review_summary
 from spine_core.workflows.analysis import find_segment
 from ui import jobs
@@ -34,34 +33,17 @@ class AnalysisMixin:
         self._update_actions()
 
     def device(self) -> str:
-        device = str(self.settings.value("analysis/device", "auto"))
-        return device if device in DEVICES else "auto"
+        return self.prefs.device
 
     def set_device(self, device: str) -> None:
-        if device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}")
-        self.settings.setValue("analysis/device", device)
+        self.prefs.device = device
 
     def method(self) -> str:
-        """The analysis pipeline (a spine_core.pipeline.registry name) chosen in Preferences; settings
-        written by the first release hold the old names, which still resolve."""
-        from spine_core.pipeline import registry
-        from ui.dialogs import METHODS
-
-        try:
-            method = registry.resolve(str(self.settings.value("analysis/method", registry.DEFAULT)))
-        except SpineError:
-            return registry.DEFAULT
-        return method if method in METHODS else registry.DEFAULT
+        """The analysis pipeline chosen in Preferences (a spine_core.pipeline.registry name)."""
+        return self.prefs.method
 
     def set_method(self, method: str) -> None:
-        from spine_core.pipeline import registry
-        from ui.dialogs import METHODS
-
-        method = registry.resolve(method) if method in registry.choices() else method
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {tuple(METHODS)}")
-        self.settings.setValue("analysis/method", method)
+        self.prefs.method = method
 
     def analyze(self):
         """Segment and number the open scan in a Worker; returns the Worker (None if unavailable)."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from spine_core.edits import BrushStroke, EditError, split_vertebra
 
-DEFAULT_RADIUS_MM = 3.0
-
 
 class EditToolsMixin:
     def _init_edit_tools(self) -> None:
@@ -31,10 +29,10 @@ class EditToolsMixin:
 
     # --- brush --------------------------------------------------------------------------------
     def brush_radius_mm(self) -> float:
-        return float(self.settings.value("edit/brush_radius_mm", DEFAULT_RADIUS_MM))
+        return self.prefs.brush_radius_mm
 
     def set_brush_radius(self, radius_mm: float) -> None:
-        self.settings.setValue("edit/brush_radius_mm", float(radius_mm))
+        self.prefs.brush_radius_mm = radius_mm
         if self.brush_mode:
             self.views.set_brush(float(radius_mm))
 

@@ -13,7 +13,6 @@ from ui import jobs
 from ui.dialogs import ExportMeshesDialog, PreferencesDialog, SeriesPickerDialog
 from viewers.slice_view import WINDOW_PRESETS
 
-MAX_RECENT = 8
 SCAN_FILTER = "Scans (*.nii *.nii.gz *.nrrd *.mha *.mhd *.dcm *.zip);;All files (*)"
 LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.mha);;All files (*)"
 
@@ -21,11 +20,10 @@ LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.mha);;All files (*)"
 class FileActionsMixin:
     # --- file menu ----------------------------------------------------------------------------
     def _last_dir(self) -> str:
-        return str(self.settings.value("paths/last_dir", str(Path.home())))
+        return self.prefs.last_dir
 
     def _remember_dir(self, path) -> None:
-        path = Path(path)
-        self.settings.setValue("paths/last_dir", str(path if path.is_dir() else path.parent))
+        self.prefs.remember_dir(path)
 
     def choose_scan_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open scan", self._last_dir(), SCAN_FILTER)
@@ -60,11 +58,10 @@ class FileActionsMixin:
                              on_result=lambda p: self.statusBar().showMessage(f"Saved {p}", 8000))
 
     def choose_export(self) -> None:
-        default = self.settings.value("paths/export_dir", str(Path(self._last_dir()) / "meshes"))
-        dialog = ExportMeshesDialog(str(default), str(self.settings.value("export/format", "stl")), self)
+        dialog = ExportMeshesDialog(self.prefs.export_dir, self.prefs.export_format, self)
         if dialog.exec():
-            self.settings.setValue("paths/export_dir", str(dialog.folder()))
-            self.settings.setValue("export/format", dialog.format())
+            self.prefs.export_dir = dialog.folder()
+            self.prefs.export_format = dialog.format()
             self.export_meshes(dialog.folder(), dialog.format())
 
     def export_meshes(self, folder, fmt: str = "stl"):
@@ -130,20 +127,17 @@ class FileActionsMixin:
         if dialog.exec():
             self.set_device(dialog.device())
             self.set_method(dialog.method())
-            self.settings.setValue("plan/autosave_s", dialog.autosave_s())
+            self.prefs.autosave_s = dialog.autosave_s()
 
     def _on_mesh_opacity_changed(self, value: int) -> None:
-        self.settings.setValue("view/mesh_opacity", value / 100.0)
+        self.prefs.mesh_opacity = value / 100.0
 
     # --- recent files and preferences ---------------------------------------------------------
     def recent_files(self) -> list[str]:
-        value = self.settings.value("recent/files", [])
-        return [value] if isinstance(value, str) else list(value or [])
+        return self.prefs.recent_files
 
     def add_recent(self, path: str) -> None:
-        path = str(Path(path).expanduser().resolve())
-        recent = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recent/files", recent[:MAX_RECENT])
+        self.prefs.add_recent(path)
         self._fill_recent_menu()
 
     def _fill_recent_menu(self) -> None:
@@ -154,27 +148,21 @@ class FileActionsMixin:
         menu.setEnabled(bool(self.recent_files()))
 
     def restore_preferences(self) -> None:
-        settings = self.settings
-        geometry, state = settings.value("window/geometry"), settings.value("window/state")
+        geometry, state, splitter = self.prefs.window_layout()
         if geometry is not None:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
-        splitter = settings.value("window/views")
         if splitter is not None:
             self.views.splitter.restoreState(splitter)
-        preset = str(settings.value("view/window_preset", "bone"))
+        preset = self.prefs.window_preset
         self.set_window_preset(preset if preset in WINDOW_PRESETS else "bone")
-        self.actions.opacity_slider.setValue(int(float(settings.value("view/label_opacity", 0.45)) * 100))
-        self.views.mesh_opacity.setValue(int(float(settings.value("view/mesh_opacity", 1.0)) * 100))
+        self.actions.opacity_slider.setValue(int(self.prefs.label_opacity * 100))
+        self.views.mesh_opacity.setValue(int(self.prefs.mesh_opacity * 100))
         self._fill_recent_menu()
 
     def save_preferences(self) -> None:
-        settings = self.settings
-        settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState())
-        settings.setValue("window/views", self.views.splitter.saveState())
-        settings.sync()
+        self.prefs.save_window_layout(self.saveGeometry(), self.saveState(), self.views.splitter.saveState())
 
     def set_window_preset(self, name: str) -> None:
         if name not in WINDOW_PRESETS:
@@ -183,11 +171,11 @@ class FileActionsMixin:
         self.actions.presets[name].setChecked(True)
         if self.preset_combo.currentText() != name:
             self.preset_combo.setCurrentText(name)
-        self.settings.setValue("view/window_preset", name)
+        self.prefs.window_preset = name
 
     def set_label_opacity(self, opacity: float) -> None:
         self.views.set_label_opacity(opacity)
-        self.settings.setValue("view/label_opacity", float(opacity))
+        self.prefs.label_opacity = opacity
 
     # --- drag and drop ------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from spine_core.errors import SpineError
 from ui import jobs
+from ui.preferences import Preferences
 from ui.analysis_actions import AnalysisMixin
 from ui.edit_tools import EditToolsMixin
 from ui.file_actions import FileActionsMixin
@@ -91,6 +92,7 @@ class MainWindow(AnalysisMixin, PlanMixin, EditToolsMixin, FileActionsMixin, QMa
         super().__init__(parent)
         self.setWindowTitle("SpinePlan")
         self.settings = settings if settings is not None else default_settings()
+        self.prefs = Preferences(self.settings)
         self.show_dialogs = show_dialogs
         self.crash_report = crash_report
         self.ask_series = True           # several DICOM series: ask (False: fail with the listing)

@@ -10,7 +10,6 @@ from spine_core import plan as plans
 from ui import jobs
 
 PLAN_FILTER = "SpinePlan plans (*.spineplan);;All files (*)"
-DEFAULT_AUTOSAVE_S = 60
 
 
 class PlanMixin:
@@ -23,7 +22,7 @@ class PlanMixin:
         self.autosave_timer.timeout.connect(self._on_autosave_timer_timeout)
 
     def autosave_interval_s(self) -> int:
-        return max(5, int(self.settings.value("plan/autosave_s", DEFAULT_AUTOSAVE_S)))
+        return self.prefs.autosave_s
 
     def current_plan_info(self) -> plans.PlanInfo:
         volume = self.session.volume

@@ -1,0 +1,143 @@
+"""The workstation's preferences: one typed wrapper over QSettings, so each key, its type, its default
+and its checks are written once (the window's parts read and write these properties, never raw keys).
+Settings written by the first release (e.g. the analysis method "m3") still read back."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from spine_core.errors import SpineError
+from spine_core.pipeline import registry
+from spine_core.pipeline.runtime import DEVICES
+
+DEFAULT_AUTOSAVE_S = 60
+MIN_AUTOSAVE_S = 5
+DEFAULT_BRUSH_RADIUS_MM = 3.0
+MAX_RECENT = 8
+
+
+class Preferences:
+    def __init__(self, settings: QSettings) -> None:
+        self.settings = settings
+
+    def _get(self, key: str, default):
+        return self.settings.value(key, default)
+
+    def _set(self, key: str, value) -> None:
+        self.settings.setValue(key, value)
+
+    # --- analysis -------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        device = str(self._get("analysis/device", "auto"))
+        return device if device in DEVICES else "auto"
+
+    @device.setter
+    def device(self, device: str) -> None:
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}")
+        self._set("analysis/device", device)
+
+    @property
+    def method(self) -> str:
+        """A pipeline Preferences offers (spine_core.pipeline.registry), old names resolved."""
+        offered = {p.name for p in registry.PIPELINES if p.in_preferences}
+        try:
+            method = registry.resolve(str(self._get("analysis/method", registry.DEFAULT)))
+        except SpineError:
+            return registry.DEFAULT
+        return method if method in offered else registry.DEFAULT
+
+    @method.setter
+    def method(self, method: str) -> None:
+        offered = [p.name for p in registry.PIPELINES if p.in_preferences]
+        method = registry.resolve(method) if method in registry.choices() else method
+        if method not in offered:
+            raise ValueError(f"method must be one of {tuple(offered)}")
+        self._set("analysis/method", method)
+
+    # --- plans and edits ------------------------------------------------------------------------
+    @property
+    def autosave_s(self) -> int:
+        return max(MIN_AUTOSAVE_S, int(self._get("plan/autosave_s", DEFAULT_AUTOSAVE_S)))
+
+    @autosave_s.setter
+    def autosave_s(self, seconds: int) -> None:
+        self._set("plan/autosave_s", max(MIN_AUTOSAVE_S, int(seconds)))
+
+    @property
+    def brush_radius_mm(self) -> float:
+        return float(self._get("edit/brush_radius_mm", DEFAULT_BRUSH_RADIUS_MM))
+
+    @brush_radius_mm.setter
+    def brush_radius_mm(self, radius_mm: float) -> None:
+        self._set("edit/brush_radius_mm", float(radius_mm))
+
+    # --- files ----------------------------------------------------------------------------------
+    @property
+    def last_dir(self) -> str:
+        return str(self._get("paths/last_dir", str(Path.home())))
+
+    def remember_dir(self, path) -> None:
+        path = Path(path)
+        self._set("paths/last_dir", str(path if path.is_dir() else path.parent))
+
+    @property
+    def export_dir(self) -> str:
+        return str(self._get("paths/export_dir", str(Path(self.last_dir) / "meshes")))
+
+    @export_dir.setter
+    def export_dir(self, folder) -> None:
+        self._set("paths/export_dir", str(folder))
+
+    @property
+    def export_format(self) -> str:
+        return str(self._get("export/format", "stl"))
+
+    @export_format.setter
+    def export_format(self, fmt: str) -> None:
+        self._set("export/format", fmt)
+
+    @property
+    def recent_files(self) -> list[str]:
+        value = self._get("recent/files", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def add_recent(self, path) -> None:
+        path = str(Path(path).expanduser().resolve())
+        self._set("recent/files", ([path] + [p for p in self.recent_files if p != path])[:MAX_RECENT])
+
+    # --- view -----------------------------------------------------------------------------------
+    @property
+    def window_preset(self) -> str:
+        return str(self._get("view/window_preset", "bone"))
+
+    @window_preset.setter
+    def window_preset(self, name: str) -> None:
+        self._set("view/window_preset", name)
+
+    @property
+    def label_opacity(self) -> float:
+        return float(self._get("view/label_opacity", 0.45))
+
+    @label_opacity.setter
+    def label_opacity(self, opacity: float) -> None:
+        self._set("view/label_opacity", float(opacity))
+
+    @property
+    def mesh_opacity(self) -> float:
+        return float(self._get("view/mesh_opacity", 1.0))
+
+    @mesh_opacity.setter
+    def mesh_opacity(self, opacity: float) -> None:
+        self._set("view/mesh_opacity", float(opacity))
+
+    def window_layout(self) -> tuple:
+        """(geometry, state, views splitter state), each None where never saved."""
+        return tuple(self._get(k, None) for k in ("window/geometry", "window/state", "window/views"))
+
+    def save_window_layout(self, geometry, state, views) -> None:
+        for key, value in zip(("window/geometry", "window/state", "window/views"), (geometry, state, views)):
+            self._set(key, value)
+        self.settings.sync()
