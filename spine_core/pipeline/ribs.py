@@ -184,8 +184,11 @@ class RibAnchorStage(Stage):
             return
         if evidence.t12_index is not None:
             self._count_from_t12(ctx, evidence.t12_index)
-        elif evidence.lowest_has_ribs:
+            return
+        if evidence.lowest_has_ribs:
             self._cap_at_t12(ctx)
+        ctx.warn("The last rib pair is not in view: the levels are the labeler's reading of each vertebra's "
+                 "shape. Confirm them against C2 or the sacrum.")
 
     def _count_from_t12(self, ctx: Context, t12_index: int) -> None:
         inst = ctx.instances
