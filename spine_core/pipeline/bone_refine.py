@@ -61,23 +61,6 @@ def bone_mask(hu: np.ndarray, spacing: np.ndarray, options: BoneRefineOptions) -
     return bone, smooth
 
 
-def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
-                 options: BoneRefineOptions | None = None) -> np.ndarray:
-    """``owner`` (int, 0 = background) grown into adjacent bone and cleared of non-bone; instance ids
-    are kept, none is created or lost (an instance never shrinks to nothing). ``hu`` and ``spine``
-    cover ``owner``'s grid, or only its ``working_box``."""
-    options = options or BoneRefineOptions()
-    spacing = np.asarray(spacing, float)
-    out = np.array(owner, copy=True)
-    box = working_box(owner, spacing, options)
-    if box is None:
-        return out
-    if hu.shape == owner.shape:
-        hu, spine = hu[box], spine[box]
-    out[box] = _refine(owner[box], hu, spine, spacing, options)
-    return out
-
-
 def working_box(owner: np.ndarray, spacing, options: BoneRefineOptions) -> tuple[slice, ...] | None:
     """The masks' box plus the growth reach (the grid can be a whole 1 mm chest-to-pelvis crop)."""
     if not owner.any():
@@ -88,7 +71,13 @@ def working_box(owner: np.ndarray, spacing, options: BoneRefineOptions) -> tuple
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
-def _refine(owner, hu, spine, spacing, options: BoneRefineOptions) -> np.ndarray:
+def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
+                 options: BoneRefineOptions | None = None) -> np.ndarray:
+    """``owner`` (int, 0 = background) grown into adjacent bone and cleared of non-bone, ``hu`` and
+    ``spine`` on the same voxels; instance ids are kept, none is created or lost (an instance never
+    shrinks to nothing)."""
+    options = options or BoneRefineOptions()
+    spacing = np.asarray(spacing, float)
     bone, smooth = bone_mask(hu, spacing, options)
     assigned = owner > 0
     near = ndimage.distance_transform_edt(~assigned, sampling=spacing) <= options.grow_mm
@@ -126,14 +115,16 @@ class BoneRefineStage(Stage):
         steps = int(np.ceil(self.options.spine_margin_mm / float(np.min(loc.grid.spacing))))
         near = ndimage.binary_dilation(loc.mask, iterations=steps) if steps else loc.mask
         spine = resample_image(Volume(near.astype(np.float32), loc.grid.affine), part, fill=0.0) > 0.5
-        return hu, spine
+        return box, hu, spine
 
     def predict(self, ctx: Context, inputs, progress):
         if inputs is None:
             return None
-        hu, spine = inputs
+        box, hu, spine = inputs
         inst = ctx.instances
-        return refine_owner(inst.owner, hu, spine, inst.grid.spacing, self.options)
+        owner = np.array(inst.owner, copy=True)
+        owner[box] = refine_owner(inst.owner[box], hu, spine, inst.grid.spacing, self.options)
+        return owner
 
     def postprocess(self, ctx: Context, outputs, progress) -> None:
         if outputs is not None:
