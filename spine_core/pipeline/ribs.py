@@ -51,41 +51,51 @@ class RibOptions:
 
 
 def rib_profile(volume, centres_mm: np.ndarray, options: RibOptions) -> tuple[np.ndarray, np.ndarray]:
-    """LPS z (cranial first) every ``step_mm`` along the vertebrae, and the rib share there."""
+    """LPS z (cranial first) every ``step_mm`` along the vertebrae, and the rib share there. One
+    resampling of the box the bands sweep; each slab then reads its bands at the spine's position."""
     c = np.asarray(centres_mm, float)
     zs = np.arange(c[0, 2] + 20.0, c[-1, 2] - 20.0, -options.step_mm)
     cx = np.interp(-zs, -c[:, 2], c[:, 0])
     cy = np.interp(-zs, -c[:, 2], c[:, 1])
     lat, spacing = options.band_mm[1], 1.5
+    lo = np.array([cx.min() - lat, cy.min() + options.ap_mm[0], zs[-1] - options.step_mm / 2])
+    hi = np.array([cx.max() + lat, cy.max() + options.ap_mm[1], zs[0] + options.step_mm / 2])
+    grid = box_grid(lo, hi, spacing)
+    bone = ndimage.gaussian_filter(resample_image(volume, grid).astype(np.float32), 0.7) > options.bone_hu
+    x_mm = lo[0] + spacing * np.arange(grid.shape[0])
+    y_mm = lo[1] + spacing * np.arange(grid.shape[1])
+    z_mm = lo[2] + spacing * np.arange(grid.shape[2])
     share = np.zeros(len(zs))
     for n, (z, x0, y0) in enumerate(zip(zs, cx, cy)):
-        grid = box_grid([x0 - lat, y0 + options.ap_mm[0], z - options.step_mm / 2],
-                        [x0 + lat, y0 + options.ap_mm[1], z + options.step_mm / 2], spacing)
-        hu = resample_image(volume, grid).astype(np.float32)
-        bone = (ndimage.gaussian_filter(hu, 0.7) > options.bone_hu).any(axis=2)
-        x = np.abs(np.arange(grid.shape[0]) * spacing - lat)
-        band = (x >= options.band_mm[0]) & (x <= options.band_mm[1])
-        share[n] = bone[band].mean()
+        lateral = np.abs(x_mm - x0)
+        band = (lateral >= options.band_mm[0]) & (lateral <= options.band_mm[1])
+        ap = (y_mm >= y0 + options.ap_mm[0]) & (y_mm <= y0 + options.ap_mm[1])
+        slab = np.abs(z_mm - z) <= options.step_mm / 2
+        share[n] = bone[np.ix_(band, ap, slab)].any(axis=2).mean()
     return zs, ndimage.gaussian_filter1d(share, 1.0)
+
+
+def _peaks_and_gaps(share: np.ndarray, options: RibOptions) -> tuple[np.ndarray, list[int]]:
+    """Rib peaks, and the starts of every rib-free stretch of ``min_gap_mm``."""
+    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
+    empty = share < options.empty_below
+    run = int(np.ceil(options.min_gap_mm / options.step_mm))
+    starts = [i for i in range(len(share) - run + 1) if empty[i:i + run].all()]
+    return peaks, starts
 
 
 def last_rib_z(zs: np.ndarray, share: np.ndarray, centres_z: np.ndarray, options: RibOptions) -> float | None:
     """LPS z of the T12 rib's peak, or None when the profile shows no rib-free stretch below ribs."""
-    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
-    if len(peaks) < 2:
+    peaks, starts = _peaks_and_gaps(share, options)
+    starts = [i for i in starts if len(peaks) and i >= peaks[0]]
+    if len(peaks) < 2 or not starts:
         return None
-    empty = share < options.empty_below
+    start = starts[0]
+    above = peaks[peaks < start]
     run = int(np.ceil(options.min_gap_mm / options.step_mm))
-    for start in range(peaks[0], len(share) - run + 1):
-        if not empty[start:start + run].all():
-            continue
-        above = peaks[peaks < start]
-        gap_lo, gap_hi = zs[start + run - 1], zs[start]
-        has_vertebrae = np.any((centres_z <= gap_hi) & (centres_z >= gap_lo))
-        if len(above) >= 2 and has_vertebrae:
-            return float(zs[above[-1]])
-        return None
-    return None
+    gap_lo, gap_hi = zs[start + run - 1], zs[start]
+    has_vertebrae = np.any((centres_z <= gap_hi) & (centres_z >= gap_lo))
+    return float(zs[above[-1]]) if len(above) >= 2 and has_vertebrae else None
 
 
 def levels_from_t12(centres_mm: np.ndarray, t12_index: int, options: RibOptions,
@@ -129,6 +139,7 @@ class RibEvidence:
 
 
 def rib_evidence(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> RibEvidence:
+    """What the ribs say about the vertebrae at ``centres_mm`` (cranial first)."""
     options = options or RibOptions()
     c = np.asarray(centres_mm, float)
     if len(c) < 4:
@@ -140,11 +151,8 @@ def rib_evidence(volume, centres_mm: np.ndarray, options: RibOptions | None = No
         nearest = int(np.argmin(np.abs(c[:, 2] - z)))
         if abs(c[nearest, 2] - z) <= options.max_offset_pitch * pitch:
             return RibEvidence(nearest, False)
-    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
-    empty = share < options.empty_below
-    run = int(np.ceil(options.min_gap_mm / options.step_mm))
-    has_gap = any(empty[i:i + run].all() for i in range(len(share) - run + 1))
-    lowest_has_ribs = (not has_gap and len(peaks) >= 2
+    peaks, gaps = _peaks_and_gaps(share, options)
+    lowest_has_ribs = (not gaps and len(peaks) >= 2
                        and abs(zs[peaks[-1]] - c[-1, 2]) <= options.max_offset_pitch * pitch)
     return RibEvidence(None, bool(lowest_has_ribs))
 
