@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from spine_core.workflows.analysis import analyse_to_folder, peak_rss_mb, review_flags
+from spine_core.workflows.analysis import analyse_to_folder, peak_rss_mb
 
 
 def tqdm_progress(enabled: bool = True):
@@ -33,7 +33,7 @@ def tqdm_progress(enabled: bool = True):
 
 def run_segment(volume, out: Path, options, show_progress: bool = True):
     """Segment ``volume`` and write OUTDIR atomically (spine_core.workflows.analysis) with a progress
-    bar on stderr; returns the SegmentResult."""
+    bar on stderr; returns the SegmentResult and the review flags of each vertebra id."""
     progress, bar = tqdm_progress(show_progress)
     try:
         return analyse_to_folder(volume, out, options, progress)
@@ -56,10 +56,9 @@ def cmd_segment(args) -> int:
     from spine_core.io import load_scan
 
     volume = load_scan(args.input, series=args.series)
-    result = run_segment(volume, Path(args.out), _options(args))
+    result, review = run_segment(volume, Path(args.out), _options(args))
     for warning in result.warnings:
         print(f"Warning: {warning}")
-    review = review_flags(result)
     for v in result.vertebrae:
         flags = f"  [{', '.join(review.get(v.id, v.flags))}]" if review.get(v.id, v.flags) else ""
         print(f"  {v.name:7s} confidence {v.confidence:.2f}  {v.volume_mm3 / 1000:6.1f} ml{flags}")
@@ -103,7 +102,7 @@ def bench_row(name, volume, ref, options) -> dict:
     from spine_core.metrics import evaluate
 
     with tempfile.TemporaryDirectory(prefix="spineplan-bench-") as tmp:
-        result = run_segment(volume, Path(tmp) / "out", options)
+        result, _ = run_segment(volume, Path(tmp) / "out", options)
     summary = evaluate(result.labels, ref).summary
     total = result.timings_s.get("total", 0.0)
     return {"case": name, "shape": list(volume.shape), "spacing_mm": [round(float(s), 3) for s in volume.spacing],

@@ -89,14 +89,12 @@ def review_flags(result) -> dict[int, list[str]]:
     return {row.label_id: list(row.flags) for row in rows}
 
 
-def vertebra_dicts(result, flags: dict[int, list[str]] | None = None) -> list[dict]:
-    flags = review_flags(result) if flags is None else flags
+def vertebra_dicts(result, flags: dict[int, list[str]]) -> list[dict]:
     return [{"id": v.id, "name": v.name, "position": [round(float(x), 3) for x in v.position],
              "confidence": v.confidence, "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae]
 
 
-def metrics_dict(result, volume, pipeline: str) -> dict:
-    flags = review_flags(result)
+def metrics_dict(result, volume, pipeline: str, flags: dict[int, list[str]]) -> dict:
     return {"pipeline": pipeline, "provider": result.provider,
             "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
                       "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
@@ -112,13 +110,15 @@ def check_outdir(out: Path) -> None:
         raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
 
 
-def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> None:
+def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> dict[int, list[str]]:
+    """The result folder's files; returns the review flags written (one pass over the labels)."""
     from spine_core.export import ExportOptions, export_meshes
     from spine_core.io.writers import atomic_path, save_labelmap
     from spine_core.meshes import MeshOptions, mesh_labels
 
     save_labelmap(result.labels, folder / "labels.nii.gz")
-    doc = {"coordinate_system": "LPS", "units": "mm", "vertebrae": vertebra_dicts(result)}
+    flags = review_flags(result)
+    doc = {"coordinate_system": "LPS", "units": "mm", "vertebrae": vertebra_dicts(result, flags)}
     with atomic_path(folder / "centroids.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     began = time.perf_counter()
@@ -128,7 +128,9 @@ def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> No
         export_meshes(meshes, folder / "meshes", ExportOptions(source_series_uid=volume.metadata.series_uid))
     result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
     with atomic_path(folder / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics_dict(result, volume, pipeline), indent=2) + "\n", encoding="utf-8")
+        metrics = metrics_dict(result, volume, pipeline, flags)
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return flags
 
 
 def _file_log(path: Path) -> logging.Handler:
@@ -140,7 +142,8 @@ def _file_log(path: Path) -> logging.Handler:
 
 
 def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment=None):
-    """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult."""
+    """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult and
+    the review flags of each vertebra id."""
     out = Path(out).expanduser().resolve()
     check_outdir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,11 +153,11 @@ def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment
         log.info("segmenting %s, pipeline %s, device %s%s", volume, options.pipeline, options.device,
                  ", fast" if options.fast else "")
         result = analyse(volume, options, progress, segment)
-        write_results(result, volume, staging, options.pipeline, options.fast)
+        flags = write_results(result, volume, staging, options.pipeline, options.fast)
         log.info("done: %d vertebrae, %s", len(result.vertebrae), result.timings_s)
         handler.close()
         replace_folder(staging, out)
-        return result
+        return result, flags
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
