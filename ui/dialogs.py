@@ -112,9 +112,7 @@ class PreferencesDialog(QDialog):
         self.method_box = QComboBox()
         for key, text in METHODS.items():
             self.method_box.addItem(text, key)
-        if method in registry.choices():
-            method = registry.resolve(method)
-        self.method_box.setCurrentIndex(max(self.method_box.findData(method), 0))
+        self.method_box.setCurrentIndex(max(self.method_box.findData(registry.normalise(method)), 0))
         self.method_box.setToolTip("Both number the vertebrae and flag what needs review; compare them in "
                                    "docs/BENCHMARKS.md")
         form.addRow("Analysis method", self.method_box)

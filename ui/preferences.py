@@ -7,7 +7,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from spine_core.errors import SpineError
 from spine_core.pipeline import registry
 from spine_core.pipeline.runtime import DEVICES
 
@@ -42,19 +41,14 @@ class Preferences:
     @property
     def method(self) -> str:
         """A pipeline Preferences offers (spine_core.pipeline.registry), old names resolved."""
-        offered = {p.name for p in registry.PIPELINES if p.in_preferences}
-        try:
-            method = registry.resolve(str(self._get("analysis/method", registry.DEFAULT)))
-        except SpineError:
-            return registry.DEFAULT
-        return method if method in offered else registry.DEFAULT
+        method = registry.normalise(str(self._get("analysis/method", registry.DEFAULT)))
+        return method if method in registry.offered() else registry.DEFAULT
 
     @method.setter
     def method(self, method: str) -> None:
-        offered = [p.name for p in registry.PIPELINES if p.in_preferences]
-        method = registry.resolve(method) if method in registry.choices() else method
-        if method not in offered:
-            raise ValueError(f"method must be one of {tuple(offered)}")
+        method = registry.normalise(method)
+        if method not in registry.offered():
+            raise ValueError(f"method must be one of {tuple(registry.offered())}")
         self._set("analysis/method", method)
 
     # --- plans and edits ------------------------------------------------------------------------

@@ -10,10 +10,9 @@ from scipy import ndimage
 
 from spine_core.labels import CRANIOCAUDAL
 from spine_core.pipeline.api import LABELER_ID
-from spine_core.pipeline.off_spine import keep_instances
 from spine_core.pipeline.preprocess import box_grid
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
-from spine_core.pipeline.stages import Context, Instances, Levels, Stage
+from spine_core.pipeline.stages import Context, Instances, Levels, Stage, keep_instances
 from spine_core.resample import resample_to_grid
 from spine_core.review import UNIDENTIFIED
 from spine_core.volume import LabelMap

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spine_core.pipeline.stages import Context, Instances, SpineNotFound, Stage
+from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage, keep_instances
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,6 @@ def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0) -> bool:
     return spread > min_spread_mm and float(np.ptp(c[:, 2])) < 0.5 * spread
 
 
-def keep_instances(inst: Instances, keep: np.ndarray) -> Instances:
-    """``inst`` restricted to the candidates where ``keep`` is True, renumbered 1..n."""
-    keep = np.flatnonzero(keep)
-    remap = np.zeros(len(inst.centres_mm) + 1, inst.owner.dtype)
-    remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=inst.owner.dtype)
-    return Instances(inst.grid, remap[inst.owner], inst.centres_mm[keep], inst.seg_probability[keep])
-
-
 class OffSpineStage(Stage):
     """Between segmentation and numbering: drop candidates off the spine's chain."""
     name = "off-spine"
@@ -79,6 +71,6 @@ class OffSpineStage(Stage):
         if ctx.levels is not None:
             keep = np.flatnonzero(~off)
             old = ctx.levels
-            ctx.levels = type(old)([old.ids[k] for k in keep], [old.probability[k] for k in keep],
-                                   [old.flags[k] for k in keep])
+            ctx.levels = Levels([old.ids[k] for k in keep], [old.probability[k] for k in keep],
+                                [old.flags[k] for k in keep])
         ctx.warn(f"{int(off.sum())} candidate structure(s) off the spine were discarded (not vertebrae)")

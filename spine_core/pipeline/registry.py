@@ -42,5 +42,11 @@ def choices() -> list[str]:
     return [p.name for p in PIPELINES] + [a for p in PIPELINES for a in p.aliases]
 
 
-def describe(name: str) -> str:
-    return next(p.description for p in PIPELINES if p.name == resolve(name))
+def offered() -> list[str]:
+    """The pipelines Preferences offers clinicians."""
+    return [p.name for p in PIPELINES if p.in_preferences]
+
+
+def normalise(name: str) -> str:
+    """A known name or alias as its pipeline's name; anything else unchanged (for the caller to refuse)."""
+    return resolve(name) if name in choices() else name

@@ -31,6 +31,14 @@ class Instances:
     seg_probability: np.ndarray       # (n,) mean probability inside each mask (1 where not known)
 
 
+def keep_instances(inst: Instances, keep: np.ndarray) -> Instances:
+    """``inst`` restricted to the candidates where ``keep`` is True, renumbered 1..n."""
+    keep = np.flatnonzero(keep)
+    remap = np.zeros(len(inst.centres_mm) + 1, inst.owner.dtype)
+    remap[keep + 1] = np.arange(1, len(keep) + 1, dtype=inst.owner.dtype)
+    return Instances(inst.grid, remap[inst.owner], inst.centres_mm[keep], inst.seg_probability[keep])
+
+
 @dataclass
 class Levels:
     ids: list[int]                    # VerSe id per instance
