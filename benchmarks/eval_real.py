@@ -19,18 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.calibration import calibration_table, judged_vertebrae
-from spine_core.io import load_labels, load_scan
+from benchmarks.eval_accuracy import REAL, load_case
+from spine_core.io import load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.pipelines import PIPELINES
 from spine_core.pipeline.registry import resolve
-from spine_core.resample import resample_to_grid
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-LABELLED = {"verse006": "image.nii.gz", "verse007": "image.nii.gz", "tptbox_lumbar": "image.nii.gz",
-            "ts_dicom": "dicom"}
+LABELLED = REAL        # the labelled real CTs, as benchmarks.eval_accuracy reads them
 UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii.gz",
               "acrin_head_to_chest": "acrin_flt_breast_001/head_to_chest.nii.gz",
               "cptac_abdomen": "cptac_abdomen/image.nii.gz",
@@ -62,8 +61,7 @@ def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
 
 
 def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
-    scan = load_scan(DATA / "ct" / case / LABELLED[case])
-    ref = resample_to_grid(load_labels(DATA / "ct" / case / "labels.nii.gz"), scan)
+    scan, ref = load_case(case)
     start = time.perf_counter()
     result = segment(scan, options, models=models)
     seconds = time.perf_counter() - start
