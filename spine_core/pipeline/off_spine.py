@@ -38,14 +38,16 @@ def off_spine(centres_mm: np.ndarray, options: OffSpineOptions | None = None) ->
     return off
 
 
-def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0) -> bool:
-    """Two or more candidates spread across the axial plane far more than along the body's axis:
-    vertebrae are stacked, so these are not a spine (e.g. a lateral reformat through the shoulder)."""
+def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0, max_height_mm: float = 12.0) -> bool:
+    """Two or more candidates apart across the axial plane but all within ``max_height_mm`` along the
+    body's axis: vertebrae are stacked at least a cervical body's height apart (~15 mm), so these are
+    not a spine (e.g. a lateral reformat through the shoulder). Scattered candidates over a taller
+    stretch are left to the numbering, which flags them."""
     c = np.asarray(centres_mm, float)
     if len(c) < 2:
         return False
     spread = float(np.max(np.linalg.norm(c[:, None, :2] - c[None, :, :2], axis=2)))
-    return spread > min_spread_mm and float(np.ptp(c[:, 2])) < 0.5 * spread
+    return spread > min_spread_mm and float(np.ptp(c[:, 2])) < max_height_mm
 
 
 class OffSpineStage(Stage):

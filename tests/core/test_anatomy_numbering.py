@@ -91,3 +91,12 @@ def test_candidates_side_by_side_are_not_a_spine():
     assert side_by_side(np.array([[190.0, 2.0, -15.0], [211.0, -9.0, -18.0]]))      # ricord sagittal reformat
     assert not side_by_side(_chain(2))
     assert not side_by_side(_chain(1))
+
+
+def test_scattered_candidates_over_a_vertebra_height_are_not_refused():
+    from spine_core.pipeline.off_spine import side_by_side
+
+    # the joint network on ts_dicom (a 40 mm slab): junk across the body, but the spine is there
+    scattered = np.array([[108, 23, -774], [-11, -121, -776], [202, -121, -781], [-5, -106, -790],
+                          [111, 22, -796]], float)
+    assert not side_by_side(scattered)
