@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spine_core.pipeline.preprocess import scan_bounds_mm
 from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage, keep_instances
 
 
@@ -50,6 +51,9 @@ def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0, max_height
     return spread > min_spread_mm and float(np.ptp(c[:, 2])) < max_height_mm
 
 
+MIN_HEIGHT_TO_JUDGE_MM = 80.0      # about three vertebrae
+
+
 class OffSpineStage(Stage):
     """Between segmentation and numbering: drop candidates off the spine's chain."""
     name = "off-spine"
@@ -63,7 +67,9 @@ class OffSpineStage(Stage):
 
     def postprocess(self, ctx: Context, off, progress) -> None:
         kept = ctx.instances.centres_mm[~off] if not off.all() else ctx.instances.centres_mm
-        if side_by_side(kept):
+        lo, hi = scan_bounds_mm(ctx.volume)
+        # only a scan tall enough to show vertebrae stacked can show that its candidates are not
+        if hi[2] - lo[2] >= MIN_HEIGHT_TO_JUDGE_MM and side_by_side(kept):
             raise SpineNotFound("The structures found lie side by side, not stacked as vertebrae are: this "
                                 "scan does not seem to show the spine. Check the series (a lateral reformat "
                                 "or a limb?) or choose another one.")
