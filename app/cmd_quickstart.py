@@ -31,7 +31,7 @@ def _print_analysis(folder: Path) -> None:
     from spine_core.io import load_labels, load_scan
     from spine_core.metrics import evaluate
     from spine_core.pipeline.api import SegmentOptions
-    from spine_core.workflows.analysis import analyse, review_flags
+    from spine_core.workflows.analysis import analyse, review
 
     scan = load_scan(folder / "dicom")
     print("\nScan")
@@ -39,11 +39,12 @@ def _print_analysis(folder: Path) -> None:
     print("\nAutomatic analysis (spineplan segment) ...", flush=True)
     result = analyse(scan, SegmentOptions())
     print(f"\n  {'name':<7} {'volume mL':>9} {'confidence':>10}   centroid L, P, S (mm)   flags")
-    review = review_flags(result)
+    flags, case = review(result, scan)
     for v in result.vertebrae:
         p = v.position
         print(f"  {v.name:<7} {v.volume_mm3 / 1000:9.1f} {v.confidence:10.2f}   "
-              f"{p[0]:7.1f} {p[1]:7.1f} {p[2]:8.1f}   {', '.join(review.get(v.id, v.flags))}")
+              f"{p[0]:7.1f} {p[1]:7.1f} {p[2]:8.1f}   {', '.join(flags.get(v.id, v.flags))}")
+    print(f"\nQA status: {case.status}" + "".join(f"\n  {flag}" for flag in case.flags))
     if result.warnings:
         print()
     for warning in result.warnings:

@@ -33,7 +33,8 @@ def tqdm_progress(enabled: bool = True):
 
 def run_segment(volume, out: Path, options, show_progress: bool = True):
     """Segment ``volume`` and write OUTDIR atomically (spine_core.workflows.analysis) with a progress
-    bar on stderr; returns the SegmentResult and the review flags of each vertebra id."""
+    bar on stderr; returns the SegmentResult, the review flags of each vertebra id and the case's QA
+    review."""
     progress, bar = tqdm_progress(show_progress)
     try:
         return analyse_to_folder(volume, out, options, progress)
@@ -56,13 +57,14 @@ def cmd_segment(args) -> int:
     from spine_core.io import load_scan
 
     volume = load_scan(args.input, series=args.series)
-    result, review = run_segment(volume, Path(args.out), _options(args))
+    result, review, case = run_segment(volume, Path(args.out), _options(args))
     for warning in result.warnings:
         print(f"Warning: {warning}")
     for v in result.vertebrae:
         flags = f"  [{', '.join(review.get(v.id, v.flags))}]" if review.get(v.id, v.flags) else ""
         print(f"  {v.name:7s} confidence {v.confidence:.2f}  {v.volume_mm3 / 1000:6.1f} ml{flags}")
     total = result.timings_s.get("total", 0.0)
+    print(f"QA status: {case.status}" + "".join(f"\n  {flag}" for flag in case.flags))
     print(f"{len(result.vertebrae)} vertebrae in {total:.1f} s ({result.provider}); results in {args.out}")
     return 0
 
@@ -102,7 +104,7 @@ def bench_row(name, volume, ref, options) -> dict:
     from spine_core.metrics import evaluate
 
     with tempfile.TemporaryDirectory(prefix="spineplan-bench-") as tmp:
-        result, _ = run_segment(volume, Path(tmp) / "out", options)
+        result, _, _ = run_segment(volume, Path(tmp) / "out", options)
     summary = evaluate(result.labels, ref).summary
     total = result.timings_s.get("total", 0.0)
     return {"case": name, "shape": list(volume.shape), "spacing_mm": [round(float(s), 3) for s in volume.spacing],

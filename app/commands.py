@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.cmd_batch import add_batch
 from app.cmd_demo import add_demo
 from app.cmd_eval import add_eval
 from app.cmd_gui import add_gui
@@ -83,4 +84,4 @@ def add_convert(sub) -> None:
 
 
 REGISTRY = [add_quickstart, add_info, add_convert, add_eval, add_gui, add_demo, add_train, add_export_onnx,
-            add_segment, add_bench]
+            add_segment, add_batch, add_bench]

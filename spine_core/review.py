@@ -27,6 +27,31 @@ L6_CANDIDATE = "L6 candidate"
 T13_CANDIDATE = "T13 candidate"
 RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
 UNIDENTIFIED = "level not identified"
+FRACTURE = "suspected fracture"
+
+# Case-level QA flags (batch runs, centroids.json "case", the workstation's banner): "kind: detail".
+CASE_INPUT = "input problem"
+CASE_LOW_CONFIDENCE = "low confidence"
+CASE_GAP = "level missing between found ones"
+CASE_FEWER = "fewer vertebrae than the field of view implies"
+CASE_MORE = "more vertebrae than their spacing implies"
+CASE_TRANSITIONAL = "L6 / T13 candidate"
+CASE_AT_EDGE = "vertebra at the scan edge"
+CASE_METAL = "metal"
+CASE_FRACTURE = "suspected fracture"
+CASE_NUMBERING = "numbering not anchored"
+CASE_NOTE = "analysis note"
+CASE_SEGMENTATION = "segmentation"
+CASE_NONE_FOUND = "no vertebra found"
+CASE_FAILED = "processing failure"
+CASE_REFUSED = "refused"
+# Informational only: a partial vertebra at the edge of a scan is normal and needs no person.
+INFO_ONLY = frozenset({CASE_AT_EDGE, CASE_NOTE})
+# The start of the pipeline's note when no anatomical anchor fixes the numbering (spine_core.pipeline.ribs).
+NOT_ANCHORED_NOTE = "The last rib pair is not in view"
+METAL_HU = 2500.0            # above cortical bone (<= ~2000 HU): implants, dental work, streak cores
+METAL_MIN_ML = 0.1
+FRACTURE_HEIGHT_RATIO = 0.8  # Genant grade 1 starts at 20 % height loss against the neighbours
 
 FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
              SMALL: "much smaller than the median vertebra: check the segmentation",
@@ -37,7 +62,27 @@ FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
              T13_CANDIDATE: "a thirteenth thoracic vertebra (transitional): confirm the rib count",
              RIBS_UNANCHORED: "it bears ribs, but neither the last rib pair nor the sacrum is in view: "
                               "count the levels from C2 or T12",
-             UNIDENTIFIED: "no labeler was run: the level is a placeholder"}
+             UNIDENTIFIED: "no labeler was run: the level is a placeholder",
+             FRACTURE: "its body is at least 20 % lower than its neighbours' (Genant grade 1 or more): "
+                       "check for a compression fracture or an incomplete segmentation"}
+
+CASE_FLAG_HELP = {
+    CASE_INPUT: "the scan was read with a warning (series choice, geometry, modality): check the input",
+    CASE_LOW_CONFIDENCE: f"vertebrae below confidence {LOW_CONFIDENCE_BELOW}: check their outline and number",
+    CASE_GAP: "a level is missing between found vertebrae: check the numbering",
+    CASE_FEWER: "the scan shows more spine than was found: vertebrae were missed at an end",
+    CASE_MORE: "vertebrae lie closer together than vertebrae do: a split or duplicated vertebra",
+    CASE_TRANSITIONAL: "a sixth lumbar or thirteenth thoracic vertebra: confirm the count",
+    CASE_AT_EDGE: "vertebrae cut by the scan's edge (information only)",
+    CASE_METAL: f"metal (> {METAL_HU:.0f} HU) near the spine: implants or artefacts can mislead the analysis",
+    CASE_FRACTURE: "a body at least 20 % lower than its neighbours: compression fracture or bad segmentation",
+    CASE_NUMBERING: "no anatomical anchor (last rib pair, sacrum, C2) fixed the numbering: confirm the levels",
+    CASE_NOTE: "what the analysis did on the way (information only)",
+    CASE_SEGMENTATION: "a vertebra much smaller than the others: check its segmentation",
+    CASE_NONE_FOUND: "the analysis found no vertebra",
+    CASE_FAILED: "the analysis failed: see the case's log",
+    CASE_REFUSED: "the input was refused: see the reason",
+}
 
 
 @dataclass(frozen=True)
@@ -73,16 +118,21 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     ids = sorted((int(i) for i in np.nonzero(counts)[0]), key=craniocaudal_key)
     edge = _ids_on_border(labels.array)
     median = float(np.median([counts[i] for i in ids if not is_disc(i)] or [1]))
+    heights = body_heights_mm(labels)
+    too_small = {i for i in ids if counts[i] < SMALL_FRACTION * median}
+    low = low_bodies(heights, edge | too_small)
     rows = []
     for n, label_id in enumerate(ids):
         flags = []
         if label_id in edge:
             flags.append(AT_EDGE)
-        if not is_disc(label_id) and counts[label_id] < SMALL_FRACTION * median:
+        if not is_disc(label_id) and label_id not in edge and counts[label_id] < SMALL_FRACTION * median:
             flags.append(SMALL)
         gap = _gap_above(label_id, ids[:n])
         if gap:
             flags.append(gap)
+        if label_id in low:
+            flags.append(FRACTURE)
         flags.extend(_analysis_flags(label_id, analysis.get(label_id), flags))
         result = analysis.get(label_id)
         centroid = labels.index_to_lps(sums[label_id] / counts[label_id])
@@ -121,3 +171,147 @@ def _gap_above(label_id: int, above: list[int]) -> str:
     between = CRANIOCAUDAL[CRANIOCAUDAL.index(vertebrae[-1]) + 1:CRANIOCAUDAL.index(label_id)]
     missing = [i for i in between if i not in (25, 28)]      # L6 / T13 are rare variants
     return GAP_ABOVE if missing else ""
+
+
+def body_heights_mm(labels: LabelMap) -> dict[int, float]:
+    """Each vertebra's body height: the lower of the superior-inferior extent of its anterior third
+    and of its middle third (a wedge loses the front, a crush both), from its voxels in LPS mm."""
+    from scipy import ndimage
+
+    heights = {}
+    array = labels.array
+    boxes = ndimage.find_objects(array if np.issubdtype(array.dtype, np.integer) else array.astype(np.int32))
+    for index, box in enumerate(boxes):
+        label_id = index + 1
+        if box is None or label_id not in CRANIOCAUDAL:
+            continue
+        ijk = np.argwhere(array[box] == label_id) + [s.start for s in box]
+        if len(ijk) < 50:
+            continue
+        lps = ijk @ labels.affine[:3, :3].T + labels.affine[:3, 3]
+        p, s = lps[:, 1], lps[:, 2]
+        body = lps[p < np.median(p)]             # the anterior half holds the body, not the arch
+        if len(body) < 30:
+            continue
+        pb = body[:, 1]
+        cut = np.percentile(pb, [0, 100 / 3, 200 / 3])
+        thirds = [body[(pb >= cut[0]) & (pb < cut[1])], body[(pb >= cut[1]) & (pb < cut[2])]]
+        extents = [float(np.percentile(t[:, 2], 98) - np.percentile(t[:, 2], 2)) for t in thirds if len(t) >= 10]
+        if extents and np.ptp(s) > 0:
+            heights[label_id] = min(extents)
+    return heights
+
+
+def low_bodies(heights: dict[int, float], exclude=frozenset()) -> dict[int, float]:
+    """{id: height loss fraction} for bodies lower than FRACTURE_HEIGHT_RATIO x the median of up to two
+    neighbours on each side (the same region only: cervical bodies are lower than thoracic ones)."""
+    def region(i):
+        return 0 if i <= 7 else (1 if i <= 19 or i == 28 else 2)
+
+    order = [i for i in CRANIOCAUDAL if i in heights and i not in exclude]
+    low = {}
+    for n, label_id in enumerate(order):
+        near = [heights[j] for j in order[max(0, n - 2):n] + order[n + 1:n + 3] if region(j) == region(label_id)]
+        if len(near) < 2 or label_id in (1, 2):      # C1 has no body, C2 carries the dens
+            continue
+        reference = float(np.median(near))
+        if reference > 0 and heights[label_id] < FRACTURE_HEIGHT_RATIO * reference:
+            low[label_id] = 1.0 - heights[label_id] / reference
+    return low
+
+
+def genant_grade(loss: float) -> int:
+    """Genant semi-quantitative grade from the fraction of height lost."""
+    return 0 if loss < 0.2 else 1 if loss < 0.25 else 2 if loss < 0.4 else 3
+
+
+@dataclass(frozen=True)
+class CaseReview:
+    status: str                     # ok / review / failed
+    flags: tuple[str, ...]          # "kind: detail", kinds from CASE_FLAG_HELP
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "flags": list(self.flags)}
+
+
+def failed_case(kind: str, reason: str) -> CaseReview:
+    return CaseReview("failed", (f"{kind}: {reason}",))
+
+
+def case_review(rows: list[VertebraRow], volume=None, notes=(), labels: LabelMap | None = None) -> CaseReview:
+    """A case's QA flags and status from its review rows, the analysis' notes (``SegmentResult.warnings``)
+    and the scan (its reader's warnings, metal, the field of view): "review" when any flag other than
+    information-only ones is raised."""
+    flags: list[str] = []
+
+    def add(kind: str, names) -> None:
+        names = list(dict.fromkeys(names))
+        if names:
+            flags.append(f"{kind}: {', '.join(names)}")
+
+    inputs = list(volume.metadata.warnings) if volume is not None else []
+    add(CASE_INPUT, inputs)
+    notes = [n for n in notes if n not in inputs]
+    unanchored = [n for n in notes if n.startswith(NOT_ANCHORED_NOTE)]
+    vertebrae = [r for r in rows if not is_disc(r.label_id)]
+    if not vertebrae:
+        flags.append(f"{CASE_NONE_FOUND}: 0 vertebrae")
+    add(CASE_LOW_CONFIDENCE, [r.name for r in vertebrae if LOW_CONFIDENCE in r.flags])
+    add(CASE_GAP, [f"above {r.name}" for r in vertebrae if GAP_ABOVE in r.flags or MISSED_ABOVE in r.flags])
+    add(CASE_TRANSITIONAL, [r.name for r in vertebrae if L6_CANDIDATE in r.flags or T13_CANDIDATE in r.flags])
+    add(CASE_FRACTURE, [r.name for r in vertebrae if FRACTURE in r.flags])
+    add(CASE_NUMBERING, ([r.name for r in vertebrae if RIBS_UNANCHORED in r.flags][:1]
+                         or (["the last rib pair is not in view"] if unanchored and vertebrae else [])))
+    add(CASE_SEGMENTATION, [f"{r.name} small" for r in vertebrae if SMALL in r.flags])
+    if labels is not None:
+        flags.extend(_count_flags(vertebrae, labels))
+    if volume is not None and labels is not None:
+        metal = metal_near_spine_ml(volume, labels)
+        if metal >= METAL_MIN_ML:
+            flags.append(f"{CASE_METAL}: {metal:.1f} ml near the spine")
+    add(CASE_AT_EDGE, [r.name for r in vertebrae if AT_EDGE in r.flags])
+    for note in dict.fromkeys(n for n in notes if n not in unanchored):
+        add(CASE_NOTE, [note.rstrip(".")])
+    needs_person = any(f.split(":", 1)[0] not in INFO_ONLY for f in flags)
+    return CaseReview("review" if needs_person else "ok", tuple(flags))
+
+
+def _count_flags(vertebrae: list[VertebraRow], labels: LabelMap) -> list[str]:
+    """More or fewer vertebrae than the spine in view implies, from the spacing of the centroids."""
+    known = [r for r in vertebrae if r.label_id in CRANIOCAUDAL and r.label_id != 26
+             and AT_EDGE not in r.flags and SMALL not in r.flags]
+    if len(known) < 3:
+        return []
+    s = np.array([r.centroid[2] for r in known])
+    steps = np.abs(np.diff(s))
+    pitch = float(np.median(steps))
+    out = []
+    close = [f"{a.name}/{b.name}" for a, b, d in zip(known, known[1:], steps) if d < 0.5 * pitch]
+    if close:
+        out.append(f"{CASE_MORE}: {', '.join(close)}")
+    corners = np.array([[i, j, k, 1] for i in (0, labels.shape[0] - 1) for j in (0, labels.shape[1] - 1)
+                        for k in (0, labels.shape[2] - 1)], float) @ labels.affine.T
+    top, bottom = corners[:, 2].max(), corners[:, 2].min()
+    ends = []
+    if known[0].label_id != 1 and top - s.max() > 1.5 * pitch:
+        ends.append(f"{(top - s.max()) / pitch:.0f} levels of scan above {known[0].name}")
+    lowest = known[-1].label_id
+    sacrum_found = any(r.label_id == 26 for r in vertebrae)
+    if not sacrum_found and lowest not in (24, 25) and s.min() - bottom > 1.5 * pitch:
+        ends.append(f"{(s.min() - bottom) / pitch:.0f} levels of scan below {known[-1].name}")
+    if ends:
+        out.append(f"{CASE_FEWER}: {'; '.join(ends)}")
+    return out
+
+
+def metal_near_spine_ml(volume, labels: LabelMap, margin_mm: float = 20.0) -> float:
+    """Volume (ml) of voxels above METAL_HU within ``margin_mm`` of the labels' bounding box (CT)."""
+    if (volume.metadata.modality or "CT") != "CT" or not labels.same_grid(volume, atol_mm=1e-2):
+        return 0.0
+    found = np.nonzero(labels.array)
+    if len(found[0]) == 0:
+        return 0.0
+    pad = np.ceil(margin_mm / np.asarray(volume.spacing)).astype(int)
+    box = tuple(slice(max(int(f.min()) - p, 0), int(f.max()) + p + 1) for f, p in zip(found, pad))
+    count = int(np.count_nonzero(volume.array[box] > METAL_HU))
+    return count * float(np.prod(volume.spacing)) / 1000.0

@@ -85,7 +85,8 @@ def _candidate_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _read_header(path: Path):
+def read_header(path: Path):
+    """The DICOM header (no pixels) of a file with a SeriesInstanceUID, else None."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
     except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, KeyError):
@@ -97,13 +98,17 @@ def _read_header(path: Path):
 
 def list_series(root: Path, progress: Progress | None = None) -> list[SeriesInfo]:
     """All image series under ``root`` (recursively), largest first."""
+    return series_in_files(_candidate_files(Path(root)), progress)
+
+
+def series_in_files(files: list[Path], progress: Progress | None = None) -> list[SeriesInfo]:
+    """The image series these files hold, largest first; files that are not DICOM images are skipped."""
     progress = progress or NullProgress()
-    files = _candidate_files(Path(root))
     series: dict[str, SeriesInfo] = {}
     for n, path in enumerate(files):
         if n % 50 == 0:
             progress.update(n / max(len(files), 1), f"Reading DICOM headers ({n}/{len(files)})")
-        ds = _read_header(path)
+        ds = read_header(path)
         if ds is None or "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
             continue
         uid = str(ds.SeriesInstanceUID)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,20 +60,41 @@ def _read_image_file(path: Path) -> Volume:
                                                 description=path.name))
 
 
-def _extract_zip(path: Path) -> Path:
+# A zip of a patient's DICOMs is extracted only within these limits (a zip bomb is refused).
+ZIP_MAX_BYTES = 8 * 1024 ** 3
+ZIP_MAX_MEMBERS = 100_000
+ZIP_MAX_RATIO = 200.0
+
+
+@contextmanager
+def extracted_zip(path: Path):
+    """The zip's members in a temporary folder that is removed on leaving, whatever happens."""
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError) as exc:
         raise UnreadableFile(f"'{path.name}' is not a readable zip archive. Copy it again.") from exc
-    target = Path(tempfile.mkdtemp(prefix="spineplan-zip-"))
     with archive:
-        for member in archive.infolist():
-            # Never follow paths out of the extraction folder.
-            dest = (target / member.filename).resolve()
-            if not str(dest).startswith(str(target.resolve())):
-                continue
-            archive.extract(member, target)
-    return target
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        total = sum(m.file_size for m in members)
+        packed = max(sum(m.compress_size for m in members), 1)
+        if len(members) > ZIP_MAX_MEMBERS or total > ZIP_MAX_BYTES or total / packed > ZIP_MAX_RATIO:
+            raise UnsupportedImage(f"'{path.name}' would unpack to {len(members)} files, {total / 1024 ** 3:.1f} GiB "
+                                   f"(ratio {total / packed:.0f}:1), beyond what a scan holds; unzip it yourself "
+                                   "and open the folder if it really is a scan.")
+        target = Path(tempfile.mkdtemp(prefix="spineplan-zip-"))
+        try:
+            for member in members:
+                # Never follow paths out of the extraction folder.
+                dest = (target / member.filename).resolve()
+                if not dest.is_relative_to(target.resolve()):
+                    continue
+                try:
+                    archive.extract(member, target)
+                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                    raise UnreadableFile(f"'{path.name}' is damaged ({member.filename}: {exc}). Copy it again.") from exc
+            yield target
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def _image_files_in(folder: Path) -> list[Path]:
@@ -91,7 +114,8 @@ def load_scan(path, series: str | None = None, progress: Progress | None = None,
     if not path.exists():
         raise InputNotFound(f"'{path}' does not exist. Check the path, or that the drive is mounted.")
     if path.is_file() and _suffix(path) == ".zip":
-        path = _extract_zip(path)
+        with extracted_zip(path) as folder:       # the volume is in memory before the copy goes
+            return load_scan(folder, series, progress, expect_modality)
     if path.is_file() and _suffix(path) in IMAGE_SUFFIXES:
         volume = _read_image_file(path)
     else:
@@ -151,5 +175,6 @@ def load_labels(path, grid: Volume | None = None) -> LabelMap:
 def scan_listing(path) -> list[dicom.SeriesInfo]:
     path = Path(path)
     if path.is_file() and _suffix(path) == ".zip":
-        path = _extract_zip(path)
+        with extracted_zip(path) as folder:
+            return dicom.list_series(folder)
     return dicom.list_series(path) if path.exists() else []

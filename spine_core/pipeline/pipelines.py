@@ -124,6 +124,11 @@ def _plan(options: SegmentOptions) -> _Plan:
     return _Plan(stages, np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]))
 
 
+def required_models(options: SegmentOptions) -> list[str]:
+    """The model ids the pipeline of ``options`` runs (a batch worker loads them once, up front)."""
+    return list(dict.fromkeys(m for s in _plan(options).stages for m in s.model_ids))
+
+
 def segment(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
             models: ModelSet | None = None) -> SegmentResult:
     """Vertebra labels on ``volume``'s own grid, with per-vertebra centroid, confidence and flags."""

@@ -31,7 +31,7 @@ from spine_core.labels import L6, SACRUM
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
-from spine_core.review import L6_CANDIDATE, RIBS_UNANCHORED
+from spine_core.review import L6_CANDIDATE, NOT_ANCHORED_NOTE, RIBS_UNANCHORED
 
 T12 = 19
 
@@ -195,7 +195,7 @@ class RibAnchorStage(Stage):
             return
         if evidence.lowest_has_ribs:
             self._cap_at_t12(ctx)
-        ctx.warn("The last rib pair is not in view: the levels are the labeler's reading of each vertebra's "
+        ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are the labeler's reading of each vertebra's "
                  "shape. Confirm them against C2 or the sacrum.")
 
     def _count_from_t12(self, ctx: Context, t12_index: int) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from spine_core.errors import GridMismatch, SpineError
 from spine_core.io.writers import replace_folder
 from spine_core.progress import NullProgress
+from spine_core.review import CaseReview
 from spine_core.volume import LabelMap, Volume
 
 log = logging.getLogger("spineplan.segment")
@@ -80,13 +81,14 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
-def review_flags(result) -> dict[int, list[str]]:
-    """Every vertebra's flags as the workstation shows them (spine_core.review: the analysis' own and
-    those read from the label map, e.g. "small", "gap above")."""
-    from spine_core.review import vertebra_rows
+def review(result, volume) -> tuple[dict[int, list[str]], CaseReview]:
+    """Every vertebra's flags as the workstation shows them and the case's QA status and flags
+    (spine_core.review: the analysis' own flags and those read from the label map and the scan)."""
+    from spine_core.review import case_review, vertebra_rows
 
     rows = vertebra_rows(result.labels, {v.id: v for v in result.vertebrae})
-    return {row.label_id: list(row.flags) for row in rows}
+    case = case_review(rows, volume, result.warnings, result.labels)
+    return {row.label_id: list(row.flags) for row in rows}, case
 
 
 def vertebra_dicts(result, flags: dict[int, list[str]]) -> list[dict]:
@@ -94,8 +96,8 @@ def vertebra_dicts(result, flags: dict[int, list[str]]) -> list[dict]:
              "confidence": v.confidence, "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae]
 
 
-def metrics_dict(result, volume, pipeline: str, flags: dict[int, list[str]]) -> dict:
-    return {"pipeline": pipeline, "provider": result.provider,
+def metrics_dict(result, volume, pipeline: str, flags: dict[int, list[str]], case) -> dict:
+    return {"pipeline": pipeline, "provider": result.provider, "case": case.as_dict(),
             "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
                       "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
             "vertebrae": [{"id": v.id, "name": v.name, "volume_mm3": round(v.volume_mm3, 1),
@@ -110,15 +112,17 @@ def check_outdir(out: Path) -> None:
         raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
 
 
-def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> dict[int, list[str]]:
-    """The result folder's files; returns the review flags written (one pass over the labels)."""
+def write_results(result, volume, folder: Path, pipeline: str, fast: bool):
+    """The result folder's files; returns the review flags written per vertebra id (one pass over the
+    labels) and the case's QA review."""
     from spine_core.export import ExportOptions, export_meshes
     from spine_core.io.writers import atomic_path, save_labelmap
     from spine_core.meshes import MeshOptions, mesh_labels
 
     save_labelmap(result.labels, folder / "labels.nii.gz")
-    flags = review_flags(result)
-    doc = {"coordinate_system": "LPS", "units": "mm", "vertebrae": vertebra_dicts(result, flags)}
+    flags, case = review(result, volume)
+    doc = {"coordinate_system": "LPS", "units": "mm", "case": case.as_dict(),
+           "vertebrae": vertebra_dicts(result, flags)}
     with atomic_path(folder / "centroids.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     began = time.perf_counter()
@@ -128,9 +132,9 @@ def write_results(result, volume, folder: Path, pipeline: str, fast: bool) -> di
         export_meshes(meshes, folder / "meshes", ExportOptions(source_series_uid=volume.metadata.series_uid))
     result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
     with atomic_path(folder / "metrics.json") as tmp:
-        metrics = metrics_dict(result, volume, pipeline, flags)
+        metrics = metrics_dict(result, volume, pipeline, flags, case)
         tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    return flags
+    return flags, case
 
 
 def _file_log(path: Path) -> logging.Handler:
@@ -142,8 +146,8 @@ def _file_log(path: Path) -> logging.Handler:
 
 
 def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment=None):
-    """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult and
-    the review flags of each vertebra id."""
+    """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult,
+    the review flags of each vertebra id and the case's QA review (spine_core.review.CaseReview)."""
     out = Path(out).expanduser().resolve()
     check_outdir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,11 +157,12 @@ def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment
         log.info("segmenting %s, pipeline %s, device %s%s", volume, options.pipeline, options.device,
                  ", fast" if options.fast else "")
         result = analyse(volume, options, progress, segment)
-        flags = write_results(result, volume, staging, options.pipeline, options.fast)
-        log.info("done: %d vertebrae, %s", len(result.vertebrae), result.timings_s)
+        flags, case = write_results(result, volume, staging, options.pipeline, options.fast)
+        log.info("done: %d vertebrae, QA %s %s, %s", len(result.vertebrae), case.status, list(case.flags),
+                 result.timings_s)
         handler.close()
         replace_folder(staging, out)
-        return result, flags
+        return result, flags, case
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
