@@ -105,7 +105,7 @@ def discover(root, progress=None) -> list[Study]:
         if suffix in IMAGE_SUFFIXES:
             studies.append(Study(_slug(rel[:-len(suffix)]), "file", str(path)))
         elif suffix == ".zip":
-            studies.extend(_zip_studies(path, rel, extracted_zip))
+            studies.extend(_zip_studies(path, rel[:-len(suffix)], extracted_zip))
         elif suffix not in SIDECAR_SUFFIXES:
             ds = read_header(path)
             if ds is None:
