@@ -234,8 +234,14 @@ class CaseReview:
         return {"status": self.status, "flags": list(self.flags)}
 
 
-def failed_case(kind: str, reason: str) -> CaseReview:
-    return CaseReview("failed", (f"{kind}: {reason}",))
+# Case flags the vertebra table already shows row by row; the banner lists only the others.
+ROW_KINDS = frozenset({CASE_LOW_CONFIDENCE, CASE_GAP, CASE_TRANSITIONAL, CASE_FRACTURE, CASE_SEGMENTATION,
+                       CASE_AT_EDGE})
+
+
+def case_banner(case: CaseReview) -> list[str]:
+    """The workstation's banner lines for a case: its QA status and the flags no table row shows."""
+    return [f"QA status: {case.status}"] + [f for f in case.flags if f.split(":", 1)[0] not in ROW_KINDS]
 
 
 def case_review(rows: list[VertebraRow], volume=None, notes=(), labels: LabelMap | None = None) -> CaseReview:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
-from spine_core.review import review_summary
+from spine_core.review import case_banner, case_review, review_summary
 from spine_core.workflows.analysis import find_segment
 from ui import jobs
 
@@ -62,8 +62,12 @@ class AnalysisMixin:
         self._reset_camera = True
         self.session.set_labels(result.labels)          # rows first drop stale analysis ...
         self.analysis = {v.id: v for v in result.vertebrae}
-        self.analysis_warnings = list(result.warnings)
+        self.analysis_warnings = []
         self.refresh_rows()                             # ... then show the new one
+        # the case's QA status and flags, as `segment` and batch runs write them (one vocabulary)
+        case = case_review(self.rows, self.session.volume, result.warnings, result.labels)
+        self.analysis_warnings = case_banner(case)
+        self.vertebra_panel.set_warnings(self.analysis_warnings, review_summary(self.rows))
         self.schedule_autosave()
         where = f" on {result.provider}" if result.provider else ""
         self.statusBar().showMessage(f"Analysis done{where}: {len(result.vertebrae)} vertebrae", 10000)

@@ -40,6 +40,8 @@ def test_analysis_fills_table_flags_and_banner(qtbot, window, tmp_path):
     assert window.results.item(1, 3).background().color().red() > 100     # a coloured flag cell
     banner = window.vertebra_panel.banner
     assert banner.isVisible() and "T12: low confidence" in banner.text() and "test pipeline" in banner.text()
+    # the case's QA status, as segment and batch runs write it
+    assert "QA status: review" in banner.text()
     assert np.array_equal(window.session.labels.array, reference.array)
     assert sorted(window.session.meshes) == [T11, T12, L1]
     assert "fake (cpu)" in window.statusBar().currentMessage()
