@@ -212,6 +212,28 @@ def test_dicom_zip(series_dir, tmp_path):
         load_scan(tmp_path / "bad.zip")
 
 
+def test_a_zip_is_unpacked_into_a_temporary_folder_that_always_goes(series_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    from spine_core.errors import UnsupportedImage
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    folder, _ = series_dir
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    load_scan(archive)
+    assert list((tmp_path / "tmp").iterdir()) == []           # the patient's copy is gone
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.dcm", b"\0" * (20 * 1024 * 1024))   # 20 MB of zeros packs ~1000:1
+    with pytest.raises(UnsupportedImage, match="beyond what a scan holds"):
+        load_scan(bomb)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_compressed_dicom_via_gdcm(series_dir, tmp_path):
     """A JPEG-LS/J2K series from PACS decodes the same as the uncompressed one."""
     folder, vol = series_dir
