@@ -105,7 +105,7 @@ def run_unlabelled(name: str, options: SegmentOptions, models: ModelSet, picture
            "vertebrae": [{"name": v.name, "volume_ml": round(v.volume_mm3 / 1000, 1),
                           "confidence": v.confidence, "flags": list(v.flags)} for v in result.vertebrae]}
     if pictures is not None:
-        from benchmarks.label_pictures import save_sagittal_coronal
+        from spine_core.pictures import save_sagittal_coronal
 
         path = pictures / f"{name}.png"
         save_sagittal_coronal(scan, result.labels, path, title=name)
