@@ -76,7 +76,8 @@ CASE_FLAG_HELP = {
     CASE_AT_EDGE: "vertebrae cut by the scan's edge (information only)",
     CASE_METAL: f"metal (> {METAL_HU:.0f} HU) near the spine: implants or artefacts can mislead the analysis",
     CASE_FRACTURE: "a body at least 20 % lower than its neighbours: compression fracture or bad segmentation",
-    CASE_NUMBERING: "no anatomical anchor (last rib pair, sacrum, C2) fixed the numbering: confirm the levels",
+    CASE_NUMBERING: "the last rib pair (the anchor the analysis counts from) is not in view: confirm the "
+                    "levels against C2 or the sacrum",
     CASE_NOTE: "what the analysis did on the way (information only)",
     CASE_SEGMENTATION: "a vertebra much smaller than the others: check its segmentation",
     CASE_NONE_FOUND: "the analysis found no vertebra",
