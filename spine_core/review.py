@@ -284,9 +284,10 @@ def case_review(rows: list[VertebraRow], volume=None, notes=(), labels: LabelMap
 
 
 def _count_flags(vertebrae: list[VertebraRow], labels: LabelMap) -> list[str]:
-    """More or fewer vertebrae than the spine in view implies, from the spacing of the centroids."""
-    known = [r for r in vertebrae if r.label_id in CRANIOCAUDAL and r.label_id != 26
-             and AT_EDGE not in r.flags and SMALL not in r.flags]
+    """More or fewer vertebrae than the spine in view implies, from the spacing of the centroids
+    (vertebrae cut by the edge or much too small say nothing of the spacing, but do mark the ends)."""
+    numbered = [r for r in vertebrae if r.label_id in CRANIOCAUDAL and r.label_id != 26]
+    known = [r for r in numbered if AT_EDGE not in r.flags and SMALL not in r.flags]
     if len(known) < 3:
         return []
     s = np.array([r.centroid[2] for r in known])
@@ -299,13 +300,13 @@ def _count_flags(vertebrae: list[VertebraRow], labels: LabelMap) -> list[str]:
     corners = np.array([[i, j, k, 1] for i in (0, labels.shape[0] - 1) for j in (0, labels.shape[1] - 1)
                         for k in (0, labels.shape[2] - 1)], float) @ labels.affine.T
     top, bottom = corners[:, 2].max(), corners[:, 2].min()
+    highest, lowest = numbered[0], numbered[-1]
     ends = []
-    if known[0].label_id != 1 and top - s.max() > 1.5 * pitch:
-        ends.append(f"{(top - s.max()) / pitch:.0f} levels of scan above {known[0].name}")
-    lowest = known[-1].label_id
+    if highest.label_id != 1 and top - highest.centroid[2] > 1.5 * pitch:
+        ends.append(f"{(top - highest.centroid[2]) / pitch:.0f} levels of scan above {highest.name}")
     sacrum_found = any(r.label_id == 26 for r in vertebrae)
-    if not sacrum_found and lowest not in (24, 25) and s.min() - bottom > 1.5 * pitch:
-        ends.append(f"{(s.min() - bottom) / pitch:.0f} levels of scan below {known[-1].name}")
+    if not sacrum_found and lowest.label_id not in (24, 25) and lowest.centroid[2] - bottom > 1.5 * pitch:
+        ends.append(f"{(lowest.centroid[2] - bottom) / pitch:.0f} levels of scan below {lowest.name}")
     if ends:
         out.append(f"{CASE_FEWER}: {'; '.join(ends)}")
     return out

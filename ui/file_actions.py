@@ -18,6 +18,8 @@ LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.mha);;All files (*)"
 
 
 class FileActionsMixin:
+    batch_review = None          # ui.batch_review.BatchReviewController, once a batch was opened
+
     # --- file menu ----------------------------------------------------------------------------
     def _last_dir(self) -> str:
         return self.prefs.last_dir
@@ -42,6 +44,25 @@ class FileActionsMixin:
         if path:
             self._remember_dir(path)
             self.open_labels(path)
+
+    def choose_batch_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open batch output folder", self._last_dir())
+        if path:
+            self._remember_dir(path)
+            self.open_batch(path)
+
+    def open_batch(self, path) -> bool:
+        """List the cases of a batch output folder in the Batch review dock (ui/batch_review.py)."""
+        from ui.batch_review import BatchReviewController
+
+        if self.batch_review is None:
+            self.batch_review = BatchReviewController(self)
+        try:
+            self.batch_review.open_folder(path)
+        except SpineError as exc:
+            self.errors.report(exc, "Opening the batch")
+            return False
+        return True
 
     def choose_labels_target(self) -> None:
         if self.session.labels is None:

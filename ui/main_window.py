@@ -210,6 +210,20 @@ class MainWindow(AnalysisMixin, PlanMixin, EditToolsMixin, FileActionsMixin, QMa
         return self.run_task("load", f"Opening {paths.scan.name}", jobs.load_study, paths, series,
                              on_result=self._on_study_loaded)
 
+    def open_study(self, load, *args, name: str, on_opened=None) -> Worker:
+        """Open what ``load(*args, progress=...)`` reads (a ``jobs.LoadedStudy``) as ``open_path`` does,
+        e.g. a batch case. ``on_opened(study)`` runs once it is shown and may set ``analysis`` and
+        ``analysis_warnings`` (the vertebra table and its banner are refreshed after it)."""
+        self._awaiting_ready = True
+
+        def loaded(study: jobs.LoadedStudy) -> None:
+            self._on_study_loaded(study)
+            if on_opened is not None:
+                on_opened(study)
+            self.refresh_rows()
+
+        return self.run_task("load", f"Opening {name}", load, *args, on_result=loaded)
+
     def open_labels(self, path) -> Worker | None:
         if self.session.volume is None:
             self.errors.report(SpineError("Open a scan before its labels."), "Opening labels")

@@ -55,6 +55,8 @@ def build_actions(window: QMainWindow) -> WindowActions:
     recent = _menu(file_menu, "Open &recent", window)
     open_plan = _action(window, file_menu, "Open &plan...", window.choose_open_plan, "Ctrl+Shift+P",
                         "Open a saved plan with the scan it was made on")
+    _action(window, file_menu, "Open &batch...", window.choose_batch_folder,
+            tip="Review the cases of a batch output folder, one after the other")
     file_menu.addSeparator()
     save_plan = _action(window, file_menu, "&Save plan...", window.choose_save_plan, QKeySequence.StandardKey.Save,
                         "Labels, edit history and scan reference in one .spineplan file")

@@ -3,6 +3,7 @@ and its checks are written once (the window's parts read and write these propert
 Settings written by the first release (e.g. the analysis method "m3") still read back."""
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -102,6 +103,16 @@ class Preferences:
         path = str(Path(path).expanduser().resolve())
         self._set("recent/files", ([path] + [p for p in self.recent_files if p != path])[:MAX_RECENT])
 
+    # --- batch review ---------------------------------------------------------------------------
+    @property
+    def reviewer(self) -> str:
+        """The name written with batch review decisions: the last one typed, else the OS user."""
+        return str(self._get("review/reviewer", "") or "") or os_user()
+
+    @reviewer.setter
+    def reviewer(self, name: str) -> None:
+        self._set("review/reviewer", name.strip())
+
     # --- view -----------------------------------------------------------------------------------
     @property
     def window_preset(self) -> str:
@@ -135,3 +146,10 @@ class Preferences:
         for key, value in zip(("window/geometry", "window/state", "window/views"), (geometry, state, views)):
             self._set(key, value)
         self.settings.sync()
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):          # no login name (e.g. a container's uid without a passwd entry)
+        return ""

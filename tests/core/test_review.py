@@ -24,3 +24,32 @@ def test_rows_carry_label_map_and_analysis_flags_once():
     assert rows["L1"].flags == () and rows["L1"].confidence == 0.9 and rows["L2"].confidence is None
     assert abs(rows["L1"].volume_ml - 1.0) < 1e-9
     assert review_summary(list(rows.values())) == ["L3: small", f"L5: {AT_EDGE}, {GAP_ABOVE}, {LOW_CONFIDENCE}"]
+
+
+def _lumbar_phantom(**overrides):
+    from spine_core.phantom import PhantomOptions, generate_phantom
+
+    return generate_phantom(PhantomOptions(seed=100, first_level="T11", last_level="sacrum", spacing_mm=(1.2, 1.2, 2.0),
+                                           fov_mm=200.0, centre_on_spine=True, **overrides))
+
+
+def test_case_review_reads_fracture_metal_and_the_field_of_view_from_the_labels():
+    from spine_core.review import case_review
+
+    plain = _lumbar_phantom()
+    review = case_review(vertebra_rows(plain.labels), plain.image, (), plain.labels)
+    assert review.status == "ok", review.flags                 # ground truth: nothing to look at
+    broken = _lumbar_phantom(fractures=(("L1", 0.45),), hardware_levels=("L3", "L4"))
+    review = case_review(vertebra_rows(broken.labels), broken.image, ("a note.",), broken.labels)
+    assert review.status == "review"
+    assert "suspected fracture: L1" in review.flags
+    assert any(f.startswith("metal: ") for f in review.flags)
+    assert "analysis note: a note" in review.flags
+    # the analysis found only T11-L2 of a scan that shows down to the sacrum
+    array = plain.labels.array.copy()
+    array[np.isin(array, [22, 23, 24, 26])] = 0
+    partial = LabelMap(array, plain.labels.affine, names=dict(plain.labels.names))
+    review = case_review(vertebra_rows(partial), plain.image, (), partial)
+    assert review.status == "review"
+    assert any(f.startswith("fewer vertebrae than the field of view implies: ") and "below L2" in f
+               for f in review.flags), review.flags
