@@ -50,7 +50,7 @@ INFO_ONLY = frozenset({CASE_AT_EDGE, CASE_NOTE})
 # The start of the pipeline's note when no anatomical anchor fixes the numbering (spine_core.pipeline.ribs).
 NOT_ANCHORED_NOTE = "The last rib pair is not in view"
 METAL_HU = 2500.0            # above cortical bone (<= ~2000 HU): implants, dental work, streak cores
-METAL_MIN_ML = 0.1
+METAL_MIN_ML = 0.5          # one pedicle screw is ~1.5 ml; specks of calcification or streak peaks stay below
 FRACTURE_HEIGHT_RATIO = 0.8  # Genant grade 1 starts at 20 % height loss against the neighbours
 
 FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",

@@ -187,7 +187,7 @@ def _row_html(folder: BatchFolder, case: dict, rank: int) -> str:
         (f"{order + 0.5 * bool(decision)}", "", f'<span class="badge {_e(status)}">{_e(status or "—")}</span>'),
         (case.get("levels", ""), "", _e(case.get("levels", ""))),
         (str(case.get("n_vertebrae") or 0), "num", _e(case.get("n_vertebrae", "")) if case.get("result") else ""),
-        (str(len(case.get("flags") or ())), "", _flags_html(case.get("flags"), case.get("reason", ""))),
+        (str(len(case.get("flags") or ())), "flagcell", _flags_html(case.get("flags"), case.get("reason", ""))),
         (case.get("reason", ""), "reason", _e(case.get("reason", ""))),
         (str(case.get("seconds") or 0), "num", seconds),
         (decision or "~", "", _review_html(case.get("review"))),
@@ -254,7 +254,8 @@ tr:hover td{background:#f8fafc}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.case{font-weight:600;overflow-wrap:anywhere;min-width:150px;max-width:240px}
 td.nowrap{white-space:nowrap}
-td.reason{max-width:260px;color:var(--failed)}
+td.reason{max-width:220px;color:var(--failed)}
+td.flagcell{min-width:340px}
 .thumb{height:140px;width:auto;max-width:180px;object-fit:contain;border-radius:4px;background:#000;cursor:zoom-in;
 display:block}
 .thumb.big{height:380px;max-width:none;cursor:zoom-out}
