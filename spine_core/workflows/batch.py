@@ -333,6 +333,9 @@ def run_batch(input_root, out, options: BatchOptions, workers: int = 1, dask_add
     with _batch_lock(folder):
         _clean_stale(folder)
         studies = discover(input_root)
+        if not studies:
+            raise SpineError(f"No studies were found below '{input_root}' (DICOM series, zips, NIfTI, NRRD or "
+                             "MHA files). Check the folder.")
         known = folder.records()
         for study in studies:
             if study.case_id not in known:

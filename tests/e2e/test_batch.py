@@ -110,6 +110,10 @@ def test_output_folder_rules(tmp_path, fake_pipeline):
     assert (other / "thesis.docx").read_text() == "precious"
     with pytest.raises(SpineError, match="is not a folder"):
         run_batch(tmp_path / "absent", tmp_path / "out", _options())
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "readme.txt").write_text("no scans here")
+    with pytest.raises(SpineError, match="No studies were found"):
+        run_batch(tmp_path / "nothing", tmp_path / "out", _options())
 
 
 def test_a_dying_worker_fails_its_case_only(tmp_path, fake_pipeline, monkeypatch):
