@@ -301,7 +301,7 @@ def _check_output(out: Path, input_root: Path) -> None:
         raise SpineError("Choose an output folder outside the input folder (results would be found as studies).")
     if out.exists() and not out.is_dir():
         raise SpineError(f"'{out}' is a file; choose a folder for the batch results.")
-    if out.is_dir() and any(out.iterdir()) and not BatchFolder(out).is_batch():
+    if out.is_dir() and any(p.name != ".lock" for p in out.iterdir()) and not BatchFolder(out).is_batch():
         raise SpineError(f"'{out}' holds other files and is not a SpinePlan batch folder; choose a new or "
                          "empty folder, or the folder of the batch you want to resume.")
 
@@ -327,6 +327,8 @@ def run_batch(input_root, out, options: BatchOptions, workers: int = 1, dask_add
     earlier run of it left undone. ``on_start(studies_to_run, total)`` and ``on_case(study, entry)``
     report progress (the CLI draws a bar)."""
     input_root = Path(input_root).expanduser().resolve()
+    if not input_root.is_dir():
+        raise SpineError(f"'{input_root}' is not a folder. Give the folder that holds the studies.")
     folder = BatchFolder(out)
     _check_output(folder.root, input_root)
     began = time.perf_counter()
