@@ -8,7 +8,7 @@ import numpy as np
 
 from spine_core.pipeline.api import DETECTOR_ID
 from spine_core.pipeline.clustering import cluster_centres, slice_peaks
-from spine_core.pipeline.localize import sigmoid
+from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.preprocess import box_grid, model_input
 from spine_core.pipeline.stages import Context, SpineNotFound, Stage
 

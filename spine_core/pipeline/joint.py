@@ -22,13 +22,12 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from spine_core.pipeline.api import JOINT_ID
-from spine_core.pipeline.labeling import keep_at_most_levels
-from spine_core.pipeline.localize import sigmoid
+from spine_core.pipeline.instance_ops import (drop_small, instances_from_owner, keep_at_most_levels,
+                                              remove_fragments, sigmoid)
 from spine_core.pipeline.preprocess import box_grid, model_input, resample_image
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
 from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage
-from spine_core.pipeline.vertebra_seg import drop_small, instances_from_owner, remove_fragments
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import Volume
 

@@ -10,9 +10,10 @@ from scipy import ndimage
 
 from spine_core.labels import CRANIOCAUDAL
 from spine_core.pipeline.api import LABELER_ID
+from spine_core.pipeline.instance_ops import keep_at_most_levels
 from spine_core.pipeline.preprocess import box_grid
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
-from spine_core.pipeline.stages import Context, Instances, Levels, Stage, keep_instances
+from spine_core.pipeline.stages import Context, Instances, Levels, Stage
 from spine_core.resample import resample_to_grid
 from spine_core.review import UNIDENTIFIED
 from spine_core.volume import LabelMap
@@ -111,20 +112,3 @@ class LabelStage(Stage):
         ctx.levels = Levels(result.ids, result.probability, result.flags)
 
 
-def keep_at_most_levels(ctx: Context, probs: np.ndarray) -> np.ndarray:
-    """More candidates than the spine has levels (rib heads, pelvis) cannot all be vertebrae: keep
-    those the segmentation is surest of, drop the rest from the result and say so."""
-    from spine_core.pipeline.sequence import chain
-    from spine_core.labels import L6, T13
-
-    inst = ctx.instances
-    limit = len(chain((T13, L6)))
-    if len(inst.centres_mm) <= limit:
-        return probs
-    keep = np.sort(np.argsort(-np.asarray(inst.seg_probability))[:limit])
-    ctx.warn(f"{len(inst.centres_mm) - limit} candidate structures were discarded: more than the spine "
-             "has levels were found; review the result")
-    mask = np.zeros(len(inst.centres_mm), bool)
-    mask[keep] = True
-    ctx.instances = keep_instances(inst, mask)
-    return probs[keep]

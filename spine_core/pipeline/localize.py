@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.pipeline.api import LOCALIZER_ID
+from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.preprocess import canonical_grid, model_input, scan_bounds_mm
 from spine_core.pipeline.sliding import run_whole, sliding_window
 from spine_core.pipeline.stages import Context, SpineNotFound, Stage
@@ -29,11 +30,6 @@ class SpineLocation:
     grid: Volume                        # LPS-aligned, at the localizer's spacing
     probability: np.ndarray             # float32 on ``grid``
     mask: np.ndarray                    # bool: kept spine components
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    # float32 in, float32 out; clipping avoids overflow warnings for large logits
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
 
 
 def keep_large_components(mask: np.ndarray, keep_fraction: float) -> np.ndarray:

@@ -32,7 +32,7 @@ from spine_core.pipeline.ribs import RibAnchorStage
 from spine_core.pipeline.output import finalize
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.stages import Context, Stage
-from spine_core.pipeline.vertebra_seg import instances_from_owner
+from spine_core.pipeline.instance_ops import instances_from_owner
 from spine_core.progress import NullProgress, Progress, SubProgress
 from spine_core.volume import Volume
 

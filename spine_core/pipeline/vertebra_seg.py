@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
-from spine_core.pipeline.localize import sigmoid
+from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
 from spine_core.pipeline.preprocess import box_grid, centre_weight_map, crop, model_input
-from spine_core.pipeline.stages import Context, Instances, SpineNotFound, Stage
-from spine_core.volume import Volume
+from spine_core.pipeline.stages import Context, Stage
 
 DEFAULT_WEIGHT_SIGMA_VOX = 12.0   # training/configs/vertebra_seg.json task.weight_sigma_vox
 
@@ -85,76 +83,6 @@ def paste(state: _Paste, prob: np.ndarray, origin: np.ndarray, label: int, optio
     state.best[src][claim] = p[claim]
     state.sizes[label] = max(state.sizes.get(label, 0), size)
     return label
-
-
-def reassign(owner: np.ndarray, freed: np.ndarray, steps: int = 6) -> None:
-    """Freed voxels (fragments, dropped instances) join the instance they touch, growing at most
-    ``steps`` voxels: an endplate rim cut off by a false detection goes back to its vertebra."""
-    if not freed.any():
-        return
-    box = tuple(slice(max(s.start - steps, 0), s.stop + steps) for s in ndimage.find_objects(freed.astype(np.uint8))[0])
-    part, todo = owner[box], freed[box].copy()
-    for _ in range(steps):
-        grown = ndimage.grey_dilation(part, size=(3, 3, 3))
-        take = todo & (part == 0) & (grown > 0)
-        if not take.any():
-            break
-        part[take] = grown[take]
-        todo &= ~take
-
-
-def remove_fragments(owner: np.ndarray, centres_index: dict[int, np.ndarray]) -> None:
-    """Per label keep the component holding (or nearest to) its centre; the rest is reassigned."""
-    freed = np.zeros(owner.shape, bool)
-    boxes = ndimage.find_objects(owner)
-    for label, box in enumerate(boxes, start=1):
-        if box is None:
-            continue
-        part = owner[box] == label
-        comps, count = ndimage.label(part, structure=np.ones((3, 3, 3)))
-        if count <= 1:
-            continue
-        centre = centres_index[label] - np.array([s.start for s in box])
-        idx = np.argwhere(comps > 0)
-        nearest = comps[tuple(idx[np.argmin(((idx - centre) ** 2).sum(axis=1))])]
-        cut = (comps > 0) & (comps != nearest)
-        owner[box][cut] = 0
-        freed[box] |= cut
-    reassign(owner, freed)
-
-
-def drop_small(owner: np.ndarray, fraction: float) -> int:
-    """Remove instances under ``fraction`` x the median size that do not reach the grid's border
-    (leftovers of a false detection; a vertebra cut by the scan's border may be small). Returns the
-    number removed."""
-    sizes = np.bincount(owner.ravel())
-    labels = np.flatnonzero(sizes[1:]) + 1
-    if len(labels) < 3:
-        return 0
-    limit = fraction * float(np.median(sizes[labels]))
-    faces = [owner[0], owner[-1], owner[:, 0], owner[:, -1], owner[:, :, 0], owner[:, :, -1]]
-    at_border = {int(v) for f in faces for v in np.unique(f)}
-    small = [v for v in labels if sizes[v] < limit and v not in at_border]
-    if small:
-        freed = np.isin(owner, small)
-        owner[freed] = 0
-        reassign(owner, freed)
-    return len(small)
-
-
-def instances_from_owner(grid: Volume, owner: np.ndarray, best: np.ndarray) -> Instances:
-    """Relabel 1..n cranial first by the masks' own centroids (the centre is recomputed, M2)."""
-    labels = [int(v) for v in np.unique(owner) if v > 0]
-    if not labels:
-        raise SpineNotFound("No vertebra could be segmented in this scan. Check that the series shows "
-                            "the spine, or try another series.")
-    centres_idx = np.array(ndimage.center_of_mass(np.ones_like(owner, np.uint8), owner, labels))
-    centres_mm = grid.index_to_lps(centres_idx.reshape(-1, 3))
-    mean_prob = np.array(ndimage.mean(best, owner, labels), float)
-    order = np.argsort(-centres_mm[:, 2])
-    lut = np.zeros(int(owner.max()) + 1, np.int16)
-    lut[np.array(labels)[order]] = np.arange(1, len(labels) + 1)
-    return Instances(grid, lut[owner], centres_mm[order], mean_prob[order])
 
 
 class VertebraSegStage(Stage):

@@ -106,7 +106,7 @@ def test_dbscan_gives_one_centre_per_vertebra_and_drops_small_clusters():
 
 
 def test_fragments_are_removed_keeping_the_part_at_the_centre():
-    from spine_core.pipeline.vertebra_seg import remove_fragments
+    from spine_core.pipeline.instance_ops import remove_fragments
 
     owner = np.zeros((20, 20, 20), np.int16)
     owner[2:8, 2:8, 2:8] = 1
@@ -219,7 +219,7 @@ def test_midline_follows_a_scoliotic_curve():
 def test_more_candidates_than_levels_are_trimmed_not_a_crash():
     from types import SimpleNamespace
 
-    from spine_core.pipeline.labeling import keep_at_most_levels
+    from spine_core.pipeline.instance_ops import keep_at_most_levels
     from spine_core.pipeline.sequence import chain
     from spine_core.pipeline.stages import Instances
     from spine_core.labels import L6, T13

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spine_core.workflows.batch import BatchOptions, discover, levels_text, run_batch
+from spine_core.workflows.batch import BatchOptions, levels_text, run_batch
+from spine_core.workflows.batch_discovery import discover
 from spine_core.workflows.batch_folder import BatchFolder
 from tests.e2e.batch_inputs import SHARED, build_inputs, expected_state
 
