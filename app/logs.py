@@ -1,24 +1,14 @@
-"""Logging setup and the place where logs live. Installed by entry points, never at import."""
+"""Logging setup, installed by entry points, never at import. Where logs and crash reports live:
+spine_core.workflows.crash (re-exported here for the entry points)."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
-import traceback
 from pathlib import Path
 
+from spine_core.workflows.crash import log_dir, write_crash_report
 
-def log_dir() -> Path:
-    base = os.environ.get("SPINEPLAN_LOG_DIR")
-    if base:
-        path = Path(base)
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_log_dir("spineplan", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+__all__ = ["configure", "log_dir", "write_crash_report"]
 
 
 def configure(verbose: bool = False) -> Path:
@@ -39,12 +29,4 @@ def configure(verbose: bool = False) -> Path:
         root.addHandler(file_handler)
     except OSError:
         pass
-    return path
-
-
-def write_crash_report(exc: BaseException) -> Path:
-    """The traceback goes to a file the user can send us; the console gets one line."""
-    path = log_dir() / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                    encoding="utf-8")
     return path

@@ -14,7 +14,6 @@ import os
 import shutil
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from spine_core.progress import NullProgress
 from spine_core.review import CASE_FAILED, CASE_REFUSED
 from spine_core.workflows.batch_discovery import Study, discover, load_study
 from spine_core.workflows.batch_folder import FINISHED, BatchFolder
+from spine_core.workflows.crash import write_crash_report
 
 log = logging.getLogger("spineplan.batch")
 
@@ -128,9 +128,7 @@ def run_case(study: Study, out_root: str, options: BatchOptions) -> dict:
         reason = f"{type(exc).__name__}: {exc}"
         outcome.update(state="failed", status="failed", reason=reason, flags=[f"{CASE_FAILED}: {reason}"])
         with contextlib.suppress(OSError):
-            logs = folder.root / "failures"
-            logs.mkdir(parents=True, exist_ok=True)
-            (logs / f"{study.case_id}.log").write_text(traceback.format_exc(), encoding="utf-8")
+            write_crash_report(exc, folder.root / "failures", f"{study.case_id}.log")
     outcome["seconds"] = round(time.perf_counter() - began, 2)
     return outcome
 
