@@ -140,6 +140,12 @@ def generate_phantom(options: PhantomOptions | None = None, progress: Progress |
     return Phantom(image, labelmap, centroids, opts, anatomy["levels_in_fov"])
 
 
+def phantom_layout(options: PhantomOptions) -> dict:
+    """The anatomy a phantom of ``options`` is painted from (its ground truth for measurements):
+    "placements" (per level: dims, centre, local frame, fracture), "curve", "names"."""
+    return _build_anatomy(options, np.random.default_rng(options.seed))
+
+
 def _build_anatomy(opts: PhantomOptions, rng) -> dict:
     names = level_sequence(opts.thoracic_count, opts.lumbar_count)
     scale = {n: opts.size * float(np.clip(1 + rng.normal(0, opts.shape_jitter), 0.85, 1.15)) for n in names}

@@ -1,0 +1,72 @@
+"""Measurements a spine surgeon plans with, from a label map (and its scan for bone density):
+per vertebra (body heights, endplates, width, depth, wedging, Genant grade, cancellous HU, volume)
+and alignment (segmental angles, lordosis, kyphosis, coronal Cobb). Qt-free.
+
+``measure(labels, image)`` -> a JSON-ready dict; ``write_measurements(folder, doc)`` writes
+measurements.json and measurements.csv atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from spine_core.measure.alignment import alignment
+from spine_core.measure.vertebra import LOW_DENSITY_HU, measure_vertebrae
+from spine_core.review import genant_grade, low_bodies
+from spine_core.volume import LabelMap
+
+__all__ = ["measure", "write_measurements", "CSV_COLUMNS"]
+
+CSV_COLUMNS = ("name", "label_id", "volume_ml", "anterior_height_mm", "middle_height_mm", "posterior_height_mm",
+               "body_width_mm", "body_depth_mm", "endplate_angle_deg", "wedge_ratio", "height_loss",
+               "genant_grade", "core_hu", "flags")
+
+
+def measure(labels: LabelMap, image=None) -> dict:
+    vertebrae = measure_vertebrae(labels, image)
+    # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
+    posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
+    crushed = low_bodies(posterior)
+    rows = []
+    for m in vertebrae:
+        loss = max(m.height_loss or 0.0, crushed.get(m.label_id, 0.0))
+        if m.body_found and m.label_id > 2 and m.name != "sacrum":
+            m.height_loss = round(loss, 3)
+            m.genant_grade = genant_grade(loss)
+        flags = []
+        if m.genant_grade:
+            flags.append(f"suspected fracture (Genant {m.genant_grade})")
+        if m.core_hu is not None and m.core_hu < LOW_DENSITY_HU and m.name[0] in "TL":
+            flags.append(f"low bone density ({m.core_hu:.0f} HU < {LOW_DENSITY_HU:.0f})")
+        row = m.as_dict()
+        row["flags"] = flags
+        rows.append(row)
+    return {"coordinate_system": "LPS", "units": {"length": "mm", "angle": "degrees", "volume": "ml", "density": "HU"},
+            "vertebrae": rows, "alignment": alignment(vertebrae),
+            "method": {"frame": "w along the centroid chain, v posterior, u left",
+                       "heights": "superior-inferior extent of the body in the mid-sagittal strip "
+                                  "(+-3 mm) at 15 %, 50 % and 85 % of its depth",
+                       "endplates": "planes fitted to the body's top and bottom surface (inner 70 %)",
+                       "genant": "height loss = worst of wedge (anterior / posterior), biconcave (middle / "
+                                 "posterior) and crush (posterior / neighbours'); grade 1 >= 20 %, 2 >= 25 %, "
+                                 "3 >= 40 %",
+                       "core_hu": "mean HU of the body eroded 3 mm from its surface"}}
+
+
+def write_measurements(folder, doc: dict) -> tuple[Path, Path]:
+    from spine_core.io.writers import atomic_path
+
+    folder = Path(folder)
+    with atomic_path(folder / "measurements.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in doc["vertebrae"]:
+        writer.writerow(["; ".join(row[c]) if c == "flags" else ("" if row.get(c) is None else row[c])
+                         for c in CSV_COLUMNS])
+    with atomic_path(folder / "measurements.csv") as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return folder / "measurements.json", folder / "measurements.csv"

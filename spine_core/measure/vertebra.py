@@ -1,0 +1,318 @@
+"""Per-vertebra measures from a label map (and the scan, for bone density), each in the vertebra's own
+frame: w along the spine (superior), v posterior, u left.
+
+The frame: w is the direction of the chain of centroids at the vertebra (its neighbours above and
+below), v is patient-posterior made perpendicular to w, u = v x w. The body is the part of the
+vertebra in front of the spinal canal: along the mid-sagittal strip the first run of bone from the
+front ends at the body's posterior wall.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from spine_core.labels import CRANIOCAUDAL, SACRUM, vertebra_name
+from spine_core.volume import LabelMap
+
+STRIP_MM = 3.0            # half-width of the mid-sagittal strip the heights are read in
+COLUMN_MM = 1.5           # half-thickness (along v) of the column a height is read in
+CORE_EROSION_MM = 3.0     # the cancellous core: the body eroded this far from its cortex
+LOW_DENSITY_HU = 110.0    # cancellous HU below this suggests osteoporosis (opportunistic CT screening)
+
+
+@dataclass
+class Plane:
+    point: list[float]     # LPS mm
+    normal: list[float]    # unit, pointing superior (for endplates)
+
+
+@dataclass
+class VertebraMeasures:
+    label_id: int
+    name: str
+    volume_ml: float
+    centroid: list[float]
+    frame: dict                        # "u", "v", "w" unit vectors in LPS
+    body_found: bool = False
+    anterior_height_mm: float | None = None
+    middle_height_mm: float | None = None
+    posterior_height_mm: float | None = None
+    body_width_mm: float | None = None
+    body_depth_mm: float | None = None
+    superior_endplate: Plane | None = None
+    inferior_endplate: Plane | None = None
+    endplate_angle_deg: float | None = None      # between its own endplates (wedging)
+    wedge_ratio: float | None = None             # anterior / posterior height
+    height_loss: float | None = None             # 0..1, Genant: worst of wedge, biconcave, crush
+    genant_grade: int | None = None
+    core_hu: float | None = None                 # mean HU of the cancellous core
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _unit(x) -> np.ndarray:
+    x = np.asarray(x, float)
+    n = np.linalg.norm(x)
+    return x / n if n > 0 else x
+
+
+def centroids_mm(labels: LabelMap) -> dict[int, np.ndarray]:
+    ids = [i for i in labels.ids() if i in CRANIOCAUDAL]
+    if not ids:
+        return {}
+    com = ndimage.center_of_mass(np.ones(labels.shape, np.uint8), labels.array, ids)
+    return {i: labels.index_to_lps(np.asarray(c)) for i, c in zip(ids, com)}
+
+
+def frames(centres: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Columns u (left), v (posterior), w (superior) per vertebra, from the centroid chain."""
+    order = [i for i in CRANIOCAUDAL if i in centres]
+    out = {}
+    for n, vid in enumerate(order):
+        above = centres[order[n - 1]] if n > 0 else None
+        below = centres[order[n + 1]] if n + 1 < len(order) else None
+        if above is not None and below is not None:
+            w = above - below
+        elif above is not None:
+            w = above - centres[vid]
+        elif below is not None:
+            w = centres[vid] - below
+        else:
+            w = np.array([0.0, 0.0, 1.0])
+        w = _unit(w)
+        if w[2] < 0:
+            w = -w
+        v = _unit(np.array([0.0, 1.0, 0.0]) - w[1] * w)
+        out[vid] = np.column_stack([np.cross(v, w), v, w])
+    return out
+
+
+def _local_points(labels: LabelMap, label_id: int, box) -> tuple[np.ndarray, np.ndarray]:
+    ijk = np.argwhere(labels.array[box] == label_id) + [s.start for s in box]
+    return ijk, ijk @ labels.affine[:3, :3].T + labels.affine[:3, 3]
+
+
+def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Plane through points, least squares, refitted twice without the points more than 1.5 mm off
+    it (a spur or a neighbour's rim on a surface must not tilt the plane): (centre, unit normal)."""
+    keep = np.ones(len(points), bool)
+    fit = None
+    for _ in range(3):
+        if keep.sum() < 10:
+            return fit
+        centre = points[keep].mean(axis=0)
+        _, _, vt = np.linalg.svd(points[keep] - centre, full_matrices=False)
+        fit = centre, vt[-1]
+        keep = np.abs((points - centre) @ vt[-1]) <= 1.5
+    return fit
+
+
+def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, image=None) -> VertebraMeasures:
+    ijk, lps = _local_points(labels, label_id, box)
+    voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
+    centre = lps.mean(axis=0)
+    m = VertebraMeasures(label_id, vertebra_name(label_id), round(len(ijk) * voxel_ml, 2),
+                         [round(float(x), 2) for x in centre],
+                         {k: [round(float(x), 4) for x in frame[:, n]] for n, k in enumerate("uvw")})
+    local = (lps - centre) @ frame                 # u, v, w
+    step = float(np.min(np.abs(labels.spacing)))
+    body = _body(local, step) if label_id != 1 else None       # C1 (the atlas) has no body
+    if body is not None:
+        body = _largest_piece(ijk, body)
+    if body is None:
+        m.notes.append("no vertebral body could be told from the arch")
+        return m
+    m.body_found = True
+    b = local[body]
+    strip = np.abs(b[:, 0]) <= STRIP_MM
+    # depth on the midline: bone beside it (a rib head, a spur) must not move the columns
+    v_front, v_back = float(b[strip, 1].min()), float(b[strip, 1].max())
+    depth = v_back - v_front
+    heights = [_column_height(b[strip & (np.abs(b[:, 1] - (v_front + at * depth)) <= COLUMN_MM)], step)
+               for at in (0.15, 0.5, 0.85)]
+    m.anterior_height_mm, m.middle_height_mm, m.posterior_height_mm = [
+        None if h is None else round(h, 2) for h in heights]
+    mid = np.abs(b[:, 2] - np.median(b[:, 2])) <= 3.0
+    m.body_width_mm = round(float(np.ptp(b[mid, 0]) + step), 2) if mid.sum() > 3 else None
+    m.body_depth_mm = round(depth + step, 2)
+    footprint = (0.0, 0.5 * (v_front + v_back), 0.35 * (m.body_width_mm or depth), 0.35 * depth)
+    m.superior_endplate, m.inferior_endplate = _endplates(b, centre, frame, step, footprint)
+    if m.superior_endplate and m.inferior_endplate:
+        cos = abs(float(np.dot(m.superior_endplate.normal, m.inferior_endplate.normal)))
+        m.endplate_angle_deg = round(float(np.degrees(np.arccos(min(cos, 1.0)))), 2)
+    ha, hm, hp = heights
+    if ha and hp:
+        m.wedge_ratio = round(ha / hp, 3)
+    if hp and (ha or hm):
+        m.height_loss = round(max(0.0, 1.0 - min(h for h in (ha, hm) if h) / hp), 3)
+    if image is not None:
+        m.core_hu = _core_hu(labels, image, ijk[body], step)
+    if label_id == 2:
+        m.notes.append("C2: the middle height includes the dens")
+    return m
+
+
+def _column_height(points: np.ndarray, step: float) -> float | None:
+    """Median over the column's cells (u, v) of the body's superior-inferior extent there (a voxel
+    centre sits half a voxel inside each surface: + one voxel)."""
+    if len(points) < 3:
+        return None
+    # cells of at least 2 mm: in a frame tilted against the voxel grid a thinner cell holds only a
+    # diagonal sliver of each voxel column
+    keys = np.floor(points[:, :2] / max(2.0, 2.0 * step)).astype(int)
+    _, cell = np.unique(keys, axis=0, return_inverse=True)
+    cell = cell.ravel()
+    top = np.full(cell.max() + 1, -np.inf)
+    bottom = np.full(cell.max() + 1, np.inf)
+    np.maximum.at(top, cell, points[:, 2])
+    np.minimum.at(bottom, cell, points[:, 2])
+    return float(np.median(top - bottom) + step)
+
+
+def _largest_piece(ijk: np.ndarray, body: np.ndarray) -> np.ndarray | None:
+    """Only the body's largest connected piece: fragments a segmentation left in front of it would
+    otherwise set its heights and endplates."""
+    lo = ijk[body].min(axis=0)
+    grid = np.zeros(tuple(ijk[body].max(axis=0) - lo + 1), bool)
+    grid[tuple((ijk[body] - lo).T)] = True
+    pieces, count = ndimage.label(grid, structure=np.ones((3, 3, 3)))
+    if count > 1:
+        sizes = np.bincount(pieces.ravel())[1:]
+        keep = pieces[tuple((ijk - lo).clip(0, np.array(grid.shape) - 1).T)] == int(np.argmax(sizes)) + 1
+        body = body & keep
+    return body if body.sum() >= 50 else None
+
+
+def _body(local: np.ndarray, step: float) -> np.ndarray | None:
+    """Mask of the body's points: along the mid-sagittal strip, the first run of bone from the front
+    (1 mm bins along v) ends at the posterior wall; the canal is the gap behind it."""
+    strip = np.abs(local[:, 0]) <= STRIP_MM
+    if strip.sum() < 20:
+        return None
+    v = local[strip, 1]
+    bins = np.arange(v.min(), v.max() + step, step)
+    filled = np.histogram(v, bins=bins)[0] > 0
+    if not filled.any():
+        return None
+    start = int(np.argmax(filled))
+    gap = np.flatnonzero(~filled[start:])
+    if len(gap) == 0:          # no canal along the midline (sacrum, a lone body): all of it
+        wall = float(v.max())
+    else:
+        wall = float(bins[start + gap[0]])
+    body = local[:, 1] <= wall
+    return body if body.sum() >= 50 else None
+
+
+def _endplates(b: np.ndarray, centre, frame, step: float, footprint=None):
+    """Planes fitted to the top and the bottom surface of the body's inner 70 % (the rims curl):
+    the highest (lowest) point of each 1 mm cell inside ``footprint`` (u0, v0, half-width,
+    half-depth; default: from the points' own extent)."""
+    u, v = b[:, 0], b[:, 1]
+    if footprint is None:
+        footprint = (np.median(u), np.median(v), 0.35 * np.ptp(u), 0.35 * np.ptp(v))
+    u0, v0, ru, rv = footprint
+    inner = ((u - u0) / max(ru, 1e-6)) ** 2 + ((v - v0) / max(rv, 1e-6)) ** 2 <= 1.0
+    cell = max(step, 1.0)
+    keys = np.floor(b[inner, :2] / cell).astype(int)
+    planes = []
+    for sign in (1.0, -1.0):
+        w = sign * b[inner, 2]
+        order = np.lexsort((-w, keys[:, 1], keys[:, 0]))
+        k = keys[order]
+        first = np.ones(len(k), bool)
+        first[1:] = np.any(k[1:] != k[:-1], axis=1)
+        fit = _fit_plane(np.column_stack([(k[first] + 0.5) * cell, sign * w[order][first]]))
+        if fit is None:
+            planes.append(None)
+            continue
+        c_local, n_local = fit
+        if n_local[2] < 0:
+            n_local = -n_local
+        planes.append(Plane([round(float(x), 3) for x in centre + frame @ c_local],
+                            [round(float(x), 5) for x in _unit(frame @ n_local)]))
+    return planes[0], planes[1]
+
+
+def _core_hu(labels: LabelMap, image, body_ijk: np.ndarray, step: float) -> float | None:
+    if not labels.same_grid(image, atol_mm=1e-2) or len(body_ijk) == 0:
+        return None
+    lo, hi = body_ijk.min(axis=0), body_ijk.max(axis=0) + 1
+    mask = np.zeros(tuple(hi - lo), bool)
+    mask[tuple((body_ijk - lo).T)] = True
+    radius = np.maximum(np.round(CORE_EROSION_MM / np.asarray(labels.spacing)), 1).astype(int)
+    structure = np.zeros(tuple(2 * radius + 1), bool)
+    grid = np.indices(structure.shape).reshape(3, -1).T - radius
+    inside = ((grid / np.maximum(radius, 1)) ** 2).sum(axis=1) <= 1.0
+    structure[tuple((grid[inside] + radius).T)] = True
+    core = ndimage.binary_erosion(mask, structure)
+    if core.sum() < 10:
+        return None
+    values = image.array[tuple(slice(a, b) for a, b in zip(lo, hi))][core]
+    return round(float(values.mean()), 1)
+
+
+def _on_border(labels: LabelMap) -> set[int]:
+    a = labels.array
+    faces = [a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1]]
+    return {int(v) for f in faces for v in np.unique(f) if v}
+
+
+def measure_vertebrae(labels: LabelMap, image=None) -> list[VertebraMeasures]:
+    """Every numbered vertebra. One cut by the scan's edge is listed but not measured (its body is
+    partial); the sacrum gets only its S1 endplate, read under the vertebra above."""
+    centres = centroids_mm(labels)
+    axes = frames(centres)
+    boxes = ndimage.find_objects(labels.array if np.issubdtype(labels.array.dtype, np.integer)
+                                 else labels.array.astype(np.int32))
+    edge = _on_border(labels)
+    out: list[VertebraMeasures] = []
+    for vid in [i for i in CRANIOCAUDAL if i in centres]:
+        box = boxes[vid - 1]
+        if box is None:
+            continue
+        if vid == SACRUM:
+            above = next((m for m in reversed(out) if m.body_found), None)
+            out.append(_sacrum(labels, box, above))
+            continue
+        if vid in edge:
+            ijk = np.argwhere(labels.array[box] == vid)
+            voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
+            m = VertebraMeasures(vid, vertebra_name(vid), round(len(ijk) * voxel_ml, 2),
+                                 [round(float(x), 2) for x in centres[vid]],
+                                 {k: [round(float(x), 4) for x in axes[vid][:, n]] for n, k in enumerate("uvw")})
+            m.notes.append("cut by the scan's edge: not measured")
+            out.append(m)
+            continue
+        out.append(measure_vertebra(labels, vid, box, axes[vid], image))
+    return out
+
+
+def _sacrum(labels: LabelMap, box, above: VertebraMeasures | None) -> VertebraMeasures:
+    """The S1 endplate: the sacrum's top surface under the body of the vertebra above, in that
+    vertebra's frame (the sacrum's own centroid lies far behind and below its endplate)."""
+    ijk, lps = _local_points(labels, SACRUM, box)
+    voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
+    m = VertebraMeasures(SACRUM, vertebra_name(SACRUM), round(len(ijk) * voxel_ml, 2),
+                         [round(float(x), 2) for x in lps.mean(axis=0)], {})
+    if above is None or above.body_width_mm is None or above.inferior_endplate is None:
+        m.notes.append("no measured vertebra above: the S1 endplate was not read")
+        return m
+    frame = np.column_stack([above.frame[k] for k in "uvw"])
+    centre = np.asarray(above.inferior_endplate.point)
+    local = (lps - centre) @ frame
+    radius = 0.35 * min(above.body_width_mm, above.body_depth_mm or above.body_width_mm)
+    under = (local[:, 0] ** 2 + local[:, 1] ** 2 <= radius ** 2) & (local[:, 2] > -40.0)
+    if under.sum() < 30:
+        m.notes.append("the sacrum does not lie under the vertebra above: the S1 endplate was not read")
+        return m
+    step = float(np.min(np.abs(labels.spacing)))
+    m.frame = above.frame
+    m.superior_endplate, _ = _endplates(local[under], centre, frame, step)
+    m.body_found = m.superior_endplate is not None
+    m.notes.append("only the S1 endplate is measured")
+    return m

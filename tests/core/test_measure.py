@@ -1,0 +1,79 @@
+"""Measurements against phantoms whose anatomy is known (spine_core.phantom.generate.phantom_layout):
+body heights, lordosis, coronal Cobb, fractures; and the files `spineplan measure` writes."""
+import json
+
+import numpy as np
+import pytest
+
+from spine_core.measure import measure, write_measurements
+from spine_core.measure.alignment import coronal, sagittal
+from spine_core.phantom import PhantomOptions, generate_phantom
+from spine_core.phantom.generate import phantom_layout
+from spine_core.phantom.layout import CurveShape
+
+
+def _phantom(**curve):
+    options = PhantomOptions(seed=3, first_level="T9", last_level="sacrum", spacing_mm=(0.8, 0.8, 0.8), fov_mm=200,
+                             centre_on_spine=True, shape_jitter=0.0, curve=CurveShape(**curve))
+    return options, generate_phantom(options), phantom_layout(options)
+
+
+def _analytic_height(dims, at: float) -> float:
+    """The phantom body's height at ``at`` of its depth on the midline (spine_core.phantom.vertebra
+    .body_sdf: endplates 1.2 mm concave at the centre, posterior wall at 0.92 of the half depth)."""
+    b = dims.body_d / 2
+    v = -b + at * 1.92 * b
+    return dims.body_h - 2.4 * (1 - (v / b) ** 2)
+
+
+@pytest.fixture(scope="module")
+def lordotic():
+    return _phantom(lumbar_lordosis_deg=65, sacral_slope_deg=45)
+
+
+def test_body_heights_and_lordosis_match_the_phantom(lordotic):
+    options, phantom, layout = lordotic
+    doc = measure(phantom.labels, phantom.image)
+    placed = {p.name: p for p in layout["placements"]}
+    errors = []
+    for row in doc["vertebrae"]:
+        if row["name"] in placed and row["middle_height_mm"]:
+            for key, at in (("anterior_height_mm", 0.15), ("middle_height_mm", 0.5), ("posterior_height_mm", 0.85)):
+                errors.append(row[key] - _analytic_height(placed[row["name"]].dims, at))
+    assert len(errors) >= 21                                   # T10-L5 measured, T9 cut by the edge
+    errors = np.abs(errors)
+    assert np.median(errors) <= 0.5 and np.percentile(errors, 90) <= 1.0, errors
+    _, sacrum_frame = layout["curve"].frame(0.0)
+    truth = sagittal(placed["L1"].rot[:, 2]) - sagittal(sacrum_frame[:, 2])
+    lordosis = doc["alignment"]["lumbar_lordosis"]
+    assert abs(lordosis["degrees"] - truth) <= 3.0, (lordosis, truth)
+    assert lordosis["upper"] == "L1" and lordosis["lower"] == "sacrum"
+    assert doc["alignment"]["coronal_cobb"]["degrees"] < 10.0          # a straight spine
+    assert all(not row["flags"] for row in doc["vertebrae"])
+    assert "cut by the scan's edge" in doc["vertebrae"][0]["notes"][0]
+
+
+def test_coronal_cobb_and_its_end_vertebrae_are_found():
+    _, phantom, layout = _phantom(scoliosis_cobb_deg=30, scoliosis_apex="L1", scoliosis_right=False)
+    cobb = measure(phantom.labels)["alignment"]["coronal_cobb"]
+    tilts = {p.name: coronal(p.rot[:, 2]) for p in layout["placements"] if p.name[0] in "TL" and p.name != "T9"}
+    truth = max(tilts.values()) - min(tilts.values())
+    assert abs(cobb["degrees"] - truth) <= 3.0, (cobb, truth)
+    assert {cobb["upper"], cobb["lower"]} == {max(tilts, key=tilts.get), min(tilts, key=tilts.get)}
+    assert cobb["note"] == "convex to the patient's left"
+
+
+def test_a_wedge_fracture_is_graded_and_the_files_are_written(tmp_path):
+    options = PhantomOptions(seed=3, first_level="T11", last_level="L4", spacing_mm=(1.0, 1.0, 1.0), fov_mm=160,
+                             centre_on_spine=True, shape_jitter=0.0, fractures=(("L1", 0.4),))
+    phantom = generate_phantom(options)
+    doc = measure(phantom.labels, phantom.image)
+    rows = {r["name"]: r for r in doc["vertebrae"]}
+    assert rows["L1"]["genant_grade"] >= 2 and rows["L1"]["flags"][0].startswith("suspected fracture")
+    assert rows["L1"]["wedge_ratio"] < 0.8
+    assert rows["T12"]["genant_grade"] == 0 and rows["L2"]["genant_grade"] == 0
+    assert 150 < rows["L2"]["core_hu"] < 400                 # the phantom's cancellous bone
+    json_path, csv_path = write_measurements(tmp_path, doc)
+    assert json.loads(json_path.read_text())["vertebrae"][0]["name"] == doc["vertebrae"][0]["name"]
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("name,label_id,volume_ml") and any(line.startswith("L1,") for line in lines)
