@@ -1,87 +1,104 @@
-"""Analysis of the open scan (a mixin of MainWindow): run the pipeline in a Worker, show results.
+"""Analysis of the open scan (AnalysisController): run the pipeline in a Worker, show its results.
 
-The pipeline is found lazily (``spine_core.workflows.analysis.find_segment``); where none is installed the Analyze action
-stays disabled and its tooltip says why. Results replace the labels (one undoable step is not
-kept: a new analysis restarts the edit history, like opening labels), fill the table with
-confidences and flags, and list what needs review in the banner above the table.
+The pipeline is found lazily (``spine_core.workflows.analysis.find_segment``); where none is installed
+the Analyze action stays disabled and its tooltip says why. Results replace the labels (one undoable
+step is not kept: a new analysis restarts the edit history, like opening labels), fill the vertebra
+table with confidences and flags, and list what needs review in the banner above the table.
 """
 from __future__ import annotations
 
+from PySide6.QtCore import QObject, Signal
+
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
-from spine_core.review import case_banner, case_review, review_summary
+from spine_core.review import case_banner, case_review, review_summary, vertebra_rows
 from spine_core.workflows.analysis import find_segment
 from ui import jobs
+from ui.host import Host
+from ui.preferences import Preferences
+from ui.session import Session
+from ui.tasks import StudyReadiness
+from ui.vertebra_panel import VertebraPanel
 
 
-class AnalysisMixin:
-    analysis: dict
-    analysis_warnings: list
+class AnalysisController(QObject):
+    """Owns the analysis' results per vertebra, the banner's warnings and the table's rows."""
 
-    def _init_analysis(self, segment=None) -> None:
-        self.analysis, self.analysis_warnings = {}, []
+    analysis_shown = Signal()           # a new analysis replaced the labels
+    availability_changed = Signal()     # the pipeline was set (Analyze may be enabled or not)
+
+    def __init__(self, session: Session, panel: VertebraPanel, host: Host, prefs: Preferences,
+                 ready: StudyReadiness, segment=None) -> None:
+        """``segment``: the analysis function (default: the installed pipeline, found lazily)."""
+        super().__init__(host.window())
+        self.session, self.panel, self.host, self.prefs, self.ready = session, panel, host, prefs, ready
+        self.vertebrae: dict = {}        # {id: VertebraResult} of the analysis, edited ones dropped
+        self.warnings: list[str] = []    # the banner's lines above the flagged vertebrae
+        self.rows = []                   # the table's rows (spine_core.review.VertebraRow)
         if segment is None:
             segment, why = find_segment()
         else:
             why = ""
         self.segment_fn, self.segment_unavailable = segment, why
+        session.volume_changed.connect(self._on_volume_changed)
+        session.labels_changed.connect(self._on_labels_changed)
 
     def set_pipeline(self, segment, why: str = "") -> None:
         """Use ``segment(volume, options, progress)`` for Analyze (None: unavailable, ``why``)."""
         self.segment_fn = segment
         self.segment_unavailable = "" if segment is not None else (why or "no analysis pipeline")
-        self._update_actions()
-
-    def device(self) -> str:
-        return self.prefs.device
-
-    def set_device(self, device: str) -> None:
-        self.prefs.device = device
-
-    def method(self) -> str:
-        """The analysis pipeline chosen in Preferences (a spine_core.pipeline.registry name)."""
-        return self.prefs.method
-
-    def set_method(self, method: str) -> None:
-        self.prefs.method = method
+        self.availability_changed.emit()
 
     def analyze(self):
         """Segment and number the open scan in a Worker; returns the Worker (None if unavailable)."""
         if self.session.volume is None:
-            self.errors.report(SpineError("Open a scan to analyse first."), "Analysis")
+            self.host.report_error(SpineError("Open a scan to analyse first."), "Analysis")
             return None
         if self.segment_fn is None:
-            self.errors.report(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
+            self.host.report_error(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
             return None
-        self._awaiting_ready = True
-        options = SegmentOptions(device=self.device(), pipeline=self.method())
-        return self.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
-                             self.session.volume, options, on_result=self._on_analysis_done)
+        self.ready.expect()
+        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method)
+        return self.host.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
+                                  self.session.volume, options, on_result=self.show_result)
 
-    def _on_analysis_done(self, result) -> None:
-        self._reset_camera = True
+    def show_result(self, result) -> None:
+        """A SegmentResult: its labels, confidences and flags in the table, the case's QA status and
+        flags in the banner (the vocabulary `segment` and batch runs write)."""
         self.session.set_labels(result.labels)          # rows first drop stale analysis ...
-        self.analysis = {v.id: v for v in result.vertebrae}
-        self.analysis_warnings = []
+        self.vertebrae = {v.id: v for v in result.vertebrae}
+        self.warnings = []
         self.refresh_rows()                             # ... then show the new one
-        # the case's QA status and flags, as `segment` and batch runs write them (one vocabulary)
         case = case_review(self.rows, self.session.volume, result.warnings, result.labels)
-        self.analysis_warnings = case_banner(case)
-        self.vertebra_panel.set_warnings(self.analysis_warnings, review_summary(self.rows))
-        self.schedule_autosave()
+        self.warnings = case_banner(case)
+        self.panel.set_warnings(self.warnings, review_summary(self.rows))
+        self.analysis_shown.emit()
         where = f" on {result.provider}" if result.provider else ""
-        self.statusBar().showMessage(f"Analysis done{where}: {len(result.vertebrae)} vertebrae", 10000)
+        self.host.show_status(f"Analysis done{where}: {len(result.vertebrae)} vertebrae", 10000)
 
-    def _forget_analysis(self, touched) -> None:
-        """Confidences of edited vertebrae no longer hold: they show as 'edited'."""
-        for label_id in touched:
-            self.analysis.pop(int(label_id), None)
+    def show_known(self, vertebrae: dict, warnings: list[str]) -> None:
+        """The results of an analysis made elsewhere (a batch case) for the labels shown."""
+        self.vertebrae, self.warnings = dict(vertebrae), list(warnings)
+        self.refresh_rows()
+
+    def drop_warnings(self) -> None:
+        """Other labels were opened: the banner no longer describes them."""
+        self.warnings = []
+        self.panel.set_warnings(self.warnings, review_summary(self.rows))
 
     def refresh_rows(self) -> None:
-        from spine_core.review import vertebra_rows
-
         labels = self.session.labels
-        self.rows = vertebra_rows(labels, self.analysis) if labels is not None else []
-        self.results.set_rows(self.rows)
-        self.results.select_vertebra(self.session.selected)
-        self.vertebra_panel.set_warnings(self.analysis_warnings, review_summary(self.rows))
+        self.rows = vertebra_rows(labels, self.vertebrae) if labels is not None else []
+        self.panel.table.set_rows(self.rows)
+        self.panel.table.select_vertebra(self.session.selected)
+        self.panel.set_warnings(self.warnings, review_summary(self.rows))
+
+    # --- session ------------------------------------------------------------------------------
+    def _on_volume_changed(self) -> None:
+        self.vertebrae, self.warnings = {}, []
+
+    def _on_labels_changed(self, touched) -> None:
+        """Confidences of edited vertebrae no longer hold: they show as 'edited'."""
+        for label_id in touched:
+            self.vertebrae.pop(int(label_id), None)
+        self.refresh_rows()

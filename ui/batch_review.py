@@ -4,9 +4,9 @@ The folder is spine_core.workflows.batch_folder.BatchFolder. Its cases are liste
 ``sorted_for_review()`` gives them (review first, then failed, then ok; undecided before decided) and
 keep that order while the dock is open, so rows do not jump as decisions are made. Selecting a case
 opens its scan and labels (the corrected ones where a reviewer saved some) through the window's own
-load path (``MainWindow.open_study``, in a Worker), with its QA flags in the banner above the vertebra
-table. A case without a result (failed, refused, not run) cannot be opened; a failed one can only be
-rejected, with a note.
+load path (``FileController.open_study``, in a Worker), with its QA flags in the banner above the
+vertebra table. A case without a result (failed, refused, not run) cannot be opened; a failed one can
+only be rejected, with a note.
 
 Each decision is saved at once (``BatchFolder.save_review``, atomic) in a Worker, the batch report is
 rewritten, and the next undecided case opens. A decision is a saved record, not an undo step; the
@@ -206,15 +206,15 @@ class BatchReviewController(QObject):
         if why:
             self._show_nothing(record)
         else:
-            self.window.open_study(load_case, self.folder, record, name=f"case {record.case_id}",
-                                   on_opened=lambda study, r=record: self._on_case_opened(r, study))
+            self.window.files.open_study(load_case, self.folder, record, name=f"case {record.case_id}",
+                                         on_opened=lambda study, r=record: self._on_case_opened(r, study))
         self._update_buttons()
         return True
 
     def _show_nothing(self, record: CaseRecord) -> None:
         """A case without a result: the previous case must not stay on screen as if it were this one
         (nor arrive there from a load still running)."""
-        loading = self.window.tasks.get("load")
+        loading = self.window.tasks.current("load")
         if loading is not None:
             loading.cancel()
         session = self.window.session
@@ -226,8 +226,7 @@ class BatchReviewController(QObject):
     def _on_case_opened(self, record: CaseRecord, study: CaseStudy) -> None:
         """Shown: the batch's confidences in the vertebra table, the case's QA flags in its banner."""
         window = self.window
-        window.analysis = dict(study.analysis)
-        window.analysis_warnings = [f"Batch QA: {flag}" for flag in record.flags]
+        window.analysis.show_known(study.analysis, [f"Batch QA: {flag}" for flag in record.flags])
         self.open_case_id = record.case_id
         self._saved_labels = window.session.labels
         window.setWindowTitle(f"SpinePlan - batch {self.folder.root.name} - {record.case_id}")

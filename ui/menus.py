@@ -1,4 +1,5 @@
-"""Menus and the toolbar of the main window (actions call the window's public methods)."""
+"""Menus and the toolbar of the main window: actions call its controllers (window.files, .plans, .edits,
+.analysis, .display); ``WindowActions`` shows their state (enabled, checked, the recent files)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,6 +26,44 @@ class WindowActions:
     erase: QAction
     radius: QDoubleSpinBox
     save_plan: QAction
+    preset_combo: QComboBox
+
+    def update(self, session, can_analyse: bool, why_not: str) -> None:
+        """Enable what the Session allows; undo and redo say what they undo."""
+        has_labels = session.labels is not None and bool(session.labels.ids())
+        self.undo.setEnabled(session.history.can_undo())
+        self.redo.setEnabled(session.history.can_redo())
+        undo, redo = session.history.next_undo(), session.history.next_redo()
+        self.undo.setText(f"&Undo {undo.description}" if undo else "&Undo")
+        self.redo.setText(f"&Redo {redo.description}" if redo else "&Redo")
+        self.undo.setToolTip(self.undo.text().replace("&", "") + " (Ctrl+Z)")
+        self.redo.setToolTip(self.redo.text().replace("&", "") + " (Ctrl+Shift+Z)")
+        for action in self.edits:
+            action.setEnabled(has_labels)
+        for action in self.needs_scan:
+            action.setEnabled(session.volume is not None)
+        for action in self.needs_meshes:
+            action.setEnabled(bool(session.meshes))
+        self.save_plan.setEnabled(session.labels is not None)
+        self.analyze.setEnabled(session.volume is not None and can_analyse)
+        self.analyze.setToolTip("Find, segment and number every vertebra (Ctrl+R)" if can_analyse
+                                else f"Analysis is unavailable: {why_not}")
+
+    def show_brush_mode(self, mode: str) -> None:
+        self.paint.setChecked(mode == "paint")
+        self.erase.setChecked(mode == "erase")
+
+    def show_window_preset(self, name: str) -> None:
+        self.presets[name].setChecked(True)
+        if self.preset_combo.currentText() != name:
+            self.preset_combo.setCurrentText(name)
+
+    def fill_recent(self, paths: list[str], open_path) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        for path in paths:
+            menu.addAction(path).triggered.connect(lambda _c=False, p=path: open_path(p))
+        menu.setEnabled(bool(paths))
 
 
 def _action(window, menu, text, slot, shortcut=None, tip="") -> QAction:
@@ -47,68 +86,65 @@ def _menu(parent, title: str, window) -> QMenu:
 
 
 def build_actions(window: QMainWindow) -> WindowActions:
+    files, plans, edits, display = window.files, window.plans, window.edits, window.display
     bar = window.menuBar()
     file_menu = _menu(bar, "&File", window)
-    open_file = _action(window, file_menu, "&Open scan file...", window.choose_scan_file, QKeySequence.StandardKey.Open,
+    open_file = _action(window, file_menu, "&Open scan file...", files.choose_scan_file, QKeySequence.StandardKey.Open,
                         "Open a NIfTI, NRRD, MHA, DICOM file or zip")
-    open_dir = _action(window, file_menu, "Open &DICOM folder...", window.choose_scan_folder, "Ctrl+Shift+O")
+    open_dir = _action(window, file_menu, "Open &DICOM folder...", files.choose_scan_folder, "Ctrl+Shift+O")
     recent = _menu(file_menu, "Open &recent", window)
-    open_plan = _action(window, file_menu, "Open &plan...", window.choose_open_plan, "Ctrl+Shift+P",
+    open_plan = _action(window, file_menu, "Open &plan...", plans.choose_open_plan, "Ctrl+Shift+P",
                         "Open a saved plan with the scan it was made on")
-    _action(window, file_menu, "Open &batch...", window.choose_batch_folder,
+    _action(window, file_menu, "Open &batch...", files.choose_batch_folder,
             tip="Review the cases of a batch output folder, one after the other")
     file_menu.addSeparator()
-    save_plan = _action(window, file_menu, "&Save plan...", window.choose_save_plan, QKeySequence.StandardKey.Save,
+    save_plan = _action(window, file_menu, "&Save plan...", plans.choose_save_plan, QKeySequence.StandardKey.Save,
                         "Labels, edit history and scan reference in one .spineplan file")
-    open_labels = _action(window, file_menu, "Open &labels...", window.choose_labels_file, "Ctrl+L")
-    _action(window, file_menu, "Save labels (&NIfTI)...", window.choose_labels_target, "Ctrl+Alt+S")
-    export = _action(window, file_menu, "&Export meshes...", window.choose_export, "Ctrl+E")
-    shot = _action(window, file_menu, "Save screens&hot...", window.choose_screenshot, "Ctrl+Shift+S")
-    shot3d = _action(window, file_menu, "Save 3D &view picture...", window.choose_screenshot_3d)
+    open_labels = _action(window, file_menu, "Open &labels...", files.choose_labels_file, "Ctrl+L")
+    _action(window, file_menu, "Save labels (&NIfTI)...", files.choose_labels_target, "Ctrl+Alt+S")
+    export = _action(window, file_menu, "&Export meshes...", files.choose_export, "Ctrl+E")
+    shot = _action(window, file_menu, "Save screens&hot...", display.choose_screenshot, "Ctrl+Shift+S")
+    shot3d = _action(window, file_menu, "Save 3D &view picture...", display.choose_screenshot_3d)
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
 
     edit_menu = _menu(bar, "&Edit", window)
-    undo = _action(window, edit_menu, "&Undo", window.undo, "Ctrl+Z")
-    redo = _action(window, edit_menu, "&Redo", window.redo, "Ctrl+Shift+Z")
+    undo = _action(window, edit_menu, "&Undo", edits.undo, "Ctrl+Z")
+    redo = _action(window, edit_menu, "&Redo", edits.redo, "Ctrl+Shift+Z")
     undo.setIconText("Undo")
     redo.setIconText("Redo")
     edit_menu.addSeparator()
-    edits = [
-        _action(window, edit_menu, "Re&name vertebra...", window.choose_rename, "F2"),
-        _action(window, edit_menu, "Shift all levels &up", lambda: window.shift_levels(-1), "Ctrl+Up",
+    edit_actions = [
+        _action(window, edit_menu, "Re&name vertebra...", edits.choose_rename, "F2"),
+        _action(window, edit_menu, "Shift all levels &up", lambda: edits.shift_levels(-1), "Ctrl+Up",
                 "Every label becomes the level above (L1 -> T12)"),
-        _action(window, edit_menu, "Shift all levels &down", lambda: window.shift_levels(+1), "Ctrl+Down",
+        _action(window, edit_menu, "Shift all levels &down", lambda: edits.shift_levels(+1), "Ctrl+Down",
                 "Every label becomes the level below (T12 -> L1)"),
-        _action(window, edit_menu, "&Merge vertebra into...", window.choose_merge, "Ctrl+M"),
-        _action(window, edit_menu, "&Delete vertebra", window.delete_selected, QKeySequence.StandardKey.Delete),
-        _action(window, edit_menu, "S&plit vertebra (plane)", window.split_selected, "Ctrl+T",
+        _action(window, edit_menu, "&Merge vertebra into...", edits.choose_merge, "Ctrl+M"),
+        _action(window, edit_menu, "&Delete vertebra", edits.delete_selected, QKeySequence.StandardKey.Delete),
+        _action(window, edit_menu, "S&plit vertebra (plane)", edits.split_selected, "Ctrl+T",
                 "Split at the plane through its centroid across the spine; the lower part gets the next level"),
-        _action(window, edit_menu, "Split vertebra (&pieces)", lambda: window.split_selected("components"),
+        _action(window, edit_menu, "Split vertebra (&pieces)", lambda: edits.split_selected("components"),
                 "Ctrl+Shift+T", "Split into its connected pieces; the lower pieces get the next level"),
     ]
-    paint = _action(window, edit_menu, "&Paint brush", lambda: _toggle(window, "paint"), "B",
+    paint = _action(window, edit_menu, "&Paint brush", lambda: edits.toggle_brush("paint"), "B",
                     "Drag on a slice to add voxels to the selected vertebra")
-    erase = _action(window, edit_menu, "&Eraser", lambda: _toggle(window, "erase"), "Shift+B",
+    erase = _action(window, edit_menu, "&Eraser", lambda: edits.toggle_brush("erase"), "Shift+B",
                     "Drag on a slice to remove voxels of the selected vertebra")
     for action in (paint, erase):
         action.setCheckable(True)
-    edits += [paint, erase]
+    edit_actions += [paint, erase]
     edit_menu.addSeparator()
-    _action(window, edit_menu, "Pre&ferences...", window.choose_preferences)
+    _action(window, edit_menu, "Pre&ferences...", files.choose_preferences)
     analysis_menu = _menu(bar, "&Analysis", window)
-    analyze = _action(window, analysis_menu, "&Analyze", window.analyze, "Ctrl+R",
+    analyze = _action(window, analysis_menu, "&Analyze", window.analysis.analyze, "Ctrl+R",
                       "Find, segment and number every vertebra")
     presets, opacity = _build_view_menu(window, _menu(bar, "&View", window))
     radius = _radius_box(window)
-    _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
-                   [undo, redo, paint, erase], radius, opacity)
-    return WindowActions(undo, redo, edits, [open_labels, shot, shot3d], [export], recent, presets, opacity,
-                         analyze, paint, erase, radius, save_plan)
-
-
-def _toggle(window, mode: str) -> None:
-    window.set_brush_mode("" if window.brush_mode == mode else mode)
+    combo = _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
+                           [undo, redo, paint, erase], radius, opacity)
+    return WindowActions(undo, redo, edit_actions, [open_labels, shot, shot3d], [export], recent, presets, opacity,
+                         analyze, paint, erase, radius, save_plan, combo)
 
 
 def _radius_box(window) -> QDoubleSpinBox:
@@ -117,8 +153,8 @@ def _radius_box(window) -> QDoubleSpinBox:
     box.setSingleStep(0.5)
     box.setSuffix(" mm")
     box.setToolTip("Brush radius")
-    box.setValue(window.brush_radius_mm())
-    box.valueChanged.connect(window.set_brush_radius)
+    box.setValue(window.prefs.brush_radius_mm)
+    box.valueChanged.connect(window.edits.set_brush_radius)
     return box
 
 
@@ -126,7 +162,7 @@ def _build_view_menu(window, menu: QMenu):
     group = QActionGroup(window)
     presets = {}
     for name in WINDOW_PRESETS:
-        action = _action(window, menu, f"Window: {name}", lambda n=name: window.set_window_preset(n))
+        action = _action(window, menu, f"Window: {name}", lambda n=name: window.display.set_window_preset(n))
         action.setCheckable(True)
         group.addAction(action)
         presets[name] = action
@@ -139,7 +175,7 @@ def _build_view_menu(window, menu: QMenu):
     opacity.setRange(0, 100)
     opacity.setFixedWidth(110)
     opacity.setToolTip("Label opacity on the slices")
-    opacity.valueChanged.connect(lambda v: window.set_label_opacity(v / 100.0))
+    opacity.valueChanged.connect(lambda v: window.display.set_label_opacity(v / 100.0))
     menu.addSeparator()
     _action(window, menu, "Label opacity +", lambda: opacity.setValue(opacity.value() + 10), "Ctrl+]")
     _action(window, menu, "Label opacity -", lambda: opacity.setValue(opacity.value() - 10), "Ctrl+[")
@@ -148,7 +184,7 @@ def _build_view_menu(window, menu: QMenu):
     return presets, opacity
 
 
-def _build_toolbar(window, file_actions, edit_actions, radius, opacity) -> None:
+def _build_toolbar(window, file_actions, edit_actions, radius, opacity) -> QComboBox:
     toolbar = QToolBar("Main")
     toolbar.setObjectName("MainToolbar")
     toolbar.setMovable(False)
@@ -164,8 +200,8 @@ def _build_toolbar(window, file_actions, edit_actions, radius, opacity) -> None:
     combo = QComboBox()
     combo.addItems(list(WINDOW_PRESETS))
     combo.setObjectName("WindowPresetCombo")
-    combo.currentTextChanged.connect(window.set_window_preset)
-    window.preset_combo = combo
+    combo.currentTextChanged.connect(window.display.set_window_preset)
     toolbar.addWidget(combo)
     toolbar.addWidget(QLabel("  Label opacity "))
     toolbar.addWidget(opacity)
+    return combo

@@ -1,28 +1,39 @@
-"""Plans, autosave and crash recovery (a mixin of MainWindow); file formats in spine_core.plan."""
+"""Plans, autosave and crash recovery (PlanController); the file format is spine_core.plan."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from spine_core import plan as plans
 from ui import jobs
+from ui.file_actions import FileController
+from ui.host import Host
+from ui.preferences import Preferences
+from ui.session import Session
 
 PLAN_FILTER = "SpinePlan plans (*.spineplan);;All files (*)"
 
 
-class PlanMixin:
-    def _init_plans(self, autosave_dir=None) -> None:
+class PlanController(QObject):
+    """Owns the open plan's record (where it was saved, the edits saved with it) and the autosave timer;
+    opens plans through the FileController (the scan a plan was made on, with the plan's labels)."""
+
+    def __init__(self, session: Session, host: Host, prefs: Preferences, files: FileController,
+                 autosave_dir=None) -> None:
+        """``autosave_dir``: where autosaves go (default: the per-user data folder)."""
+        super().__init__(host.window())
+        self.session, self.host, self.prefs, self.files = session, host, prefs, files
         self.autosave_dir = Path(autosave_dir) if autosave_dir else plans.data_dir()
         self.plan_info = plans.PlanInfo()
         self.plan_path: Path | None = None
+        self.closed = False
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.timeout.connect(self._on_autosave_timer_timeout)
-
-    def autosave_interval_s(self) -> int:
-        return self.prefs.autosave_s
+        session.volume_changed.connect(self._on_volume_changed)
+        session.labels_changed.connect(self._on_labels_changed)
 
     def current_plan_info(self) -> plans.PlanInfo:
         volume = self.session.volume
@@ -35,16 +46,16 @@ class PlanMixin:
     def choose_save_plan(self) -> None:
         if self.session.labels is None:
             return
-        start = self.plan_path or Path(self._last_dir()) / "plan.spineplan"
-        path, _ = QFileDialog.getSaveFileName(self, "Save plan", str(start), PLAN_FILTER)
+        start = self.plan_path or Path(self.prefs.last_dir) / "plan.spineplan"
+        path, _ = QFileDialog.getSaveFileName(self.host.window(), "Save plan", str(start), PLAN_FILTER)
         if path:
-            self._remember_dir(path)
+            self.prefs.remember_dir(path)
             self.save_plan(path)
 
     def choose_open_plan(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open plan", self._last_dir(), PLAN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.host.window(), "Open plan", self.prefs.last_dir, PLAN_FILTER)
         if path:
-            self._remember_dir(path)
+            self.prefs.remember_dir(path)
             self.open_plan(path)
 
     def save_plan(self, path):
@@ -55,40 +66,39 @@ class PlanMixin:
 
         def saved(where) -> None:
             self.plan_path = Path(where)
-            self.statusBar().showMessage(f"Saved plan {where}", 8000)
+            self.host.show_status(f"Saved plan {where}", 8000)
 
-        return self.run_task("save", "Saving the plan", jobs.write_plan, path, self.session.labels,
-                             self.current_plan_info(), on_result=saved)
+        return self.host.run_task("save", "Saving the plan", jobs.write_plan, path, self.session.labels,
+                                  self.current_plan_info(), on_result=saved)
 
     def open_plan(self, path):
         """Open the scan a plan was made on, with the plan's labels."""
-        self._awaiting_ready = True
-        self.add_recent(str(path))
-        keep = None if Path(path) == plans.autosave_path(self.autosave_dir) else Path(path)
-        return self.run_task("load", f"Opening {Path(path).name}", jobs.load_plan_study, Path(path),
-                             on_result=lambda study: self._on_plan_loaded(study, keep))
+        path = Path(path)
+        self.files.add_recent(str(path))
+        keep = None if path == plans.autosave_path(self.autosave_dir) else path
+        return self.files.open_study(jobs.load_plan_study, path, name=path.name,
+                                     on_opened=lambda study: self._on_plan_opened(study, keep))
 
-    def _on_plan_loaded(self, study: jobs.LoadedStudy, path: Path | None) -> None:
-        self._on_study_loaded(study)
+    def _on_plan_opened(self, study: jobs.LoadedStudy, path: Path | None) -> None:
         self.plan_info, self.plan_path = study.plan.info, path
         edits = len(study.plan.info.edits)
-        self.statusBar().showMessage(f"Plan opened ({edits} edits recorded when it was saved)", 8000)
+        self.host.show_status(f"Plan opened ({edits} edits recorded when it was saved)", 8000)
 
     # --- autosave and recovery ----------------------------------------------------------------
     def schedule_autosave(self) -> None:
-        if self.session.labels is not None and not self.closing:
-            self.autosave_timer.start(1000 * self.autosave_interval_s())
+        if self.session.labels is not None and not self.closed:
+            self.autosave_timer.start(1000 * self.prefs.autosave_s)
 
     def _on_autosave_timer_timeout(self) -> None:
         self.autosave_now()
 
     def autosave_now(self):
-        if self.session.labels is None or self.closing:
+        if self.session.labels is None or self.closed:
             return None
         target = plans.autosave_path(self.autosave_dir)
-        return self.run_task("autosave", "Autosaving", jobs.write_plan, target, self.session.labels,
-                             self.current_plan_info(),
-                             on_result=lambda p: self.statusBar().showMessage(f"Autosaved to {p}", 3000))
+        return self.host.run_task("autosave", "Autosaving", jobs.write_plan, target, self.session.labels,
+                                  self.current_plan_info(),
+                                  on_result=lambda p: self.host.show_status(f"Autosaved to {p}", 3000))
 
     def recovery_candidate(self) -> Path | None:
         return plans.recovery_candidate(self.autosave_dir)
@@ -98,9 +108,9 @@ class PlanMixin:
         found = self.recovery_candidate()
         if found is None:
             return False
-        if self.show_dialogs:
+        if self.host.show_dialogs:
             answer = QMessageBox.question(
-                self, "Restore unsaved work?",
+                self.host.window(), "Restore unsaved work?",
                 "SpinePlan did not close cleanly last time. Restore the autosaved plan?")
             if answer != QMessageBox.StandardButton.Yes:
                 plans.discard_autosave(self.autosave_dir)
@@ -112,8 +122,18 @@ class PlanMixin:
         return self.open_plan(path or plans.autosave_path(self.autosave_dir))
 
     def mark_clean_close(self) -> None:
+        """The window closed (its tasks done): no more autosaves; the next start offers none."""
+        self.closed = True
         self.autosave_timer.stop()
         try:
             plans.mark_clean_close(self.autosave_dir)
         except OSError:
             pass
+
+    # --- session ------------------------------------------------------------------------------
+    def _on_volume_changed(self) -> None:
+        self.plan_info, self.plan_path = plans.PlanInfo(), None
+
+    def _on_labels_changed(self, _touched) -> None:
+        if self.session.history.can_undo():      # earlier edits are recorded (new labels start none)
+            self.schedule_autosave()

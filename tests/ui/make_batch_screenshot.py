@@ -95,7 +95,7 @@ def main(ct_root) -> None:
     for _ in range(20):
         app.processEvents()
     OUT.mkdir(parents=True, exist_ok=True)
-    pixmap = window.grab_window()
+    pixmap = window.display.grab_window()
     pixmap.save(str(OUT / "review_queue.png"))             # full size: the queue's text stays legible
     print("review_queue.png", (OUT / "review_queue.png").stat().st_size // 1024, "KB")
     window.close()

@@ -37,7 +37,7 @@ def _save(app, window, name, pixmap=None):
 
     for _ in range(5):
         app.processEvents()
-    pixmap = pixmap or window.grab_window()
+    pixmap = pixmap or window.display.grab_window()
     pixmap = pixmap.scaledToWidth(WIDTH, Qt.TransformationMode.SmoothTransformation)
     pixmap.save(str(OUT / name))
     print(name, (OUT / name).stat().st_size // 1024, "KB")
@@ -77,9 +77,9 @@ def main(folder) -> None:
     window.analyze()
     _wait(app, window, window.study_ready)
     _save(app, window, "analysed.png")
-    row = window.rows[len(window.rows) // 2]
-    window._on_vertebra_clicked(row.label_id)
-    window.paint_stroke([row.centroid + (d, 12, 0) for d in np.linspace(-8, 8, 9)], plane="axial")
+    row = window.analysis.rows[len(window.analysis.rows) // 2]
+    window.display.pick_vertebra(row.label_id)
+    window.edits.paint_stroke([row.centroid + (d, 12, 0) for d in np.linspace(-8, 8, 9)], plane="axial")
     _wait(app, window, window.busy_changed)
     view = window.views.slices["axial"]
     view.set_zoom(1.5)
@@ -92,7 +92,7 @@ def main(folder) -> None:
     camera.focal_point = tuple(row.centroid)
     camera.position = tuple(np.array(row.centroid) + (-300, 0, 0))
     mesh_view.plotter.render()
-    window.save_3d_screenshot(OUT / "closeup_3d.png")
+    window.display.save_3d_screenshot(OUT / "closeup_3d.png")
     print("closeup_3d.png", (OUT / "closeup_3d.png").stat().st_size // 1024, "KB")
     window.close()
 

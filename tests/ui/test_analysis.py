@@ -26,7 +26,7 @@ def test_analysis_fills_table_flags_and_banner(qtbot, window, tmp_path):
     scan, _labels, reference = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan)
     assert window.actions.analyze.isEnabled() and window.results.rowCount() == 0
-    window.set_device("cpu")
+    window.prefs.device = "cpu"
     progress = []
     shown = window.task_status.update_progress
     # recorded where the window shows them: connecting to the worker after it started would race it
@@ -51,18 +51,18 @@ def test_cancel_mid_analysis_leaves_the_state_untouched(qtbot, window, tmp_path)
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
     before = window.session.labels
-    window.delete_vertebra(L1)
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=15000)
+    window.edits.delete_vertebra(L1)
+    qtbot.waitUntil(lambda: not window.tasks.is_busy(), timeout=15000)
     calls = []
-    window.set_pipeline(_slow_segment(calls))
+    window.analysis.set_pipeline(_slow_segment(calls))
     worker = window.analyze()
     qtbot.waitUntil(lambda: window.task_status.bar.value() > 0, timeout=15000)
     assert window.task_status.label.text() == "Segmenting vertebrae"
     with qtbot.waitSignal(worker.signals.finished, timeout=15000):
         window.task_status.cancel_button.click()
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=15000)
+    qtbot.waitUntil(lambda: not window.tasks.is_busy(), timeout=15000)
     assert window.session.labels.ids() == [T11, T12] and window.session.history.can_undo()
-    window.undo()
+    window.edits.undo()
     assert np.array_equal(window.session.labels.array, before.array)
     assert _column(window, 2) == ["", "", ""] and not window.vertebra_panel.banner.isVisible()
 
@@ -79,7 +79,7 @@ def test_closing_mid_analysis_cancels_cleanly(qtbot, display, settings, tmp_path
     worker = win.analyze()
     qtbot.waitUntil(lambda: win.task_status.bar.value() > 0, timeout=15000)
     win.close()
-    assert worker.done and worker.cancel_requested and win.pool.activeThreadCount() == 0
+    assert worker.done and worker.cancel_requested and win.tasks.pool.activeThreadCount() == 0
     assert "ran to the end" not in calls, "the analysis stopped at a progress update"
     assert win.session.labels is None
     win.deleteLater()
@@ -88,7 +88,7 @@ def test_closing_mid_analysis_cancels_cleanly(qtbot, display, settings, tmp_path
 
 def test_analyze_is_disabled_with_a_reason_when_no_pipeline(qtbot, window, tmp_path):
     scan, _labels, _ = synthetic_study(tmp_path)
-    window.set_pipeline(None, "automatic analysis is not installed")
+    window.analysis.set_pipeline(None, "automatic analysis is not installed")
     open_and_wait(qtbot, window, scan)
     assert not window.actions.analyze.isEnabled()
     assert "not installed" in window.actions.analyze.toolTip()

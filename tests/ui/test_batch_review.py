@@ -62,7 +62,7 @@ def _decide(qtbot, window, decision, wait_for_next=True):
             qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     else:
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not window.is_busy(), timeout=20000)
+        qtbot.waitUntil(lambda: not window.tasks.is_busy(), timeout=20000)
 
 
 def test_open_batch_lists_the_queue_and_opens_the_first_case_with_its_flags(qtbot, window, batch):
@@ -78,9 +78,9 @@ def test_open_batch_lists_the_queue_and_opens_the_first_case_with_its_flags(qtbo
     # the first case to review is open, as a scan with its labels, its QA flags in the banner
     assert _shown_case(window) == ("case-02", "case-02")
     assert window.session.labels.ids() == [T11, T12, L1]
-    assert [r.name for r in window.rows] == ["T11", "T12", "L1"]
-    assert [r.confidence for r in window.rows] == [0.93, 0.35, 0.93]     # the batch analysis' confidences
-    assert "low confidence" in window.rows[1].flags
+    assert [r.name for r in window.analysis.rows] == ["T11", "T12", "L1"]
+    assert [r.confidence for r in window.analysis.rows] == [0.93, 0.35, 0.93]  # the batch analysis' confidences
+    assert "low confidence" in window.analysis.rows[1].flags
     assert "Batch QA: low confidence: T12" in window.vertebra_panel.warnings_text()
     assert "case-02" in window.windowTitle()
     assert "low confidence: T12" in review.panel.info.text()
@@ -107,7 +107,7 @@ def test_accept_saves_the_review_updates_the_report_and_opens_the_next_case(qtbo
 
 def test_correction_after_an_edit_is_saved_and_shown_on_reopening(qtbot, window, batch, reports):
     review = _open_batch(qtbot, window, batch)
-    assert window.delete_vertebra(L1)
+    assert window.edits.delete_vertebra(L1)
     assert review.has_unsaved_edits()
     review.panel.note.setText("L1 was a sacral piece")
     _decide(qtbot, window, "corrected")
@@ -119,11 +119,11 @@ def test_correction_after_an_edit_is_saved_and_shown_on_reopening(qtbot, window,
         qtbot.keyClick(window, Qt.Key.Key_BracketLeft)                     # "[": back to case-02
     assert _shown_case(window) == ("case-02", "case-02")
     assert window.session.labels.ids() == [T11, T12]                      # the corrected labels
-    assert [r.confidence for r in window.rows] == [None, None]             # no longer the analysis' own
+    assert [r.confidence for r in window.analysis.rows] == [None, None]    # no longer the analysis' own
     assert not review.has_unsaved_edits()
     assert review.panel.note.text() == "L1 was a sacral piece"
     assert "corrected" in review.panel.info.text()
-    window.undo()                                                          # nothing to undo: a fresh load
+    window.edits.undo()                                                    # nothing to undo: a fresh load
     assert window.session.labels.ids() == [T11, T12]
 
 
@@ -131,13 +131,13 @@ def test_a_failed_case_cannot_be_opened_or_accepted_and_a_rejection_needs_a_note
     review = _open_batch(qtbot, window, batch)
     review.panel.table.setCurrentCell(2, CASE)                             # case-03, failed
     assert _shown_case(window) == ("case-03", None)
-    assert window.session.volume is None and window.rows == []            # case-02 no longer shown
+    assert window.session.volume is None and window.analysis.rows == []   # case-02 no longer shown
     assert "no result to open" in review.panel.info.text() and FAILURE in review.panel.info.text()
     panel = review.panel
     assert not panel.buttons["accepted"].isEnabled() and "cannot be accepted" in panel.buttons["accepted"].toolTip()
     assert not panel.buttons["corrected"].isEnabled()
     review._on_case_activated(2)                                           # Enter / double-click: still nothing
-    assert window.session.volume is None and not window.is_busy()
+    assert window.session.volume is None and not window.tasks.is_busy()
     assert review.decide("accepted") is None
     assert "cannot be accepted" in window.errors.last_message
     qtbot.mouseClick(panel.buttons["rejected"], Qt.MouseButton.LeftButton)  # no note: refused
@@ -154,7 +154,7 @@ def test_a_failed_case_cannot_be_opened_or_accepted_and_a_rejection_needs_a_note
     assert window.session.volume is None and not any(b.isEnabled() for b in panel.buttons.values())
     review.go_to(4)                                                        # case-01 starts loading ...
     review.go_to(5)                                                        # ... and is left at once
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=20000)
+    qtbot.waitUntil(lambda: not window.tasks.is_busy(), timeout=20000)
     qtbot.wait(50)
     assert _shown_case(window) == ("case-06", None) and window.session.volume is None
 
@@ -170,7 +170,7 @@ def test_next_and_previous_keys_and_the_unsaved_edits_question(qtbot, window, ba
     qtbot.keyClicks(review.panel.note, "]")                                # typing in the note stays typing
     assert review.panel.note.text() == "]" and _shown_case(window)[0] == "case-04"
     window.setFocus()
-    assert window.delete_vertebra(T11)
+    assert window.edits.delete_vertebra(T11)
     asked = []
     qtbot.keyClick(window, Qt.Key.Key_BracketLeft)                         # no dialogs: edits are kept
     assert _shown_case(window) == ("case-04", "case-04") and window.session.labels.ids() == [T12, L1, L2]
@@ -189,7 +189,7 @@ def test_next_and_previous_keys_and_the_unsaved_edits_question(qtbot, window, ba
 
 def test_leaving_with_save_stores_the_correction_then_goes_where_asked(qtbot, window, batch, reports):
     review = _open_batch(qtbot, window, batch)
-    assert window.delete_vertebra(T11)
+    assert window.edits.delete_vertebra(T11)
     review.ask_unsaved = lambda case_id: "save"
     with qtbot.waitSignal(window.study_ready, timeout=20000):
         review.panel.table.setCurrentCell(4, CASE)                         # case-01

@@ -26,7 +26,7 @@ def test_opens_scan_and_labels_and_lists_vertebrae_in_order(qtbot, window, tmp_p
     np.testing.assert_allclose(centroid, expected, atol=0.06)
     assert sorted(window.session.meshes) == [T11, T12, L1]
     assert window.views.mesh_view.mesh_ids() == [T11, T12, L1]
-    assert str(tmp_path / "scan.nii.gz") in window.recent_files()[0]
+    assert str(tmp_path / "scan.nii.gz") in window.files.recent_files()[0]
 
 
 def test_row_click_and_mesh_pick_select_and_move_the_slices(qtbot, window, tmp_path):
@@ -36,7 +36,7 @@ def test_row_click_and_mesh_pick_select_and_move_the_slices(qtbot, window, tmp_p
         qtbot.mouseClick(window.results.viewport(), _left(),
                          pos=window.results.visualItemRect(window.results.item(2, 0)).center())
     assert window.session.selected == L1
-    np.testing.assert_allclose(window.views.crosshair(), window.rows[2].centroid, atol=1.0)
+    np.testing.assert_allclose(window.views.crosshair(), window.analysis.rows[2].centroid, atol=1.0)
     window.views.vertebra_picked.emit(T11)                            # as MeshView emits on a pick
     assert window.session.selected == T11 and window.results.currentRow() == 0
     assert window.views.slices["axial"].slice_index != 0
@@ -57,16 +57,16 @@ def test_edit_undo_redo_updates_table_and_restores_exact_labels(qtbot, window, t
     open_and_wait(qtbot, window, scan, labels)
     original = window.session.labels.array.copy()
     t11_mesh = window.session.meshes[T11]
-    assert window.shift_levels(+1)
+    assert window.edits.shift_levels(+1)
     assert [r[0] for r in _table(window)] == ["T12", "L1", "L2"]
     assert window.session.meshes[T12].vertices is t11_mesh.vertices   # relabelled, not re-meshed
     with qtbot.waitSignal(window.session.meshes_changed, timeout=10000):
-        assert window.merge_vertebrae(21, L1)                         # L2 into L1: re-meshes L1 only
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=10000)
+        assert window.edits.merge_vertebrae(21, L1)                   # L2 into L1: re-meshes L1 only
+    qtbot.waitUntil(lambda: not window.tasks.is_busy(), timeout=10000)
     assert [r[0] for r in _table(window)] == ["T12", "L1"]
     assert sorted(window.session.meshes) == [T12, L1]
     assert window.session.meshes[T12].vertices is t11_mesh.vertices
-    assert not window.delete_vertebra(99)                              # shown, not raised
+    assert not window.edits.delete_vertebra(99)                        # shown, not raised
     assert "not in the label map" in window.errors.last_message
     window.actions.undo.trigger()
     window.actions.undo.trigger()
@@ -75,23 +75,23 @@ def test_edit_undo_redo_updates_table_and_restores_exact_labels(qtbot, window, t
     window.actions.redo.trigger()
     assert [r[0] for r in _table(window)] == ["T12", "L1", "L2"]
     assert window.actions.undo.isEnabled() and window.actions.redo.isEnabled()
-    qtbot.waitUntil(lambda: not window.is_busy() and not window.session.stale_mesh_ids, timeout=10000)
+    qtbot.waitUntil(lambda: not window.tasks.is_busy() and not window.session.stale_mesh_ids, timeout=10000)
 
 
 def test_export_meshes_and_save_labels(qtbot, window, tmp_path):
     scan, labels, label_map = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
     with _idle(qtbot, window):           # busy_changed arrives through the event loop: no race
-        window.export_meshes(tmp_path / "meshes", "ply")
+        window.files.export_meshes(tmp_path / "meshes", "ply")
     manifest = read_manifest(tmp_path / "meshes")
     assert manifest["coordinate_system"] == "LPS" and manifest["format"] == "ply"
     assert len(manifest["meshes"]) == 3
-    for row in window.rows:
+    for row in window.analysis.rows:
         low, high = window.session.meshes[row.label_id].bounds
         assert np.all(low <= row.centroid) and np.all(row.centroid <= high), row.name
-    window.delete_vertebra(L1)
+    window.edits.delete_vertebra(L1)
     with _idle(qtbot, window):
-        window.save_labels(tmp_path / "edited")
+        window.files.save_labels(tmp_path / "edited")
     saved = load_labels(tmp_path / "edited.nii.gz", grid=label_map)
     assert saved.ids() == [T11, T12]
 
@@ -100,7 +100,7 @@ def test_views_render_pixels(qtbot, window, tmp_path):
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
     qtbot.wait(50)
-    image = window.grab_window().toImage()
+    image = window.display.grab_window().toImage()
     pixels = np.array([[image.pixelColor(x, y).value() for x in range(0, image.width(), 7)]
                        for y in range(0, image.height(), 7)])
     assert pixels.std() > 10
@@ -165,7 +165,7 @@ def test_closing_mid_load_cancels_cleanly(qtbot, display, settings):
     worker = win.run_task("load", "Opening a slow scan", slow_load)
     qtbot.waitUntil(lambda: win.task_status.bar.value() > 0, timeout=5000)
     win.close()
-    assert worker.done and worker.cancel_requested and win.pool.activeThreadCount() == 0
+    assert worker.done and worker.cancel_requested and win.tasks.pool.activeThreadCount() == 0
     assert steps[-1] < 999, "the load stopped at a progress update, not at its end"
     win.deleteLater()
     qtbot.wait(20)

@@ -10,7 +10,7 @@ L2 = 21
 
 
 def _idle(qtbot, window):
-    qtbot.waitUntil(lambda: not window.is_busy() and not window.session.stale_mesh_ids, timeout=20000)
+    qtbot.waitUntil(lambda: not window.tasks.is_busy() and not window.session.stale_mesh_ids, timeout=20000)
 
 
 def test_plan_save_open_round_trip_and_autosave_recovery(qtbot, window, tmp_path, settings):
@@ -18,32 +18,32 @@ def test_plan_save_open_round_trip_and_autosave_recovery(qtbot, window, tmp_path
 
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
-    window.split_vertebra(L1)
+    window.edits.split_vertebra(L1)
     _idle(qtbot, window)
     edited = window.session.labels.array.copy()
-    window.save_plan(tmp_path / "case")
+    window.plans.save_plan(tmp_path / "case")
     _idle(qtbot, window)
     plan = load_plan(tmp_path / "case.spineplan")
     assert np.array_equal(plan.labels.array, edited) and plan.info.edits == ("Split L1 (L2 below)",)
     assert plan.info.scan_source == str(scan)
-    window.delete_vertebra(T11)
+    window.edits.delete_vertebra(T11)
     with qtbot.waitSignal(window.study_ready, timeout=20000):
         window.open_plan(tmp_path / "case.spineplan")
     assert np.array_equal(window.session.labels.array, edited)
-    assert [r.name for r in window.rows] == ["T11", "T12", "L1", "L2"]
+    assert [r.name for r in window.analysis.rows] == ["T11", "T12", "L1", "L2"]
     # autosave after a change, then a "crash" (no clean close): the next window offers it
-    window.delete_vertebra(L2)
-    assert window.autosave_timer.isActive()
-    window.autosave_now()
+    window.edits.delete_vertebra(L2)
+    assert window.plans.autosave_timer.isActive()
+    window.plans.autosave_now()
     _idle(qtbot, window)
-    assert window.recovery_candidate() is not None
-    other = MainWindow(settings=settings, show_dialogs=False, autosave_dir=window.autosave_dir)
+    assert window.plans.recovery_candidate() is not None
+    other = MainWindow(settings=settings, show_dialogs=False, autosave_dir=window.plans.autosave_dir)
     qtbot.addWidget(other)
     with qtbot.waitSignal(other.study_ready, timeout=20000):
         assert other.offer_recovery()
     assert other.session.labels.ids() == [T11, T12, L1]
     other.close()
-    assert other.recovery_candidate() is None                     # closed cleanly
+    assert other.plans.recovery_candidate() is None               # closed cleanly
 
 
 def test_split_brush_undo_redo_restore_the_exact_array(qtbot, window, tmp_path):
@@ -51,28 +51,28 @@ def test_split_brush_undo_redo_restore_the_exact_array(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, scan, labels)
     states = [window.session.labels.array.copy()]
     window.session.select(L1)
-    window.split_selected()
-    assert [r.name for r in window.rows] == ["T11", "T12", "L1", "L2"]
+    window.edits.split_selected()
+    assert [r.name for r in window.analysis.rows] == ["T11", "T12", "L1", "L2"]
     states.append(window.session.labels.array.copy())
-    centre = window.rows[0].centroid                          # paint T12 over T11, one stroke
+    centre = window.analysis.rows[0].centroid                 # paint T12 over T11, one stroke
     window.session.select(T12)
-    window.paint_stroke([centre, centre + (3, 0, 0)], plane="axial")
+    window.edits.paint_stroke([centre, centre + (3, 0, 0)], plane="axial")
     assert window.session.history.next_undo().description == "Paint T12"
     states.append(window.session.labels.array.copy())
     changed = states[2] != states[1]
     assert changed.any() and np.all(states[2][changed] == T12)
     assert len(np.unique(np.argwhere(changed)[:, 2])) == 1     # one axial slice
-    window.paint_stroke([centre], plane="axial", erase=True)
+    window.edits.paint_stroke([centre], plane="axial", erase=True)
     assert window.session.labels.array[tuple(np.round(window.session.labels.lps_to_index(centre)).astype(int))] == 0
     _idle(qtbot, window)
-    window.undo()
+    window.edits.undo()
     assert np.array_equal(window.session.labels.array, states[2])
-    window.undo()
+    window.edits.undo()
     assert np.array_equal(window.session.labels.array, states[1])
-    window.undo()
+    window.edits.undo()
     assert np.array_equal(window.session.labels.array, states[0])
-    window.redo()
-    window.redo()
+    window.edits.redo()
+    window.edits.redo()
     assert np.array_equal(window.session.labels.array, states[2])
     _idle(qtbot, window)
     assert sorted(window.session.meshes) == [T11, T12, L1, L2]
@@ -83,9 +83,9 @@ def test_brush_on_the_slice_view_with_the_mouse(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, scan, labels)
     window.session.select(T11)
     window.actions.paint.trigger()
-    assert window.brush_mode == "paint" and window.actions.paint.isChecked()
+    assert window.edits.brush_mode == "paint" and window.actions.paint.isChecked()
     view = window.views.slices["axial"]
-    window.views.set_crosshair(window.rows[0].centroid)
+    window.views.set_crosshair(window.analysis.rows[0].centroid)
     rect = view.image_rect()
     start = QPoint(int(rect.left() + 3), int(rect.top() + 3))
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=start)
@@ -94,7 +94,7 @@ def test_brush_on_the_slice_view_with_the_mouse(qtbot, window, tmp_path):
     edit = window.session.history.next_undo()
     assert edit is not None and edit.description == "Paint T11" and edit.indices.size > 5
     window.actions.paint.trigger()
-    assert window.brush_mode == ""
+    assert window.edits.brush_mode == ""
 
 
 def test_views_zoom_pan_window_level_marker_highlight_visibility(qtbot, window, tmp_path):
@@ -126,7 +126,7 @@ def test_views_zoom_pan_window_level_marker_highlight_visibility(qtbot, window, 
     window.views.reset_views()
     assert view.zoom == 1.0
     # the crosshair is marked in 3D
-    window.views.set_crosshair(window.rows[2].centroid)
+    window.views.set_crosshair(window.analysis.rows[2].centroid)
     np.testing.assert_allclose(window.views.mesh_view.marker_center(), window.views.crosshair(), atol=0.3)
     # highlight, hide, opacity
     mesh_view = window.views.mesh_view
@@ -139,7 +139,7 @@ def test_views_zoom_pan_window_level_marker_highlight_visibility(qtbot, window, 
     assert float(window.settings.value("view/mesh_opacity")) == 0.4
     image = mesh_view.screenshot()
     assert image.reshape(-1, 3).std(axis=0).max() > 5
-    path = window.save_3d_screenshot(tmp_path / "3d.png")
+    path = window.display.save_3d_screenshot(tmp_path / "3d.png")
     assert path.stat().st_size > 2000
 
 
@@ -149,15 +149,15 @@ def test_preferences_and_recent_files_persist(qtbot, window, tmp_path, settings)
 
     scan, labels, _ = synthetic_study(tmp_path)
     open_and_wait(qtbot, window, scan, labels)
-    window.set_device("gpu")
-    window.set_method("joint")
-    window.set_window_preset("soft tissue")
+    window.prefs.device = "gpu"
+    window.prefs.method = "joint"
+    window.display.set_window_preset("soft tissue")
     window.actions.opacity_slider.setValue(70)
     window.close()
     again = MainWindow(settings=settings, show_dialogs=False)
     qtbot.addWidget(again)
-    assert again.device() == "gpu" and again.preset_combo.currentText() == "soft tissue"
-    assert again.method() == "joint"
+    assert again.prefs.device == "gpu" and again.actions.preset_combo.currentText() == "soft tissue"
+    assert again.prefs.method == "joint"
     assert again.actions.opacity_slider.value() == 70
     recent = again.actions.recent_menu.actions()
     assert recent and recent[0].text() == str(scan.resolve())
@@ -168,9 +168,9 @@ def test_preferences_and_recent_files_persist(qtbot, window, tmp_path, settings)
     qtbot.addWidget(dialog)
     assert dialog.device() == "cpu" and dialog.autosave_s() == 30 and dialog.method() == "joint"
     settings.setValue("analysis/method", "m3")                   # written by the first release
-    assert again.method() == "joint"
+    assert again.prefs.method == "joint"
     with pytest.raises(ValueError):
-        again.set_method("nope")
+        again.prefs.method = "nope"
     again.close()
 
 
@@ -184,8 +184,8 @@ def test_a_folder_with_two_series_asks_which_to_open(qtbot, window, tmp_path):
     write_dicom_series(small, tmp_path / "study/a", DicomOptions(series_uid="1.2.826.0.1.1", series_description="small"))
     write_dicom_series(large, tmp_path / "study/b", DicomOptions(series_uid="1.2.826.0.1.2", series_description="large"))
     window.open_path(tmp_path / "study")
-    qtbot.waitUntil(lambda: window.series_dialog is not None, timeout=20000)
-    dialog = window.series_dialog
+    qtbot.waitUntil(lambda: window.files.series_dialog is not None, timeout=20000)
+    dialog = window.files.series_dialog
     assert dialog.table.rowCount() == 2
     row = [dialog.series[r].description for r in range(2)].index("small")
     dialog.table.selectRow(row)
