@@ -95,7 +95,9 @@ class AnalysisController(QObject):
 
     # --- session ------------------------------------------------------------------------------
     def _on_volume_changed(self) -> None:
+        # a new scan has no rows yet: the previous scan's table and banner must not stay on screen
         self.vertebrae, self.warnings = {}, []
+        self.refresh_rows()
 
     def _on_labels_changed(self, touched) -> None:
         """Confidences of edited vertebrae no longer hold: they show as 'edited'."""

@@ -33,7 +33,8 @@ class PlanController(QObject):
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.timeout.connect(self._on_autosave_timer_timeout)
         session.volume_changed.connect(self._on_volume_changed)
-        session.labels_changed.connect(self._on_labels_changed)
+        # the history, not labels_changed: the Session records an edit after announcing its labels
+        session.history_changed.connect(self._on_history_changed)
 
     def current_plan_info(self) -> plans.PlanInfo:
         volume = self.session.volume
@@ -134,6 +135,7 @@ class PlanController(QObject):
     def _on_volume_changed(self) -> None:
         self.plan_info, self.plan_path = plans.PlanInfo(), None
 
-    def _on_labels_changed(self, _touched) -> None:
-        if self.session.history.can_undo():      # earlier edits are recorded (new labels start none)
+    def _on_history_changed(self) -> None:
+        history = self.session.history
+        if history.can_undo() or history.can_redo():     # an edit, undo or redo (new labels start none)
             self.schedule_autosave()

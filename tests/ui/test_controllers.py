@@ -185,6 +185,8 @@ def test_analysis_controller_fills_rows_and_banner_from_a_segment_result(qtbot, 
     assert [r.confidence for r in analysis.rows] == [0.93, 0.35]
     analysis.drop_warnings()
     assert "QA status" not in panel.warnings_text() and "T12" in panel.warnings_text()
+    session.set_volume(session.volume)                    # another scan, no labels yet: nothing stale shown
+    assert analysis.rows == [] and panel.table.names() == [] and not panel.warnings_text()
 
 
 def test_analysis_controller_runs_the_pipeline_and_says_why_not(qtbot, host, prefs, analysis):
@@ -206,6 +208,7 @@ def test_plan_controller_saves_opens_and_autosaves_a_plan(qtbot, host, prefs, st
     files = FileController(session, host, prefs, StudyReadiness(host.tasks, session))
     plans = PlanController(session, host, prefs, files, tmp_path / "autosave")
     session.apply(delete_vertebra(session.labels, L1))
+    assert plans.autosave_timer.isActive()                  # the very first edit is autosaved too
     edited = session.labels.array.copy()
     plans.save_plan(tmp_path / "case")
     _idle(qtbot, host)
