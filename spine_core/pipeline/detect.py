@@ -9,8 +9,7 @@ import numpy as np
 from spine_core.pipeline.api import DETECTOR_ID
 from spine_core.pipeline.clustering import cluster_centres, slice_peaks
 from spine_core.pipeline.instance_ops import sigmoid
-from spine_core.pipeline.preprocess import box_grid, model_input
-from spine_core.pipeline.stages import Context, SpineNotFound, Stage
+from spine_core.pipeline.stages import Context, ModelStage, SpineNotFound
 
 
 @dataclass(frozen=True)
@@ -37,18 +36,13 @@ def _pad_to(array: np.ndarray, divisor: int) -> np.ndarray:
     return np.pad(array, pads)
 
 
-class DetectStage(Stage):
+class DetectStage(ModelStage):
     name = "detect"
     weight = 1.0
-    model_ids = (DETECTOR_ID,)
+    model_id = DETECTOR_ID
 
     def __init__(self, options: DetectOptions | None = None) -> None:
         self.options = options or DetectOptions()
-
-    def preprocess(self, ctx: Context, progress):
-        card = ctx.models.get(DETECTOR_ID).card
-        grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
-        return grid, model_input(ctx.volume, grid, card.intensity_window)
 
     def predict(self, ctx: Context, inputs, progress):
         """Peaks per sagittal slice i (array axes j -> P, k -> S as in training)."""

@@ -24,10 +24,10 @@ from scipy.spatial import cKDTree
 from spine_core.pipeline.api import JOINT_ID
 from spine_core.pipeline.instance_ops import (drop_small, instances_from_owner, keep_at_most_levels,
                                               remove_fragments, sigmoid)
-from spine_core.pipeline.preprocess import box_grid, model_input, resample_image
+from spine_core.pipeline.preprocess import resample_image
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
-from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage
+from spine_core.pipeline.stages import Context, Levels, ModelStage, SpineNotFound
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import Volume
 
@@ -178,18 +178,13 @@ def instance_level_probabilities(owner: np.ndarray, count: int, level_probs: np.
     return sums / np.maximum(np.bincount(which, minlength=count), 1)[:, None]
 
 
-class JointStage(Stage):
+class JointStage(ModelStage):
     name = "joint"
     weight = 4.0
-    model_ids = (JOINT_ID,)
+    model_id = JOINT_ID
 
     def __init__(self, options: JointOptions | None = None) -> None:
         self.options = options or JointOptions()
-
-    def preprocess(self, ctx: Context, progress):
-        card = ctx.models.get(JOINT_ID).card
-        grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
-        return grid, model_input(ctx.volume, grid, card.intensity_window)
 
     def predict(self, ctx: Context, inputs, progress):
         grid, image = inputs

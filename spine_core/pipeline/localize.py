@@ -9,9 +9,9 @@ from scipy import ndimage
 
 from spine_core.pipeline.api import LOCALIZER_ID
 from spine_core.pipeline.instance_ops import sigmoid
-from spine_core.pipeline.preprocess import canonical_grid, model_input, scan_bounds_mm
+from spine_core.pipeline.preprocess import canonical_grid, scan_bounds_mm
 from spine_core.pipeline.sliding import run_whole, sliding_window
-from spine_core.pipeline.stages import Context, SpineNotFound, Stage
+from spine_core.pipeline.stages import Context, ModelStage, SpineNotFound
 from spine_core.volume import Volume
 
 
@@ -53,18 +53,16 @@ def spine_box(location: SpineLocation, volume: Volume, margin_mm: float) -> tupl
     return lo, hi
 
 
-class LocalizeStage(Stage):
+class LocalizeStage(ModelStage):
     name = "localize"
     weight = 2.0
-    model_ids = (LOCALIZER_ID,)
+    model_id = LOCALIZER_ID
 
     def __init__(self, options: LocalizeOptions | None = None) -> None:
         self.options = options or LocalizeOptions()
 
-    def preprocess(self, ctx: Context, progress):
-        card = ctx.models.get(LOCALIZER_ID).card
-        grid = canonical_grid(ctx.volume, card.input_spacing_mm)
-        return grid, model_input(ctx.volume, grid, card.intensity_window)
+    def grid(self, ctx: Context, spacing_mm) -> Volume:
+        return canonical_grid(ctx.volume, spacing_mm)      # the whole scan: the spine is not found yet
 
     def predict(self, ctx: Context, inputs, progress):
         grid, image = inputs

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
+from spine_core.pipeline.preprocess import box_grid, model_input
 from spine_core.progress import Progress, SubProgress
 from spine_core.volume import Volume
 
@@ -89,3 +90,28 @@ class Stage:
             ctx.timings[f"{self.name}.{phase}"] = round(time.perf_counter() - began, 3)
         log.info("%s done in %.1f s", self.name,
                  sum(v for k, v in ctx.timings.items() if k.startswith(self.name + ".")))
+
+
+class ModelInput(NamedTuple):
+    """What a model stage's preprocess hands to its predict: the grid the network sees and the
+    image on it, windowed and scaled as the model card says."""
+    grid: Volume
+    image: np.ndarray
+
+
+class ModelStage(Stage):
+    """A stage running one network: card -> grid -> model input, done here once for all of them.
+    The grid is the spine's crop box at the card's spacing unless a stage says otherwise."""
+    model_id = ""
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.model_id,)
+
+    def grid(self, ctx: Context, spacing_mm) -> Volume:
+        return box_grid(*ctx.box_mm, spacing_mm)
+
+    def preprocess(self, ctx: Context, progress: Progress) -> ModelInput:
+        card = ctx.models.get(self.model_id).card
+        grid = self.grid(ctx, card.input_spacing_mm)
+        return ModelInput(grid, model_input(ctx.volume, grid, card.intensity_window))

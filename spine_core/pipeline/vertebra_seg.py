@@ -9,8 +9,8 @@ import numpy as np
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
-from spine_core.pipeline.preprocess import box_grid, centre_weight_map, crop, model_input
-from spine_core.pipeline.stages import Context, Stage
+from spine_core.pipeline.preprocess import centre_weight_map, crop
+from spine_core.pipeline.stages import Context, ModelStage
 
 DEFAULT_WEIGHT_SIGMA_VOX = 12.0   # training/configs/vertebra_seg.json task.weight_sigma_vox
 
@@ -85,18 +85,13 @@ def paste(state: _Paste, prob: np.ndarray, origin: np.ndarray, label: int, optio
     return label
 
 
-class VertebraSegStage(Stage):
+class VertebraSegStage(ModelStage):
     name = "segment"
     weight = 4.0
-    model_ids = (VERTEBRA_SEG_ID,)
+    model_id = VERTEBRA_SEG_ID
 
     def __init__(self, options: VertebraSegOptions | None = None) -> None:
         self.options = options or VertebraSegOptions()
-
-    def preprocess(self, ctx: Context, progress):
-        card = ctx.models.get(VERTEBRA_SEG_ID).card
-        grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
-        return grid, model_input(ctx.volume, grid, card.intensity_window)
 
     def predict(self, ctx: Context, inputs, progress):
         grid, image = inputs
