@@ -120,15 +120,21 @@ def main() -> None:
     parser.add_argument("--skip-unlabelled", action="store_true")
     parser.add_argument("--skip-labelled", action="store_true")
     parser.add_argument("--only-ablation", nargs="*", help="ablation row names to run (default all)")
+    parser.add_argument("--fold-models", metavar="DIR", help="score each labelled case with the models of its "
+                        "leave-one-case-out fold, DIR/<case>/models (python -m training.loco)")
     args = parser.parse_args()
     models = ModelSet(None, "cpu")
+
+    def models_for(case: str) -> ModelSet:
+        return ModelSet(Path(args.fold_models) / case / "models", "cpu") if args.fold_models else models
+
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
               "ablation": [], "unlabelled": []}
     for title, pipeline, refine, *ribs in ABLATION:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
         options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=all(ribs))
-        rows = [score_case(case, options, models) for case in LABELLED]
+        rows = [score_case(case, options, models_for(case)) for case in LABELLED]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
                                    "cases": rows, "pooled": pooled(rows)})
         print(json.dumps(report["ablation"][-1]["pooled"] | {"name": title}), flush=True)

@@ -1,0 +1,127 @@
+"""Leave-one-real-case-out training of the default (per-vertebra) pipeline's networks, so every
+labelled real CT can be scored by models that never saw it (benchmarks/eval_real.py --fold-models).
+
+    python -m training.loco --out runs/loco [--cases verse006 ...] [--minutes 3] [--parallel 4]
+                            [--max-steps N] [--device auto]
+
+For each held-out case, every network of the shipped recipe (training/train_cpu.sh: localizer,
+detector2d, vertebra_seg + its fine-tune, labeler) is trained from scratch on the other real cases
+and the phantoms, validated on phantoms only (``data.val_cases = []``: no real case chooses a
+checkpoint) and the *last* checkpoint is exported as ONNX + card into OUT/<case>/models under the
+shipped ids. The cards record the cases each model saw, which is what eval_real reads to state the
+protocol per case. What a fold cannot undo: the phantoms' tissue values were calibrated on verse006,
+verse007 and tptbox_lumbar (docs/PHANTOMS.md), so those three stay "shaped by phantom calibration".
+
+Folds run as parallel processes (``--parallel``; one GPU serves them all). A fold whose model is
+exported is skipped; a run with a last.pt resumes from it, so an interrupted run continues.
+Nothing here runs in the test suite (tests/training/test_loco.py checks the plan with --dry-run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_CASES = ("verse006", "verse007", "tptbox_lumbar", "ts_dicom")
+# (network, config, shipped model id, resume-from step): the shipped recipe, in order
+RECIPE = (("localizer", "localizer_cpu.json", "ct-spine-localizer", None),
+          ("detector2d", "detector2d_cpu.json", "ct-vertebra-detector", None),
+          ("vertebra_seg", "vertebra_seg_cpu.json", None, None),
+          ("vertebra_seg", "vertebra_seg_cpu_ft.json", "ct-vertebra-seg", "vertebra_seg_cpu.json"),
+          ("labeler", "labeler_cpu.json", "ct-vertebra-labeler", None))
+
+
+def train_cases(config: str, held_out: str) -> list[str]:
+    """The config's real training cases without ``held_out``, plus the former validation case with
+    the same weight (the shipped configs repeat real cases to oversample them)."""
+    data = json.loads((ROOT / "training" / "configs" / config).read_text())["data"]
+    cases = [c for c in data.get("train_cases", []) if c != held_out]
+    weight = max((cases.count(c) for c in cases), default=1)
+    for former in data.get("val_cases", []):
+        if former != held_out and former in REAL_CASES:
+            cases += [former] * weight
+    return cases
+
+
+def fold_commands(case: str, out: Path, minutes: float, device: str, max_steps: int | None,
+                  python: str = sys.executable) -> list[list[str]]:
+    """The commands that train and export one fold's models (held out: ``case``)."""
+    fold = out / case
+    commands = []
+    for network, config, model_id, after in RECIPE:
+        run_dir = fold / Path(config).stem
+        sets = [f"data.train_cases={json.dumps(train_cases(config, case))}", "data.val_cases=[]",
+                f"optim.max_minutes={minutes}", f"optim.device={json.dumps(device)}"]
+        if max_steps:
+            sets.append(f"optim.max_steps={max_steps}")
+        command = [python, "-m", "app", "train", network, "--config", str(ROOT / "training" / "configs" / config),
+                   "--out", str(run_dir)]
+        for s in sets:
+            command += ["--set", s]
+        if (run_dir / "last.pt").exists():
+            command += ["--resume", str(run_dir / "last.pt")]
+        elif after:
+            command += ["--resume", str(fold / Path(after).stem / "last.pt")]
+        commands.append(command)
+        if model_id:
+            commands.append([python, "-m", "app", "export-onnx", str(run_dir / "last.pt"),
+                             "--out", str(fold / "models"), "--id", model_id])
+    return commands
+
+
+def _exported(command: list[str]) -> bool:
+    if "export-onnx" not in command:
+        return False
+    folder, model_id = Path(command[command.index("--out") + 1]), command[command.index("--id") + 1]
+    return (folder / f"{model_id}.onnx").exists() and (folder / f"{model_id}.json").exists()
+
+
+def run_fold(case: str, out: Path, minutes: float, device: str, max_steps: int | None) -> dict:
+    log_path = out / case / "loco.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    with open(log_path, "a", encoding="utf-8") as log:
+        for command in fold_commands(case, out, minutes, device, max_steps):
+            if _exported(command):
+                continue
+            log.write("$ " + " ".join(command) + "\n")
+            log.flush()
+            done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                return {"case": case, "ok": False, "failed": " ".join(command[3:5]),
+                        "seconds": round(time.perf_counter() - began, 1), "log": str(log_path)}
+    return {"case": case, "ok": True, "seconds": round(time.perf_counter() - began, 1),
+            "models": str(out / case / "models")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/loco")
+    parser.add_argument("--cases", nargs="+", default=list(REAL_CASES), choices=REAL_CASES)
+    parser.add_argument("--minutes", type=float, default=3.0, help="wall-clock budget per training run")
+    parser.add_argument("--max-steps", type=int, help="cap the steps (smoke runs)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--parallel", type=int, default=1, help="folds trained at once")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    if args.dry_run:
+        for case in args.cases:
+            for command in fold_commands(case, out, args.minutes, args.device, args.max_steps):
+                print(" ".join(command[1:]))
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        results = list(pool.map(lambda c: run_fold(c, out, args.minutes, args.device, args.max_steps), args.cases))
+    for result in results:
+        print(json.dumps(result))
+    (out / "loco.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
