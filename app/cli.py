@@ -1,17 +1,58 @@
-"""The `spineplan` command line. Exit codes: 0 ok, 2 bad input, 3 internal failure."""
+"""The `spineplan` command line. Exit codes: 0 ok, 2 bad input, 3 internal failure, 130 cancelled
+(Ctrl-C, or the terminal closed: SIGHUP), 143 terminated (SIGTERM)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 
 from app import commands
 from app.logs import configure, write_crash_report
 from spine_core.errors import Cancelled, SpineError
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_CANCELLED = 0, 2, 3, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_CANCELLED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 
 log = logging.getLogger("spineplan")
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised where the command is, so that its ``finally`` blocks remove what it was
+    writing (a BaseException: no ``except Exception`` of a stage or a case swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, _frame) -> None:
+    for other in (signal.SIGTERM, signal.SIGHUP):     # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+# Commands that keep the default signal handling: batch (its journal resumes after any kill, and its
+# process pool would wait for the running cases), gui (Qt's event loop and the window's close).
+_DEFAULT_SIGNALS = ("batch", "gui")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(command: str):
+    """SIGTERM and SIGHUP end the command through ``Stopped`` (only the main thread can install
+    handlers; the previous ones are put back afterwards)."""
+    if command in _DEFAULT_SIGNALS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # a signal ignored on the way in stays ignored (`nohup spineplan segment ...` must survive SIGHUP)
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(s) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +79,8 @@ def main(argv=None) -> int:
         return EXIT_OK
     configure(args.verbose)
     try:
-        return int(args.func(args) or EXIT_OK)
+        with _stop_on_signals(args.command):
+            return int(args.func(args) or EXIT_OK)
     except SpineError as exc:
         print(f"spineplan: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -48,6 +90,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spineplan: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Stopped as exc:
+        print(f"spineplan: stopped ({exc})", file=sys.stderr)
+        return EXIT_TERMINATED if exc.signum == signal.SIGTERM else EXIT_CANCELLED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: log, never dump
         report = write_crash_report(exc)
         log.debug("internal failure", exc_info=exc)

@@ -9,6 +9,7 @@ def cmd_measure(args) -> int:
     from spine_core.errors import SpineError
     from spine_core.io import load_labels, load_scan
     from spine_core.measure import measure, write_measurements
+    from spine_core.workflows.result_folder import record_in_marker
 
     folder = Path(args.result)
     labels_path = folder / "labels.nii.gz"
@@ -21,6 +22,7 @@ def cmd_measure(args) -> int:
     if scan is None:
         doc["notes"] = ["no --scan given: bone density (core HU) not measured"]
     json_path, csv_path = write_measurements(folder, doc)
+    record_in_marker(folder.resolve(), [json_path.resolve(), csv_path.resolve()])   # --overwrite may replace them
     for row in doc["vertebrae"]:
         heights = [row[k] for k in ("anterior_height_mm", "middle_height_mm", "posterior_height_mm")]
         shown = " / ".join("-" if h is None else f"{h:.1f}" for h in heights)

@@ -31,13 +31,13 @@ def tqdm_progress(enabled: bool = True):
     return CallbackProgress(show), bar
 
 
-def run_segment(volume, out: Path, options, show_progress: bool = True):
+def run_segment(volume, out: Path, options, show_progress: bool = True, overwrite: bool = False):
     """Segment ``volume`` and write OUTDIR atomically (spine_core.workflows.analysis) with a progress
     bar on stderr; returns the SegmentResult, the review flags of each vertebra id and the case's QA
-    review."""
+    review. An earlier SpinePlan result in OUTDIR is replaced only with ``overwrite``."""
     progress, bar = tqdm_progress(show_progress)
     try:
-        return analyse_to_folder(volume, out, options, progress)
+        return analyse_to_folder(volume, out, options, progress, overwrite=overwrite)
     finally:
         bar.close()
 
@@ -49,15 +49,20 @@ def _options(args):
     options = SegmentOptions(device=args.device, pipeline=registry.resolve(args.pipeline),
                              fast=bool(getattr(args, "fast", False)))
     if getattr(args, "models", None):
-        options = replace(options, models_dir=Path(args.models))
+        from spine_core.models.site import site_folder
+
+        options = replace(options, models_dir=site_folder() if args.models == "site" else Path(args.models))
     return options
 
 
 def cmd_segment(args) -> int:
     from spine_core.io import load_scan
+    from spine_core.workflows.result_folder import check_outdir
 
+    options = _options(args)
+    check_outdir(Path(args.out).expanduser().resolve(), args.overwrite)   # before the scan is read
     volume = load_scan(args.input, series=args.series)
-    result, review, case = run_segment(volume, Path(args.out), _options(args))
+    result, review, case = run_segment(volume, Path(args.out), options, overwrite=args.overwrite)
     for warning in result.warnings:
         print(f"Warning: {warning}")
     for v in result.vertebrae:
@@ -144,13 +149,17 @@ def _add_common(p) -> None:
     described = "; ".join(f"{q.name}: {q.description}" for q in registry.PIPELINES)
     p.add_argument("--pipeline", default=registry.DEFAULT, choices=registry.choices(), metavar="NAME",
                    help=f"analysis pipeline ({described}; the old names default, m3, m1-only still work)")
-    p.add_argument("--models", metavar="DIR", help="folder of models (default: the installed ones)")
+    p.add_argument("--models", metavar="DIR", help="folder of models, each shipped or registered with `spineplan "
+                   "models register`; 'site': the site's registered models (default: the installed ones)")
 
 
 def add_segment(sub) -> None:
     p = sub.add_parser("segment", help="automatic CT analysis: vertebra labels, centroids, meshes")
     p.add_argument("input", help="DICOM folder, file or zip; NIfTI, NRRD or MHA file")
-    p.add_argument("-o", "--out", required=True, help="output folder (created; an earlier result is replaced)")
+    p.add_argument("-o", "--out", required=True, help="output folder: new or empty (or, with --overwrite, an "
+                   "earlier SpinePlan result holding nothing else)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier SpinePlan result in OUT; a "
+                   "folder with files SpinePlan did not write is never replaced")
     p.add_argument("--series", help="series instance UID, where the input holds several")
     p.add_argument("--fast", action="store_true", help="quicker, coarser analysis for previews")
     _add_common(p)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.eval_accuracy import evaluate_cases
+from spine_core.models.site import SITE_ENV, SiteModels
 from spine_core.pipeline.api import JOINT_ID, LOCALIZER_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,9 @@ def score_run(run: Path, cases, work: Path) -> dict:
     for suffix in (".onnx", ".json"):
         shutil.copy(ROOT / "resources" / "models" / f"{LOCALIZER_ID}{suffix}", models)
     export_checkpoint(run / "best.pt", models, JOINT_ID)
+    # only shipped or registered models run: register it in this benchmark's own site folder
+    os.environ[SITE_ENV] = str(work / "site")
+    SiteModels().register(models / f"{JOINT_ID}.onnx", models / f"{JOINT_ID}.json")
     ckpt = load_checkpoint(run / "best.pt")
     rows = evaluate_cases(cases, "joint", models)["cases"]
     ok = [r for r in rows if "error" not in r]

@@ -66,6 +66,17 @@ class ModelCard:
         return Path(path)
 
 
+def card_digest(path) -> str:
+    """sha256 of a card's content (its JSON data with sorted keys), whatever its whitespace or line
+    endings: what the shipped table and the site registry pin beside the ONNX file's own sha256."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidModelCard(f"Model card '{Path(path).name}' is unreadable ({exc}).") from exc
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def sha256_of(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

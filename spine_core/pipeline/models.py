@@ -13,7 +13,7 @@ import numpy as np
 
 from spine_core.errors import SpineError
 from spine_core.models.card import ModelCard
-from spine_core.models.registry import ModelRegistry, ModelUnavailable, shipped_registry
+from spine_core.models.registry import ModelRegistry, ModelUnavailable, TrustedModels, shipped_registry
 
 log = logging.getLogger(__name__)
 
@@ -42,36 +42,52 @@ class LoadedModel:
 
 
 class ModelSet:
-    """The models of one run, from ``folder`` (default: the shipped resources/models)."""
+    """The models of one run, from ``folder`` (default: the shipped resources/models). Every model must
+    match the shipped table or the site's registry (spine_core.models.registry.TrustedModels); the site
+    folder (``--models site``) holds the site's registered models, the shipped ones fill its gaps."""
 
     def __init__(self, folder: Path | None = None, device: str = "auto", threads: int | None = None,
                  preset: dict[str, Model] | None = None) -> None:
-        self.registry = ModelRegistry(folder) if folder is not None else shipped_registry()
+        trusted = TrustedModels()
+        self.registry = ModelRegistry(folder, trusted) if folder is not None else shipped_registry(trusted)
+        self.fallback = None
+        if folder is not None and Path(folder).resolve() == trusted.site.folder.resolve():
+            self.fallback = shipped_registry(trusted)
         self.device, self.threads = device, threads
         self._loaded: dict[str, Model] = dict(preset or {})
         self.providers: dict[str, str] = {}
 
+    def _registry_of(self, model_id: str) -> ModelRegistry | None:
+        for registry in (self.registry, self.fallback):
+            if registry is not None and (registry.folder / f"{model_id}.json").exists() and \
+                    (registry.folder / f"{model_id}.onnx").exists():
+                return registry
+        return None
+
     def has(self, model_id: str) -> bool:
-        if model_id in self._loaded:
-            return True
-        return (self.registry.folder / f"{model_id}.json").exists() and \
-            (self.registry.folder / f"{model_id}.onnx").exists()
+        return model_id in self._loaded or self._registry_of(model_id) is not None
 
     def require(self, *model_ids: str) -> None:
-        """Fail before any work when a model of the pipeline is missing (no half-run pipelines)."""
+        """Fail before any work when a model of the pipeline is missing, altered or not registered: every
+        model's sha256 is checked here, so no pipeline runs half way."""
         for model_id in model_ids:
-            if not self.has(model_id):
+            if model_id in self._loaded:
+                continue
+            registry = self._registry_of(model_id)
+            if registry is None:
                 raise ModelUnavailable(f"Model '{model_id}' is not installed in {self.registry.folder}, so "
                                        "this pipeline cannot run. Reinstall SpinePlan, wait for the model "
                                        "release, or choose another pipeline with --pipeline.")
+            registry.verify(model_id)
 
     def get(self, model_id: str) -> Model:
         if model_id not in self._loaded:
             from spine_core.pipeline.runtime import create_session
 
             self.require(model_id)
-            card = self.registry.card(model_id)
-            path = self.registry.onnx_path(model_id)       # sha256 verified here
+            registry = self._registry_of(model_id)
+            card = registry.card(model_id)
+            path = registry.onnx_path(model_id)       # verified in require (once per ModelSet)
             session, info = create_session(path, self.device, self.threads)
             self._loaded[model_id] = LoadedModel(card, session, info.provider)
             self.providers[model_id] = info.provider

@@ -2,9 +2,10 @@
 ``module:function``), the review rows, and the result folder.
 
 A result folder holds labels.nii.gz (the input's grid), centroids.json (LPS mm, with the review
-rows' flags), meshes/ (+ manifest.json), metrics.json and segment.log. It is written into a hidden
-folder beside the target and renamed into place at the end, so a crash or a cancel never leaves half
-a result, and a folder holding anything else is never overwritten.
+rows' flags), meshes/ (+ manifest.json), metrics.json, segment.log and the marker that lists them
+(.spineplan-result.json). It is written into a hidden folder beside the target and renamed into place
+at the end, so a crash or a cancel never leaves half a result; what may be replaced, and how the
+staging folders of killed runs are cleaned: spine_core.workflows.result_folder.
 """
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import json
 import logging
 import os
 import resource
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +22,10 @@ from spine_core.io.writers import replace_folder
 from spine_core.progress import NullProgress
 from spine_core.review import CaseReview
 from spine_core.volume import LabelMap, Volume
+from spine_core.workflows.result_folder import (check_outdir, staging_folder, uninterrupted, write_marker,
+                                                writing_to)
 
 log = logging.getLogger("spineplan.segment")
-RESULT_FILES = ("labels.nii.gz", "centroids.json", "metrics.json", "segment.log", "meshes")
 PIPELINE_ENV = "SPINEPLAN_PIPELINE"
 _SHIPPED = (("spine_core.pipeline", "segment"),)
 
@@ -106,12 +106,6 @@ def metrics_dict(result, volume, pipeline: str, flags: dict[int, list[str]], cas
             "timings_s": result.timings_s, "peak_rss_mb": peak_rss_mb(), "warnings": result.warnings}
 
 
-def check_outdir(out: Path) -> None:
-    """Replace an earlier result or fill an empty folder; never wipe a folder of other files."""
-    if out.exists() and (not out.is_dir() or any(p.name not in RESULT_FILES for p in out.iterdir())):
-        raise SpineError(f"'{out}' exists and holds other files; choose a new or empty output folder.")
-
-
 def write_results(result, volume, folder: Path, pipeline: str, fast: bool):
     """The result folder's files; returns the review flags written per vertebra id (one pass over the
     labels) and the case's QA review."""
@@ -145,25 +139,34 @@ def _file_log(path: Path) -> logging.Handler:
     return handler
 
 
-def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment=None):
+def analyse_to_folder(volume: Volume, out: Path, options, progress=None, segment=None, overwrite: bool = False):
     """Analyse ``volume`` and write the result folder ``out`` atomically; returns the SegmentResult,
-    the review flags of each vertebra id and the case's QA review (spine_core.review.CaseReview)."""
+    the review flags of each vertebra id and the case's QA review (spine_core.review.CaseReview).
+    An earlier SpinePlan result in ``out`` is replaced only with ``overwrite`` (result_folder)."""
     out = Path(out).expanduser().resolve()
-    check_outdir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    check_outdir(out, overwrite)
+    with staging_folder(out) as staging:
+        result, flags, case = _analyse_into(volume, staging, out, options, progress, segment)
+        with writing_to(out):
+            write_marker(staging)
+            check_outdir(out, overwrite)      # again: the folder may have changed during the analysis
+            with uninterrupted():
+                replace_folder(staging, out)
+    return result, flags, case
+
+
+def _analyse_into(volume: Volume, staging: Path, out: Path, options, progress, segment):
+    """The analysis, its files and its log, written into ``staging``."""
     handler = _file_log(staging / "segment.log")
     try:
         log.info("segmenting %s, pipeline %s, device %s%s", volume, options.pipeline, options.device,
                  ", fast" if options.fast else "")
         result = analyse(volume, options, progress, segment)
-        flags, case = write_results(result, volume, staging, options.pipeline, options.fast)
+        with writing_to(out):
+            flags, case = write_results(result, volume, staging, options.pipeline, options.fast)
         log.info("done: %d vertebrae, QA %s %s, %s", len(result.vertebrae), case.status, list(case.flags),
                  result.timings_s)
-        handler.close()
-        replace_folder(staging, out)
         return result, flags, case
     finally:
-        logging.getLogger().removeHandler(handler)
+        logging.getLogger().removeHandler(handler)    # first: a closed FileHandler reopens on a record
         handler.close()
-        shutil.rmtree(staging, ignore_errors=True)

@@ -112,7 +112,7 @@ def run_case(study: Study, out_root: str, options: BatchOptions) -> dict:
         if load_s is not None:
             outcome["model_load_s"] = load_s
         result, _, case = analyse_to_folder(volume, folder.case_dir(study.case_id), options.segment,
-                                            NullProgress(), segment)
+                                            NullProgress(), segment, overwrite=True)
         names = [v.name for v in result.vertebrae]
         outcome.update(state="done", status=case.status, flags=list(case.flags), levels=levels_text(names),
                        n_vertebrae=len(names))

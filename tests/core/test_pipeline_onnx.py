@@ -74,9 +74,16 @@ def export_models(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
+    """The test models, registered as a site's own (only shipped or registered models run)."""
+    from spine_core.models.site import SITE_ENV, SiteModels
+
     folder = tmp_path_factory.mktemp("models")
     export_models(folder)
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SITE_ENV, str(tmp_path_factory.mktemp("site")))
+        for model_id in SPECS:
+            SiteModels().register(folder / f"{model_id}.onnx", folder / f"{model_id}.json")
+        yield folder
 
 
 def spineplan(*args):

@@ -1,0 +1,20 @@
+"""The sha256 of every model shipped in resources/models: of the ONNX file, and of its card's content
+(``card.card_digest``: the JSON's data, so line endings do not count, every value does).
+
+The table is code, not a file beside the models: a model file changed together with the sha256 in its
+card is still refused. tests/core/test_model_integrity.py fails when a file in resources/models no
+longer matches this table and prints the table to paste here after a deliberate model update.
+"""
+
+SHIPPED_SHA256 = {
+    "ct-joint-seg-id": {"onnx": "44c11e0a4cbf00e8de466b9fbe2c4cbf7fd6a5905e2297f3dbdf822a77b520a0",
+                        "card": "9b077db7b66d9e2e10be615fa5607e3625da2a2ac1931a1a2bb822ea0ea7b780"},
+    "ct-spine-localizer": {"onnx": "44f8b4a531f89bded0218b36f5cb4c4cf10acfbfb0341f2b49947fd81c233280",
+                           "card": "8e4ded72d44c7275fa50038335395effc6b0334e5dea5a78408f6bb0e45a7a61"},
+    "ct-vertebra-detector": {"onnx": "59fdcf55d21c41ff96f74a01488cc47f23723dbc856695a55e4df30b423967f8",
+                             "card": "64c646a89daf2d9e30581825500d63789777a0b4c50104a52283d29afe7ad324"},
+    "ct-vertebra-labeler": {"onnx": "f8574430aaa9c6f654021d25d010306ce3961db3809030fce43dd4f819fa2ad1",
+                            "card": "5fc44ba1bfe3959acd37f8cd4b105e9a8796401ce5d70a4b82f624275a07228e"},
+    "ct-vertebra-seg": {"onnx": "7f4bd1cbfb3ce81c36f3f585d2f1838a8e9c63b4d9f98f256d32995f32cef44a",
+                        "card": "cbd4503f73789e8679db42c87a932bc5ea37b6893c2dfd7468baaec0e81c22a8"},
+}
