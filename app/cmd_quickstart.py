@@ -6,6 +6,7 @@ elsewhere the automatic analysis runs and is printed with its accuracy against t
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -53,7 +54,8 @@ def _print_analysis(folder: Path) -> None:
     print(f"\n{len(result.vertebrae)} vertebrae in {result.timings_s.get('total', 0):.1f} s on "
           f"{result.provider}. Against the demo's reference labels: identification "
           f"{s.identification_rate * 100:.0f} %, mean vertebra Dice {s.mean_dice:.2f}.")
-    print("Review flagged vertebrae before planning; with a display, ./run.sh opens the workstation.")
+    opener = "spineplan gui" if getattr(sys, "frozen", False) else "./run.sh"     # the installed bundle has no run.sh
+    print(f"Review flagged vertebrae before planning; with a display, {opener} opens the workstation.")
 
 
 def add_quickstart(sub) -> None:
