@@ -14,7 +14,7 @@ def cmd_export(args) -> int:
     from app.cmd_segment import tqdm_progress
     from spine_core.exports import ResultExport, export_result
 
-    request = ResultExport(args.format, source=args.source, series_uid=args.series)
+    request = ResultExport(args.format, source=args.source, series_uid=args.series, screws=_screws(args))
     progress, bar = tqdm_progress(sys.stderr.isatty())
     try:
         summary = export_result(Path(args.result), Path(args.out), request, progress)
@@ -27,14 +27,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _screws(args) -> tuple:
+    """The screws `spineplan screws` wrote into the result folder, as markups lines (none: no file)."""
+    from spine_core.planning.files import SCREWS_JSON, read_screws
+
+    path = Path(args.result) / SCREWS_JSON
+    if args.format != "markups" or not path.is_file():
+        return ()
+    return tuple((s.name, s.entry_lps, s.tip_lps) for s in read_screws(path))
+
+
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="export a segment result: DICOM-SEG, RTSTRUCT, 3D Slicer markups, "
                        "or meshes (STL/PLY/OBJ), in the scan's patient coordinates")
     p.add_argument("result", metavar="RESULT_DIR", help="a result folder written by `spineplan segment`")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="dicom-seg / rtstruct: DICOM objects on the scan's series (need its DICOM files); "
-                        "markups: vertebra centroids as a 3D Slicer .mrk.json; stl / ply / obj: one mesh per "
-                        "vertebra + manifest.json")
+                        "markups: vertebra centroids (+ the screws of `spineplan screws`) as a 3D Slicer "
+                        ".mrk.json; stl / ply / obj: one mesh per vertebra + manifest.json")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="output file (a folder for meshes); an existing folder gets segmentation.dcm, "
                         "rtstruct.dcm or vertebrae.mrk.json")

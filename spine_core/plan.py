@@ -8,8 +8,9 @@ On disk it is either
 
 ``plan.json`` records the scan's source path and series UID (the scan itself is not copied: it
 stays in PACS or on the drive it came from), the app version, creation and modification times, the
-edit history as descriptions, and a per-vertebra summary. Every write goes through ``atomic_path``:
-a crash never leaves half a plan where a good one was.
+edit history as descriptions, a per-vertebra summary and the planned screws (plain dicts, as
+``spine_core.planning.Screw.to_dict`` writes them; a plan from before screws reads as none planned).
+Every write goes through ``atomic_path``: a crash never leaves half a plan where a good one was.
 
 Autosave writes ``autosave.spineplan`` into the per-user data folder; a clean close writes the
 ``clean_close`` marker. An autosave newer than that marker is the work of a session that did not
@@ -63,11 +64,12 @@ class PlanInfo:
     edits: tuple[str, ...] = ()           # edit history, oldest first (descriptions)
     vertebrae: tuple[dict, ...] = ()      # {"id", "name", "voxels"} per label
     note: str = ""
+    screws: tuple[dict, ...] = ()         # planned screws (spine_core.planning.Screw.to_dict), LPS mm
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["edits"], data["vertebrae"] = list(self.edits), list(self.vertebrae)
+        data["edits"], data["vertebrae"], data["screws"] = list(self.edits), list(self.vertebrae), list(self.screws)
         return json.dumps(data, indent=2)
 
     @classmethod
@@ -78,6 +80,7 @@ class PlanInfo:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["edits"] = tuple(known.get("edits", ()))
         known["vertebrae"] = tuple(known.get("vertebrae", ()))
+        known["screws"] = tuple(known.get("screws", ()))         # plans from before screws: none
         return cls(**known)
 
 

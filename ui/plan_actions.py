@@ -40,7 +40,7 @@ class PlanController(QObject):
         volume = self.session.volume
         return plans.PlanInfo(
             scan_source=self.session.source, series_uid=volume.metadata.series_uid if volume else "",
-            created=self.plan_info.created,
+            created=self.plan_info.created, screws=self.plan_info.screws,     # screws survive a re-save
             edits=self.plan_info.edits + tuple(e.description for e in self.session.history.done()))
 
     # --- save and open ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Measurements a spine surgeon plans with, from a label map (and its scan for bone density):
-per vertebra (body heights, endplates, width, depth, wedging, Genant grade, cancellous HU, volume)
-and alignment (segmental angles, lordosis, kyphosis, coronal Cobb). Qt-free.
+per vertebra (body heights, endplates, width, depth, wedging, Genant grade, cancellous HU, volume),
+per pedicle (isthmus width and height, axis, angles, length: pedicles.py) and alignment (segmental
+angles, lordosis, kyphosis, coronal Cobb). Qt-free.
 
 ``measure(labels, image)`` -> a JSON-ready dict; ``write_measurements(folder, doc)`` writes
 measurements.json and measurements.csv atomically.
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from spine_core.measure.alignment import alignment
+from spine_core.measure.pedicles import measure_pedicles
 from spine_core.measure.vertebra import LOW_DENSITY_HU, measure_vertebrae
 from spine_core.review import genant_grade, low_bodies
 from spine_core.volume import LabelMap
@@ -21,11 +23,13 @@ __all__ = ["measure", "write_measurements", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ("name", "label_id", "volume_ml", "anterior_height_mm", "middle_height_mm", "posterior_height_mm",
                "body_width_mm", "body_depth_mm", "endplate_angle_deg", "wedge_ratio", "height_loss",
-               "genant_grade", "core_hu", "flags")
+               "genant_grade", "core_hu", "flags", "pedicle_width_left_mm", "pedicle_height_left_mm",
+               "pedicle_width_right_mm", "pedicle_height_right_mm")
 
 
-def measure(labels: LabelMap, image=None) -> dict:
+def measure(labels: LabelMap, image=None, pedicles: bool = True) -> dict:
     vertebrae = measure_vertebrae(labels, image)
+    found = measure_pedicles(labels, vertebrae) if pedicles else []
     # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
     posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
     crushed = low_bodies(posterior)
@@ -42,9 +46,12 @@ def measure(labels: LabelMap, image=None) -> dict:
             flags.append(f"low bone density ({m.core_hu:.0f} HU < {LOW_DENSITY_HU:.0f})")
         row = m.as_dict()
         row["flags"] = flags
+        for p in found:
+            if p.label_id == m.label_id:
+                row[f"pedicle_width_{p.side}_mm"], row[f"pedicle_height_{p.side}_mm"] = p.width_mm, p.height_mm
         rows.append(row)
     return {"coordinate_system": "LPS", "units": {"length": "mm", "angle": "degrees", "volume": "ml", "density": "HU"},
-            "vertebrae": rows, "alignment": alignment(vertebrae),
+            "vertebrae": rows, "pedicles": [p.as_dict() for p in found], "alignment": alignment(vertebrae),
             "method": {"frame": "w along the centroid chain, v posterior, u left",
                        "heights": "superior-inferior extent of the body in the mid-sagittal strip "
                                   "(+-3 mm) at 15 %, 50 % and 85 % of its depth",
@@ -52,7 +59,12 @@ def measure(labels: LabelMap, image=None) -> dict:
                        "genant": "height loss = worst of wedge (anterior / posterior), biconcave (middle / "
                                  "posterior) and crush (posterior / neighbours'); grade 1 >= 20 %, 2 >= 25 %, "
                                  "3 >= 40 %",
-                       "core_hu": "mean HU of the body eroded 3 mm from its surface"}}
+                       "core_hu": "mean HU of the body eroded 3 mm from its surface",
+                       "pedicles": "isthmus: the narrowest cross-section across the pedicle axis between the body's "
+                                   "posterior wall and the lamina; width (mediolateral) and height (craniocaudal) "
+                                   "there; axis through its deepest point, centred in the pedicle; medial angle "
+                                   "to the sagittal plane, cranio-caudal angle to the superior endplate; length "
+                                   "from the posterior to the anterior cortex along the axis"}}
 
 
 def write_measurements(folder, doc: dict) -> tuple[Path, Path]:
