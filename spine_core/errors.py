@@ -45,5 +45,29 @@ class GridMismatch(SpineError):
     pass
 
 
+class ImplausibleGeometry(UnsupportedImage):
+    """Spacing, orientation, origin or extent a real scan cannot have (zero, negative, NaN, sheared...)."""
+
+
+class ImplausibleValues(UnsupportedImage):
+    """Voxel values a scan of that modality cannot hold (NaN, 1e30 HU, CT without its rescale)."""
+
+
+class ScanTooLarge(UnsupportedImage):
+    """The header announces more voxels or bytes than SpinePlan allocates."""
+
+
+class CorruptPixelData(UnreadableFile):
+    """The pixel data are shorter than, longer than or different from what the header announces."""
+
+
+class MixedSeries(IncompleteSeries):
+    """Images under one series UID that do not belong to one volume (other size, spacing, frame)."""
+
+
+class UnsafeInput(SpineError):
+    """A header pointing outside its own folder (``ElementDataFile = /etc/passwd``) or at a device."""
+
+
 class Cancelled(Exception):
     """Raised by a progress object once the user asked to cancel. Not a SpineError: not a fault."""

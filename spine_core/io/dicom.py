@@ -1,42 +1,33 @@
 """DICOM series discovery, validation and loading.
 
-Headers are read with pydicom (fast, no pixels); pixels with SimpleITK/GDCM, which decodes the
-compressed transfer syntaxes and applies RescaleSlope/Intercept. The geometry is computed here
-from ImagePositionPatient/ImageOrientationPatient, so missing slices, uneven spacing and gantry
-tilt are detected instead of being silently averaged away.
+Headers are read with pydicom (no pixels; `dicom_slices` checks each file's attributes and the
+length of its pixel data); pixels with SimpleITK/GDCM, which decodes the compressed transfer
+syntaxes and applies RescaleSlope/Intercept. The geometry is computed here from
+ImagePositionPatient/ImageOrientationPatient and checked (`dicom_stack`, `validate`), so mixed,
+missing or damaged slices, uneven spacing and gantry tilt are detected instead of being silently
+averaged away.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from spine_core.errors import (IncompleteSeries, MultipleSeries, NoScanFound, SeriesNotFound,
-                               UnreadableFile, UnsupportedImage)
-from spine_core.io.sitk_image import volume_from_sitk
+from spine_core.errors import (CorruptPixelData, ImplausibleGeometry, ImplausibleValues, MultipleSeries,
+                               NoScanFound, SeriesNotFound, UnreadableFile, UnsupportedImage)
+from spine_core.io import dicom_stack, validate
+from spine_core.io.dicom_slices import _PIXEL_DATA, _Slice, looks_like_dicom, parse_slice, read_dataset, text
+from spine_core.io.sitk_image import array_from_sitk, quiet_itk, read_image
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import ScanMetadata, Volume
 
 log = logging.getLogger(__name__)
 
-# Relative tolerance on slice steps before a series counts as unevenly spaced.
-_STEP_TOLERANCE = 0.05
-# A step this many times the typical one means slices are missing.
-_GAP_FACTOR = 1.5
-# Gantry tilt below this angle (degrees) is numerical noise, not tilt.
-_TILT_DEGREES = 0.5
-
-
-@dataclass
-class _Slice:
-    path: Path
-    position: np.ndarray
-    frames: int = 1
-    orientation: tuple[float, ...] = ()
+__all__ = ["SeriesInfo", "choose_series", "list_series", "load_series", "read_header", "series_in_files"]
 
 
 @dataclass
@@ -52,6 +43,8 @@ class SeriesInfo:
     slices: list[_Slice] = field(default_factory=list, repr=False)
     patient_id: str = field(default="", repr=False)
     other_orientation: int = 0      # images of the series in another plane (reference images), left out
+    unplaced: int = 0               # images of the series without position or orientation, left out
+    unreadable: list[Path] = field(default_factory=list, repr=False)   # DICOM-looking files beside it
 
     @property
     def n_slices(self) -> int:
@@ -76,7 +69,7 @@ class SeriesInfo:
         return (f"{self.modality or '?'} {plane} '{self.description or 'no description'}': "
                 f"{self.columns} x {self.rows} x {self.n_slices}, "
                 f"{self.pixel_spacing[1]:.3g} x {self.pixel_spacing[0]:.3g} x {self.slice_spacing:.3g} mm "
-                f"(UID {self.uid})")
+                f"(UID {self.uid or 'none'})")
 
 
 def _candidate_files(root: Path) -> list[Path]:
@@ -89,11 +82,9 @@ def read_header(path: Path):
     """The DICOM header (no pixels) of a file with a SeriesInstanceUID, else None."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
-    except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, KeyError):
+        return ds if "SeriesInstanceUID" in ds else None
+    except Exception:  # noqa: BLE001 - a damaged file fails in many ways; all mean "not a DICOM header"
         return None
-    if "SeriesInstanceUID" not in ds:
-        return None
-    return ds
 
 
 def list_series(root: Path, progress: Progress | None = None) -> list[SeriesInfo]:
@@ -101,48 +92,84 @@ def list_series(root: Path, progress: Progress | None = None) -> list[SeriesInfo
     return series_in_files(_candidate_files(Path(root)), progress)
 
 
+def _new_series(ds, uid: str, first: _Slice) -> SeriesInfo:
+    return SeriesInfo(uid=uid, modality=text(ds, "Modality"), description=text(ds, "SeriesDescription"),
+                      study_uid=text(ds, "StudyInstanceUID"), rows=first.rows, columns=first.columns,
+                      pixel_spacing=first.spacing, orientation=first.direction or (1, 0, 0, 0, 1, 0),
+                      patient_id=text(ds, "PatientID"))
+
+
+# Image kinds whose IOD requires ImagePositionPatient (Type 1).
+_POSITIONED = {"CT Image Storage", "MR Image Storage", "Enhanced CT Image Storage", "Enhanced MR Image Storage"}
+# Modalities whose objects are images (SR, KO, PR, SEG, RTSTRUCT... carry no pixels of their own).
+_IMAGE_MODALITIES = {"CT", "MR", "PT", "NM", "US", "CR", "DX", "MG", "XA", "RF", "OT"}
+
+
+def _is_image(ds) -> bool:
+    return ("Rows" in ds or "Image Storage" in text(ds, "SOPClassUID.name")
+            or text(ds, "Modality") in _IMAGE_MODALITIES)
+
+
 def series_in_files(files: list[Path], progress: Progress | None = None) -> list[SeriesInfo]:
-    """The image series these files hold, largest first; files that are not DICOM images are skipped."""
+    """The image series these files hold, largest first; files that are not DICOM images are skipped,
+    DICOM files that cannot be read and images without a position are counted (a warning on load)."""
     progress = progress or NullProgress()
     series: dict[str, SeriesInfo] = {}
+    unplaced: dict[str, list[Path]] = {}         # series UID -> images without position
+    placed_kind: set[Path] = set()               # ... of them, those whose kind always has a position
+    unreadable: list[Path] = []
     for n, path in enumerate(files):
         if n % 50 == 0:
             progress.update(n / max(len(files), 1), f"Reading DICOM headers ({n}/{len(files)})")
-        ds = read_header(path)
-        if ds is None or "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+        ds = read_dataset(path)
+        if ds is None or "SeriesInstanceUID" not in ds:
+            # Every DICOM object but a DICOMDIR has a series UID: without one, the file is damaged.
+            if looks_like_dicom(path) and not (ds is not None and "DirectoryRecordSequence" in ds):
+                unreadable.append(path)
             continue
-        uid = str(ds.SeriesInstanceUID)
-        info = series.get(uid)
-        if info is None:
-            info = series[uid] = SeriesInfo(
-                uid=uid, modality=str(ds.get("Modality", "")),
-                description=str(ds.get("SeriesDescription", "")),
-                study_uid=str(ds.get("StudyInstanceUID", "")),
-                rows=int(ds.Rows), columns=int(ds.Columns),
-                pixel_spacing=tuple(float(v) for v in ds.get("PixelSpacing", [1.0, 1.0])),
-                orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
-                patient_id=str(ds.get("PatientID", "")))
-        info.slices.append(_Slice(path, np.array([float(v) for v in ds.ImagePositionPatient]),
-                                  int(ds.get("NumberOfFrames", 1) or 1),
-                                  tuple(round(float(v), 3) for v in ds.ImageOrientationPatient)))
+        uid = text(ds, "SeriesInstanceUID")
+        if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+            if _PIXEL_DATA in ds:
+                unplaced.setdefault(uid, []).append(path)
+                if text(ds, "SOPClassUID.name") in _POSITIONED or text(ds, "FrameOfReferenceUID"):
+                    placed_kind.add(path)
+            elif _is_image(ds):
+                unreadable.append(path)             # an image whose header breaks off (a damaged file)
+            continue
+        piece = parse_slice(ds, path)
+        info = series.get(uid) or series.setdefault(uid, _new_series(ds, uid, piece))
+        info.slices.append(piece)
     progress.update(1.0, "DICOM headers read")
-    for info in series.values():
+    # An image without position under a UID of its own is no slice (a dose screen, a secondary capture),
+    # unless it is of a kind that always has one (a CT or MR image, one in a frame of reference): damaged.
+    unreadable += [p for uid, paths in unplaced.items() if uid not in series for p in paths if p in placed_kind]
+    for uid, info in series.items():
+        info.unplaced, info.unreadable = len(unplaced.get(uid, [])), unreadable
         _keep_main_plane(info)
     return sorted(series.values(), key=lambda s: s.n_slices, reverse=True)
 
 
 def _keep_main_plane(info: SeriesInfo) -> None:
     """A reformatted series can carry a reference image in another plane under the same UID (a
-    sagittal stack with one coronal image): the volume is the plane most of its images share."""
+    sagittal stack with one coronal image): the volume is the plane most of its images share. An
+    image only slightly turned stays, and `dicom_stack.check_consistent` refuses the series."""
     planes: dict[tuple[float, ...], int] = {}
     for s in info.slices:
-        planes[s.orientation] = planes.get(s.orientation, 0) + 1
-    if len(planes) < 2:
+        if s.direction:
+            planes[s.orientation] = planes.get(s.orientation, 0) + 1
+    if not planes:
         return
     main = max(planes, key=planes.get)
-    info.other_orientation = len(info.slices) - planes[main]
-    info.slices = [s for s in info.slices if s.orientation == main]
-    info.orientation = main
+    reference = next(s for s in info.slices if s.orientation == main)
+    info.orientation, info.rows, info.columns = reference.direction, reference.rows, reference.columns
+    info.pixel_spacing = reference.spacing
+    if len(planes) < 2:
+        return
+    normal = np.cross(reference.direction[:3], reference.direction[3:])
+    kept = [s for s in info.slices if not s.direction or dicom_stack.angle_degrees(
+        np.cross(s.direction[:3], s.direction[3:]), normal) <= dicom_stack.OTHER_PLANE_DEGREES]
+    info.other_orientation = len(info.slices) - len(kept)
+    info.slices = kept
 
 
 def choose_series(series: list[SeriesInfo], uid: str | None, root: Path) -> SeriesInfo:
@@ -177,32 +204,14 @@ def _sorted_slices(info: SeriesInfo) -> tuple[list[_Slice], np.ndarray]:
     return slices, distances
 
 
-def _check_steps(info: SeriesInfo, distances: np.ndarray) -> list[str]:
-    """Raise on missing or duplicate slices; return warnings for uneven spacing."""
-    steps = np.diff(distances)
-    if np.any(steps < 1e-3):
-        dup = int(np.argmax(steps < 1e-3)) + 1
-        raise IncompleteSeries(f"Series {info.uid} has two slices at the same position (slice {dup}); "
-                               "it may mix two acquisitions. Choose another series or re-export it.")
-    typical = float(np.median(steps))
-    gaps = np.nonzero(steps > _GAP_FACTOR * typical)[0]
-    if len(gaps):
-        where = ", ".join(f"after slice {g + 1}" for g in gaps[:5])
-        missing = int(round(float(np.sum(steps[gaps] / typical - 1))))
-        raise IncompleteSeries(f"Series {info.uid} is missing about {missing} slice(s) ({where}; slices "
-                               f"are {typical:.3g} mm apart elsewhere). Re-export the complete series "
-                               "from PACS before planning on it.")
-    if np.max(np.abs(steps - typical)) > _STEP_TOLERANCE * typical:
-        return [f"slice spacing varies from {steps.min():.3g} to {steps.max():.3g} mm; "
-                f"resampled to a uniform {typical:.3g} mm"]
-    return []
-
-
-def _read_pixels(paths: list[Path], uid: str) -> np.ndarray:
+def _read_pixels(paths: list[Path], uid: str, as_float: bool) -> np.ndarray:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(p) for p in paths])
+    if as_float:                     # a fractional or per-slice rescale: GDCM would round it to integers
+        reader.SetOutputPixelType(sitk.sitkFloat32)
     try:
-        image = reader.Execute()
+        with quiet_itk():
+            image = reader.Execute()
     except RuntimeError as exc:
         bad = _first_unreadable(paths)
         where = f" '{bad}'" if bad else ""
@@ -224,114 +233,125 @@ def compact_dtype(array: np.ndarray) -> np.ndarray:
 
 
 def _first_unreadable(paths: list[Path]) -> Path | None:
-    for p in paths:
-        try:
-            ds = pydicom.dcmread(p)
-            ds.pixel_array  # noqa: B018 - decoding is the check
-        except Exception:  # noqa: BLE001 - any failure marks the culprit
-            return p
+    pydicom_log = logging.getLogger("pydicom")
+    level, pydicom_log.level = pydicom_log.level, logging.CRITICAL   # no decoder tracebacks on the console
+    try:
+        for p in paths:
+            try:
+                pydicom.dcmread(p).pixel_array  # noqa: B018 - decoding is the check
+            except Exception:  # noqa: BLE001 - any failure marks the culprit
+                return p
+    finally:
+        pydicom_log.level = level
     return None
+
+
+_PROBLEM_ERRORS = {"geometry": ImplausibleGeometry, "pixels": CorruptPixelData, "values": ImplausibleValues}
+
+
+def _refuse_damaged(info: SeriesInfo) -> None:
+    damaged = [s for s in info.slices if s.problem]
+    if damaged:
+        first = damaged[0]
+        others = f" (and {len(damaged) - 1} more file(s))" if len(damaged) > 1 else ""
+        error = _PROBLEM_ERRORS.get(first.problem_kind, UnreadableFile)
+        raise error(f"In series {info.uid or '(no series UID)'}, '{first.path.name}' {first.problem}{others}. "
+                    "The file is damaged or not a slice of a scan; re-export the series from the scanner or PACS.")
+
+
+def _rescale_warnings(info: SeriesInfo, slices: list[_Slice], array: np.ndarray) -> list[str]:
+    """A CT's stored values become HU only with RescaleIntercept (required on CT images)."""
+    missing = [s for s in slices if s.rescale is None]
+    if info.modality != "CT" or not missing:
+        return []
+    if len(missing) < len(slices):
+        which = f"'{missing[0].path.name}'" + (f" and {len(missing) - 1} other slice(s)" if len(missing) > 1 else "")
+        raise ImplausibleValues(f"In series {info.uid}, {which} {'have' if len(missing) > 1 else 'has'} no "
+                                "RescaleIntercept while the others have one: their values would be off by the "
+                                "intercept. Re-export the series from the scanner or PACS.")
+    if array.size and float(array.min()) >= 0:
+        raise ImplausibleValues(f"Series {info.uid} is a CT without RescaleIntercept, and its values "
+                                f"({float(array.min()):.0f} to {float(array.max()):.0f}) are stored values, not "
+                                "HU (air would read about -1000): every density would be off by about "
+                                "1024 HU. Re-export the series with its rescale.")
+    return ["the CT has no RescaleIntercept; its values already look like HU (air at "
+            f"{float(array.min()):.0f}) and were taken as HU"]
+
+
+def _series_warnings(info: SeriesInfo) -> list[str]:
+    notes = []
+    if info.other_orientation:
+        notes.append(f"{info.other_orientation} image(s) of the series in another plane (a reference "
+                        "image) were left out")
+    if info.unplaced:
+        notes.append(f"{info.unplaced} image(s) of the series have no position (ImagePositionPatient or "
+                        "ImageOrientationPatient) and were left out: the scan may be shorter than acquired")
+    if info.unreadable:
+        names = ", ".join(p.name for p in info.unreadable[:3]) + (", ..." if len(info.unreadable) > 3 else "")
+        notes.append(f"{len(info.unreadable)} DICOM file(s) beside the series could not be used (unreadable, "
+                     f"or without a series UID or position) and were left out ({names}); if they belong to this "
+                     "series, it is incomplete")
+    if not info.uid:
+        notes.append("the images have no SeriesInstanceUID; they were taken as one series")
+    return notes
+
+
+def _series_name(info: SeriesInfo) -> str:
+    return f"Series {info.uid or '(no series UID)'}"
+
+
+def _direction(info: SeriesInfo) -> tuple[np.ndarray, list[str]]:
+    """The series' in-plane axes and normal, checked: rows and columns unit length and orthogonal."""
+    row, col = np.array(info.orientation[:3]), np.array(info.orientation[3:])
+    return validate.orthonormal(np.column_stack([row, col, np.cross(row, col)]), _series_name(info),
+                                "ImageOrientationPatient")
+
+
+def _stack_affine(info: SeriesInfo, slices: list[_Slice], direction: np.ndarray) -> np.ndarray:
+    """Index -> LPS affine of the sorted stack, every part checked before a pixel is read."""
+    name = _series_name(info)
+    spacing = validate.check_spacing(info.pixel_spacing, name, "pixel spacing")
+    step = (slices[-1].position - slices[0].position) / (len(slices) - 1)
+    validate.check_tilt(direction[:, 0], direction[:, 1], step, name)
+    validate.check_spacing([np.linalg.norm(step)], name, "slice spacing")
+    shape = (info.columns, info.rows, len(slices))
+    validate.check_extent([spacing[1], spacing[0], np.linalg.norm(step)], shape, name)
+    validate.check_size(shape, max(slices[0].pixel_format[1] // 8, 2), name)
+    affine = np.eye(4)
+    affine[:3, 0] = direction[:, 0] * spacing[1]
+    affine[:3, 1] = direction[:, 1] * spacing[0]
+    # The stacking step comes from the positions, so a tilted gantry shows up as a shear.
+    affine[:3, 2] = step
+    affine[:3, 3] = validate.check_origin(slices[0].position, name)
+    return affine
 
 
 def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
     progress = progress or NullProgress()
+    _refuse_damaged(info)
     if info.n_slices < 2:
         raise UnsupportedImage(f"Series {info.uid} is a single 2D image; SpinePlan needs a 3D scan "
                                "(a series of slices). Choose the CT/MR volume series instead.")
+    meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
+                        description=info.description, source=str(info.slices[0].path.parent),
+                        patient_id=info.patient_id)
     if len(info.slices) == 1:  # one multi-frame (enhanced) object: GDCM knows its geometry
-        return _load_multiframe(info)
+        image, affine = read_image(info.slices[0].path)
+        return validate.checked_volume(array_from_sitk(image), affine, replace(meta, source=str(info.slices[0].path)))
+    dicom_stack.check_consistent(info.slices, info.uid)
+    direction, notes = _direction(info)
     slices, distances = _sorted_slices(info)
-    warnings = _check_steps(info, distances)
+    uneven = dicom_stack.check_steps(info.uid, distances)
+    affine = _stack_affine(info, slices, direction)
     progress.update(0.1, f"Reading {len(slices)} slices")
-    array = _read_pixels([s.path for s in slices], info.uid)
-    row, col = np.array(info.orientation[:3]), np.array(info.orientation[3:])
-    affine = np.eye(4)
-    affine[:3, 0] = row * info.pixel_spacing[1]
-    affine[:3, 1] = col * info.pixel_spacing[0]
-    # The stacking step comes from the positions, so a tilted gantry shows up as a shear.
-    affine[:3, 2] = (slices[-1].position - slices[0].position) / (len(slices) - 1)
-    affine[:3, 3] = slices[0].position
-    meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
-                        description=info.description, source=str(slices[0].path.parent),
-                        patient_id=info.patient_id)
+    rescales = {s.rescale for s in slices}
+    as_float = len(rescales) > 1 or any(r is not None and any(v != int(v) for v in r) for r in rescales)
+    array = _read_pixels([s.path for s in slices], info.uid, as_float)
+    notes += _rescale_warnings(info, slices, array)
     volume = Volume(array, affine, meta)
-    if warnings:
-        volume = _resample_uniform(volume, distances)
-    volume = _deshear(volume)
+    if uneven:
+        volume = dicom_stack.resample_uniform(volume, distances)
+    volume, tilt = dicom_stack.deshear(volume)
     progress.update(1.0, "Series loaded")
-    if info.other_orientation:
-        warnings = warnings + [f"{info.other_orientation} image(s) of the series in another plane (a reference "
-                               "image) were left out"]
-    return _with_warnings(volume, warnings)
-
-
-def _with_warnings(volume: Volume, warnings: list[str]) -> Volume:
-    from dataclasses import replace
-
-    for w in warnings:
-        log.warning("%s: %s", volume.metadata.series_uid, w)
-    meta = replace(volume.metadata, warnings=volume.metadata.warnings + tuple(warnings))
-    return replace(volume, metadata=meta)
-
-
-def _resample_uniform(volume: Volume, distances: np.ndarray) -> Volume:
-    """Linear interpolation along the stack onto evenly spaced slices."""
-    from dataclasses import replace
-
-    rel = distances - distances[0]
-    step = float(np.median(np.diff(rel)))
-    n = int(np.floor(rel[-1] / step + 1e-6)) + 1
-    targets = np.arange(n) * step
-    idx = np.clip(np.searchsorted(rel, targets, side="right") - 1, 0, len(rel) - 2)
-    w = ((targets - rel[idx]) / (rel[idx + 1] - rel[idx])).astype(np.float32)
-    src = volume.array.astype(np.float32)
-    out = src[:, :, idx] * (1 - w) + src[:, :, idx + 1] * w
-    affine = volume.affine.copy()
-    affine[:3, 2] = affine[:3, 2] / np.linalg.norm(affine[:3, 2]) * step
-    return replace(volume, array=out.astype(volume.array.dtype), affine=affine)
-
-
-def _deshear(volume: Volume) -> Volume:
-    """Resample a gantry-tilted (sheared) grid onto an orthogonal one, with a warning."""
-    from scipy import ndimage
-
-    a = volume.affine[:3, :3]
-    normal = np.cross(a[:, 0], a[:, 1])
-    normal /= np.linalg.norm(normal)
-    stack = a[:, 2] / np.linalg.norm(a[:, 2])
-    tilt = float(np.degrees(np.arccos(np.clip(abs(stack @ normal), -1, 1))))
-    if tilt < _TILT_DEGREES:
-        return volume
-    # Orthogonal grid covering the sheared one: same in-plane axes, slices along the normal.
-    step = float(np.linalg.norm(a[:, 2]) * abs(stack @ normal))
-    corners = np.array([[i, j, k] for i in (0, volume.shape[0] - 1) for j in (0, volume.shape[1] - 1)
-                        for k in (0, volume.shape[2] - 1)], dtype=float)
-    lps = volume.index_to_lps(corners)
-    new = np.eye(4)
-    new[:3, :3] = np.column_stack([a[:, 0], a[:, 1], normal * step])
-    new[:3, 3] = volume.affine[:3, 3]
-    inv = np.linalg.inv(new)
-    idx = lps @ inv[:3, :3].T + inv[:3, 3]
-    lo, hi = np.floor(idx.min(axis=0)), np.ceil(idx.max(axis=0))
-    new[:3, 3] = new[:3, :3] @ lo + new[:3, 3]
-    shape = tuple(int(v) for v in (hi - lo + 1))
-    to_old = np.linalg.inv(volume.affine) @ new
-    fill = float(volume.array.min())
-    out = ndimage.affine_transform(volume.array.astype(np.float32), to_old[:3, :3], to_old[:3, 3],
-                                   output_shape=shape, order=1, cval=fill)
-    from dataclasses import replace
-
-    resampled = replace(volume, array=out.astype(volume.array.dtype), affine=new)
-    return _with_warnings(resampled, [f"gantry tilt of {tilt:.1f} degrees; resampled onto an axial grid"])
-
-
-def _load_multiframe(info: SeriesInfo) -> Volume:
-    try:
-        image = sitk.ReadImage(str(info.slices[0].path))
-    except RuntimeError as exc:
-        raise UnreadableFile(f"'{info.slices[0].path}' could not be decoded: the file may be "
-                             "truncated or use an unsupported compression.") from exc
-    meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
-                        description=info.description, source=str(info.slices[0].path),
-                        patient_id=info.patient_id)
-    return volume_from_sitk(image, meta)
+    return validate.checked_volume(volume.array, volume.affine, meta,
+                                   uneven + tilt + notes + _series_warnings(info))

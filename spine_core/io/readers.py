@@ -5,17 +5,17 @@ import logging
 import shutil
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from spine_core.errors import (GridMismatch, InputNotFound, ModalityMismatch, NoScanFound,
-                               UnreadableFile, UnsupportedImage)
-from spine_core.io import dicom
-from spine_core.io.sitk_image import volume_from_sitk
+                               UnreadableFile, UnsafeInput, UnsupportedImage)
+from spine_core.io import dicom, metaio, nifti, validate
+from spine_core.io.sitk_image import array_from_sitk, read_image
 from spine_core.labels import label_names
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import LabelMap, ScanMetadata, Volume
@@ -25,45 +25,36 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
+# MetaImage's Modality values (ITK passes them on as they are) -> DICOM's
+_METAIMAGE_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM", "MET_MOD_US": "US",
+                       "MET_MOD_OTHER": "", "MET_MOD_UNKNOWN": ""}
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _check_nifti_complete(path: Path) -> None:
-    """ITK pads a truncated uncompressed .nii with zeros; refuse it instead."""
-    import struct
-
-    header = path.read_bytes()[:352] if path.stat().st_size >= 348 else b""
-    if len(header) < 348:
-        raise UnreadableFile(f"'{path.name}' is too short to be a NIfTI image: it is truncated.")
-    endian = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
-    dims = struct.unpack(endian + "8h", header[40:56])
-    bitpix = struct.unpack(endian + "h", header[72:74])[0]
-    vox_offset = struct.unpack(endian + "f", header[108:112])[0]
-    n = int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]])) if 0 < dims[0] <= 7 else 0
-    if path.stat().st_size < vox_offset + n * bitpix // 8:
-        raise UnreadableFile(f"'{path.name}' is truncated: it holds {path.stat().st_size} bytes of the "
-                             f"{int(vox_offset + n * bitpix // 8)} its header announces. Copy it again.")
-
-
 def _read_image_file(path: Path) -> Volume:
-    if _suffix(path) == ".nii":
-        _check_nifti_complete(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise UnreadableFile(f"'{path.name}' could not be read: it is damaged, truncated or not a "
-                             f"{_suffix(path)} image. Copy it again from the source.") from exc
+    """NIfTI (read by nifti.py) or NRRD, MHA/MHD (header checked by metaio.py, read by ITK once its size and
+    geometry passed); the values checked last (validate)."""
+    meta = ScanMetadata(source=str(path), description=path.name)
+    if _suffix(path) in (".nii", ".nii.gz"):
+        array, affine, warnings = nifti.read(path)
+        return validate.checked_volume(array, affine, meta, warnings)
+    warnings = metaio.inspect(path)
+    image, affine = read_image(path)
     modality = image.GetMetaData("Modality") if image.HasMetaDataKey("Modality") else ""
-    return volume_from_sitk(image, ScanMetadata(modality=modality, source=str(path),
-                                                description=path.name))
+    modality = _METAIMAGE_MODALITY.get(modality, modality)
+    return validate.checked_volume(array_from_sitk(image), affine, replace(meta, modality=modality), warnings)
 
 
 # A zip of a patient's DICOMs is extracted only within these limits (a zip bomb is refused).
 ZIP_MAX_BYTES = 8 * 1024 ** 3
 ZIP_MAX_MEMBERS = 100_000
 ZIP_MAX_RATIO = 200.0
+# What a damaged, encrypted or exotic archive raises in zipfile (RuntimeError: a password is needed).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error)
 
 
 @contextmanager
@@ -71,8 +62,8 @@ def extracted_zip(path: Path):
     """The zip's members in a temporary folder that is removed on leaving, whatever happens."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnreadableFile(f"'{path.name}' is not a readable zip archive. Copy it again.") from exc
+    except _ZIP_ERRORS as exc:
+        raise UnreadableFile(f"'{path.name}' is not a readable zip archive ({exc}). Copy it again.") from exc
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         total = sum(m.file_size for m in members)
@@ -84,14 +75,17 @@ def extracted_zip(path: Path):
         target = Path(tempfile.mkdtemp(prefix="spineplan-zip-"))
         try:
             for member in members:
-                # Never follow paths out of the extraction folder.
+                # Never follow paths out of the extraction folder, and never leave a member out unsaid.
                 dest = (target / member.filename).resolve()
                 if not dest.is_relative_to(target.resolve()):
-                    continue
+                    raise UnsafeInput(f"'{path.name}' holds '{member.filename}', a file that would unpack outside "
+                                      "the archive's folder. SpinePlan does not open such archives; unzip the "
+                                      "scan's files yourself and open their folder.")
                 try:
                     archive.extract(member, target)
-                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                    raise UnreadableFile(f"'{path.name}' is damaged ({member.filename}: {exc}). Copy it again.") from exc
+                except _ZIP_ERRORS as exc:
+                    raise UnreadableFile(f"'{path.name}' is damaged ({member.filename}: {exc}). "
+                                         "Copy it again.") from exc
             yield target
         finally:
             shutil.rmtree(target, ignore_errors=True)
