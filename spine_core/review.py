@@ -117,7 +117,7 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     sums = np.stack([np.bincount(values, weights=axis, minlength=counts.size) for axis in ijk], axis=1)
     voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
     ids = sorted((int(i) for i in np.nonzero(counts)[0]), key=craniocaudal_key)
-    edge = _ids_on_border(labels.array)
+    edge = ids_on_border(labels.array)
     median = float(np.median([counts[i] for i in ids if not is_disc(i)] or [1]))
     heights = body_heights_mm(labels)
     too_small = {i for i in ids if counts[i] < SMALL_FRACTION * median}
@@ -159,7 +159,7 @@ def review_summary(rows: list[VertebraRow]) -> list[str]:
     return [f"{row.name}: {', '.join(row.flags)}" for row in rows if row.flags]
 
 
-def _ids_on_border(array: np.ndarray) -> set[int]:
+def ids_on_border(array: np.ndarray) -> set[int]:
     faces = [array[0], array[-1], array[:, 0], array[:, -1], array[:, :, 0], array[:, :, -1]]
     return {int(v) for face in faces for v in np.unique(face) if v != 0}
 

@@ -30,7 +30,7 @@ _METAIMAGE_MODALITY = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM
                        "MET_MOD_OTHER": "", "MET_MOD_UNKNOWN": ""}
 
 
-def _suffix(path: Path) -> str:
+def image_suffix(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
@@ -39,7 +39,7 @@ def _read_image_file(path: Path) -> Volume:
     """NIfTI (read by nifti.py) or NRRD, MHA/MHD (header checked by metaio.py, read by ITK once its size and
     geometry passed); the values checked last (validate)."""
     meta = ScanMetadata(source=str(path), description=path.name)
-    if _suffix(path) in (".nii", ".nii.gz"):
+    if image_suffix(path) in (".nii", ".nii.gz"):
         array, affine, warnings = nifti.read(path)
         return validate.checked_volume(array, affine, meta, warnings)
     warnings = metaio.inspect(path)
@@ -92,7 +92,7 @@ def extracted_zip(path: Path):
 
 
 def _image_files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and _suffix(p) in IMAGE_SUFFIXES]
+    return [p for p in folder.iterdir() if p.is_file() and image_suffix(p) in IMAGE_SUFFIXES]
 
 
 def load_scan(path, series: str | None = None, progress: Progress | None = None,
@@ -107,10 +107,10 @@ def load_scan(path, series: str | None = None, progress: Progress | None = None,
     path = Path(path).expanduser()
     if not path.exists():
         raise InputNotFound(f"'{path}' does not exist. Check the path, or that the drive is mounted.")
-    if path.is_file() and _suffix(path) == ".zip":
+    if path.is_file() and image_suffix(path) == ".zip":
         with extracted_zip(path) as folder:       # the volume is in memory before the copy goes
             return load_scan(folder, series, progress, expect_modality)
-    if path.is_file() and _suffix(path) in IMAGE_SUFFIXES:
+    if path.is_file() and image_suffix(path) in IMAGE_SUFFIXES:
         volume = _read_image_file(path)
     else:
         if path.is_dir() and not any(path.iterdir()):
@@ -168,7 +168,7 @@ def load_labels(path, grid: Volume | None = None) -> LabelMap:
 
 def scan_listing(path) -> list[dicom.SeriesInfo]:
     path = Path(path)
-    if path.is_file() and _suffix(path) == ".zip":
+    if path.is_file() and image_suffix(path) == ".zip":
         with extracted_zip(path) as folder:
             return dicom.list_series(folder)
     return dicom.list_series(path) if path.exists() else []

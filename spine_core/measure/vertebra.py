@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.labels import CRANIOCAUDAL, SACRUM, vertebra_name
+from spine_core.review import ids_on_border
 from spine_core.volume import LabelMap
 
 STRIP_MM = 3.0            # half-width of the mid-sagittal strip the heights are read in
@@ -64,8 +65,14 @@ def centroids_mm(labels: LabelMap) -> dict[int, np.ndarray]:
     ids = [i for i in labels.ids() if i in CRANIOCAUDAL]
     if not ids:
         return {}
-    com = ndimage.center_of_mass(np.ones(labels.shape, np.uint8), labels.array, ids)
-    return {i: labels.index_to_lps(np.asarray(c)) for i, c in zip(ids, com)}
+    # one pass over the labelled voxels only (a centre of mass over the whole grid took ~35 s on a spine)
+    flat = labels.array.reshape(-1)
+    where = np.flatnonzero(flat)
+    values = flat[where].astype(np.int64)
+    counts = np.bincount(values)
+    ijk = np.unravel_index(where, labels.shape)
+    sums = np.stack([np.bincount(values, weights=axis, minlength=counts.size) for axis in ijk], axis=1)
+    return {i: labels.index_to_lps(sums[i] / counts[i]) for i in ids}
 
 
 def frames(centres: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -256,12 +263,6 @@ def _core_hu(labels: LabelMap, image, body_ijk: np.ndarray, step: float) -> floa
     return round(float(values.mean()), 1)
 
 
-def _on_border(labels: LabelMap) -> set[int]:
-    a = labels.array
-    faces = [a[0], a[-1], a[:, 0], a[:, -1], a[:, :, 0], a[:, :, -1]]
-    return {int(v) for f in faces for v in np.unique(f) if v}
-
-
 def measure_vertebrae(labels: LabelMap, image=None) -> list[VertebraMeasures]:
     """Every numbered vertebra. One cut by the scan's edge is listed but not measured (its body is
     partial); the sacrum gets only its S1 endplate, read under the vertebra above."""
@@ -269,7 +270,7 @@ def measure_vertebrae(labels: LabelMap, image=None) -> list[VertebraMeasures]:
     axes = frames(centres)
     boxes = ndimage.find_objects(labels.array if np.issubdtype(labels.array.dtype, np.integer)
                                  else labels.array.astype(np.int32))
-    edge = _on_border(labels)
+    edge = ids_on_border(labels.array)
     out: list[VertebraMeasures] = []
     for vid in [i for i in CRANIOCAUDAL if i in centres]:
         box = boxes[vid - 1]

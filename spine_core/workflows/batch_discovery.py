@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from spine_core.errors import SpineError
+from spine_core.io.readers import IMAGE_SUFFIXES, image_suffix
 from spine_core.progress import NullProgress
 
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SIDECAR_SUFFIXES = (".raw", ".zraw", ".img", ".json", ".txt", ".csv", ".md", ".html", ".png", ".jpg",
                     ".pdf", ".xml", ".log")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -29,11 +29,6 @@ class Study:
 
     def journal_fields(self) -> dict:
         return {"source": self.source, "kind": self.kind, "series_uid": self.series_uid}
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 def _slug(text: str) -> str:
@@ -66,7 +61,7 @@ def discover(root, progress=None) -> list[Study]:
     for n, path in enumerate(files):
         if n % 50 == 0:
             progress.update(n / max(len(files), 1), f"Looking for studies ({n}/{len(files)} files)")
-        suffix = _suffix(path)
+        suffix = image_suffix(path)
         rel = _relative(path, root)
         if suffix in IMAGE_SUFFIXES:
             studies.append(Study(_slug(rel[:-len(suffix)]), "file", str(path)))
