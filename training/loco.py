@@ -1,8 +1,8 @@
 """Leave-one-real-case-out training of the default (per-vertebra) pipeline's networks, so every
 labelled real CT can be scored by models that never saw it (benchmarks/eval_real.py --fold-models).
 
-    python -m training.loco --out runs/loco [--cases verse006 ...] [--minutes 3] [--parallel 4]
-                            [--max-steps N] [--device auto]
+    python -m training.loco --out runs/loco [--cases verse006 ...] [--minutes 3 | --scale 0.8]
+                            [--threads N] [--parallel 4] [--max-steps N] [--device auto]
 
 For each held-out case, every network of the shipped recipe (training/train_cpu.sh: localizer,
 detector2d, vertebra_seg + its fine-tune, labeler) is trained from scratch on the other real cases
@@ -48,17 +48,29 @@ def train_cases(config: str, held_out: str) -> list[str]:
     return cases
 
 
-def fold_commands(case: str, out: Path, minutes: float, device: str, max_steps: int | None,
-                  python: str = sys.executable) -> list[list[str]]:
+def budget_minutes(config: str, minutes: float | None, scale: float) -> float:
+    """A fixed budget per run, or the shipped recipe's own budget scaled (a CPU fold keeps the
+    recipe's proportions between networks)."""
+    if minutes is not None:
+        return minutes
+    optim = json.loads((ROOT / "training" / "configs" / config).read_text())["optim"]
+    return round(float(optim["max_minutes"]) * scale, 2)
+
+
+def fold_commands(case: str, out: Path, minutes: float | None, device: str, max_steps: int | None,
+                  python: str = sys.executable, scale: float = 1.0, threads: int = 0) -> list[list[str]]:
     """The commands that train and export one fold's models (held out: ``case``)."""
     fold = out / case
     commands = []
     for network, config, model_id, after in RECIPE:
         run_dir = fold / Path(config).stem
         sets = [f"data.train_cases={json.dumps(train_cases(config, case))}", "data.val_cases=[]",
-                f"optim.max_minutes={minutes}", f"optim.device={json.dumps(device)}"]
+                f"optim.max_minutes={budget_minutes(config, minutes, scale)}",
+                f"optim.device={json.dumps(device)}"]
         if max_steps:
             sets.append(f"optim.max_steps={max_steps}")
+        if threads:
+            sets.append(f"optim.threads={threads}")
         command = [python, "-m", "app", "train", network, "--config", str(ROOT / "training" / "configs" / config),
                    "--out", str(run_dir)]
         for s in sets:
@@ -81,12 +93,13 @@ def _exported(command: list[str]) -> bool:
     return (folder / f"{model_id}.onnx").exists() and (folder / f"{model_id}.json").exists()
 
 
-def run_fold(case: str, out: Path, minutes: float, device: str, max_steps: int | None) -> dict:
+def run_fold(case: str, out: Path, minutes: float | None, device: str, max_steps: int | None,
+             scale: float = 1.0, threads: int = 0) -> dict:
     log_path = out / case / "loco.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log:
-        for command in fold_commands(case, out, minutes, device, max_steps):
+        for command in fold_commands(case, out, minutes, device, max_steps, scale=scale, threads=threads):
             if _exported(command):
                 continue
             log.write("$ " + " ".join(command) + "\n")
@@ -103,7 +116,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/loco")
     parser.add_argument("--cases", nargs="+", default=list(REAL_CASES), choices=REAL_CASES)
-    parser.add_argument("--minutes", type=float, default=3.0, help="wall-clock budget per training run")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="the same wall-clock budget for every training run")
+    budget.add_argument("--scale", type=float, default=1.0,
+                        help="each run gets its shipped config's budget times this (default 1)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     parser.add_argument("--max-steps", type=int, help="cap the steps (smoke runs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=1, help="folds trained at once")
@@ -112,11 +129,13 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     if args.dry_run:
         for case in args.cases:
-            for command in fold_commands(case, out, args.minutes, args.device, args.max_steps):
+            for command in fold_commands(case, out, args.minutes, args.device, args.max_steps,
+                                         scale=args.scale, threads=args.threads):
                 print(" ".join(command[1:]))
         return 0
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
-        results = list(pool.map(lambda c: run_fold(c, out, args.minutes, args.device, args.max_steps), args.cases))
+        results = list(pool.map(lambda c: run_fold(c, out, args.minutes, args.device, args.max_steps,
+                                                   scale=args.scale, threads=args.threads), args.cases))
     for result in results:
         print(json.dumps(result))
     (out / "loco.json").write_text(json.dumps(results, indent=2) + "\n")
