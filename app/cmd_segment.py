@@ -47,7 +47,8 @@ def _options(args):
     from spine_core.pipeline.api import SegmentOptions
 
     options = SegmentOptions(device=args.device, pipeline=registry.resolve(args.pipeline),
-                             fast=bool(getattr(args, "fast", False)))
+                             fast=bool(getattr(args, "fast", False)),
+                             modality=(getattr(args, "modality", None) or "").upper())
     if getattr(args, "models", None):
         from spine_core.models.site import site_folder
 
@@ -151,6 +152,9 @@ def _add_common(p) -> None:
                    help=f"analysis pipeline ({described}; the old names default, m3, m1-only still work)")
     p.add_argument("--models", metavar="DIR", help="folder of models, each shipped or registered with `spineplan "
                    "models register`; 'site': the site's registered models (default: the installed ones)")
+    p.add_argument("--modality", choices=["ct", "mr"], type=str.lower,
+                   help="the modality of scans whose header names none (NIfTI, NRRD, MHA); without it, "
+                   "SpinePlan tells CT from MR by the values and says so in the log")
 
 
 def add_segment(sub) -> None:

@@ -8,8 +8,10 @@ table with confidences and flags, and list what needs review in the banner above
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox
 
 from spine_core.errors import SpineError
+from spine_core.io.content import guess_modality
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.review import case_banner, case_review, review_summary, vertebra_rows
 from spine_core.workflows.analysis import find_segment
@@ -57,10 +59,29 @@ class AnalysisController(QObject):
         if self.segment_fn is None:
             self.host.report_error(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
             return None
+        modality = self._modality_for(self.session.volume)
+        if modality is None:
+            return None
         self.ready.expect()
-        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method)
+        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method, modality=modality)
         return self.host.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
                                   self.session.volume, options, on_result=self.show_result)
+
+    def _modality_for(self, volume) -> str | None:
+        """The modality to analyse a scan whose header names none as: "" (let the pipeline decide),
+        "CT" when the values look like an MR and the user says it is a CT anyway, None when not.
+        Without dialogs the pipeline refuses it with its own message, as the CLI does."""
+        if volume.metadata.modality or not self.host.show_dialogs:
+            return ""
+        guess = guess_modality(volume)
+        if guess.modality != "MR":
+            return ""
+        answer = QMessageBox.question(
+            self.host.window(), "Analyse as CT?",
+            f"The file names no modality and it looks like an MR: {guess.reason}.\n\n"
+            "Automatic analysis reads CT only; on an MR its results are meaningless. "
+            "Analyse it as a CT anyway?", defaultButton=QMessageBox.StandardButton.No)
+        return "CT" if answer == QMessageBox.StandardButton.Yes else None
 
     def show_result(self, result) -> None:
         """A SegmentResult: its labels, confidences and flags in the table, the case's QA status and

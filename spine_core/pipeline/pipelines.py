@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.errors import UnsupportedImage
+from spine_core.io.content import MIN_STRUCTURE, guess_modality, structure
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
 from spine_core.pipeline.bone_refine import BoneRefineStage
 from spine_core.pipeline.detect import DetectStage
@@ -95,10 +96,7 @@ PIPELINES: dict[str, Callable[[], list[Stage]]] = {"per-vertebra": per_vertebra_
 
 
 def check_input(volume: Volume) -> None:
-    """Refuse scans the models cannot read, with a message that says what to do."""
-    modality = (volume.metadata.modality or "").upper()
-    if modality and modality != "CT":
-        raise UnsupportedImage(f"This is a {modality} scan; automatic analysis needs a CT. Choose a CT series.")
+    """Refuse scans whose geometry the models cannot read, with a message that says what to do."""
     spacing, extent = volume.spacing, volume.physical_extent_mm()
     if np.any(spacing > MAX_SPACING_MM) or np.any(spacing < MIN_SPACING_MM):
         sp = " x ".join(f"{s:.3g}" for s in spacing)
@@ -110,6 +108,37 @@ def check_input(volume: Volume) -> None:
         raise UnsupportedImage(f"The scan is too small to analyse ({size} mm, {' x '.join(map(str, volume.shape))} "
                                f"voxels); it needs at least {MIN_EXTENT_MM:.0f} mm and {MIN_VOXELS} voxels "
                                "in every direction. Choose the full series.")
+
+
+def check_content(volume: Volume, modality: str = "") -> list[str]:
+    """Refuse scans that are not a CT or show nothing, with a message that says what to do; returns
+    notes for the result (how the modality was decided when no header said it). ``modality`` is the
+    user's word (``--modality``) for a scan whose header names none."""
+    notes = []
+    tagged = (volume.metadata.modality or "").upper()
+    said = modality.upper()
+    if tagged in ("CT", "MR") and said and said != tagged:
+        raise UnsupportedImage(f"The scan's header says {tagged}; it cannot be analysed as {said}. "
+                               "Choose the right series, or leave out --modality.")
+    if tagged and tagged != "CT" and not said:
+        hint = "" if tagged == "MR" else " If it is a CT, run again with --modality ct."
+        raise UnsupportedImage(f"This is a {tagged} scan; automatic analysis needs a CT. Choose a CT series.{hint}")
+    if not tagged and not said:
+        guess = guess_modality(volume)
+        if guess.modality == "MR":
+            raise UnsupportedImage(f"This looks like an MR, not a CT: {guess.reason}. Automatic analysis needs "
+                                   "a CT. If it is a CT, run again with --modality ct.")
+        if guess.modality == "CT":
+            log.info("no modality in the header; analysed as CT because %s", guess.reason)
+        else:
+            notes.append(f"no modality in the header and the values do not say ({guess.reason}); analysed "
+                         "as CT: check that this is a CT")
+    elif said and said != "CT":
+        raise UnsupportedImage(f"Automatic analysis of {said} scans is not available; it needs a CT.")
+    if structure(volume) < MIN_STRUCTURE:
+        raise UnsupportedImage("The image holds no anatomy: neighbouring voxels are unrelated, as in noise or "
+                               "a blank or scrambled image. Check the file; choose another series.")
+    return notes
 
 
 @dataclass
@@ -137,8 +166,9 @@ def segment(volume: Volume, options: SegmentOptions | None = None, progress: Pro
     plan = _plan(options)
     models = models or ModelSet(options.models_dir, options.device)
     models.require(*[m for s in plan.stages for m in s.model_ids])
+    notes = check_content(volume, options.modality)
     ctx = Context(volume, options, models)
-    ctx.warnings.extend(volume.metadata.warnings)
+    ctx.warnings.extend([*volume.metadata.warnings, *notes])
     started = time.perf_counter()
     for n, stage in enumerate(plan.stages):
         stage.run(ctx, SubProgress(progress, 0.95 * plan.weights[n], 0.95 * plan.weights[n + 1]))

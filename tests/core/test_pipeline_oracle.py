@@ -2,6 +2,8 @@
 cylinders, in several scan orientations: grids, paste-back, ordering, labels on the input grid."""
 import numpy as np
 import pytest
+
+from spine_core.errors import UnsupportedImage
 from scipy import ndimage
 
 from spine_core.models.card import ModelCard
@@ -168,9 +170,13 @@ def test_empty_scan_says_no_spine_was_found():
     from spine_core.pipeline.stages import SpineNotFound
 
     volume, _ = make_scan()
-    empty = volume.with_array(np.full(volume.shape, 40.0, np.float32))
+    # soft tissue and fat, smooth as in a scan, but no bone
+    ramp = np.broadcast_to(np.linspace(-100.0, 60.0, volume.shape[0], dtype=np.float32)[:, None, None], volume.shape)
     with pytest.raises(SpineNotFound, match="No spine was found"):
-        segment(empty, SegmentOptions(), models=oracle_models())
+        segment(volume.with_array(np.array(ramp)), SegmentOptions(), models=oracle_models())
+    blank = volume.with_array(np.full(volume.shape, 40.0, np.float32))
+    with pytest.raises(UnsupportedImage, match="holds no anatomy"):
+        segment(blank, SegmentOptions(), models=oracle_models())
 
 
 @pytest.mark.parametrize("spacing,shape,modality,message", [
