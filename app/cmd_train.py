@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spine_core.errors import SpineError
 
-MODELS = ("localizer", "joint", "detector2d", "vertebra_seg", "labeler")
+MODELS = ("localizer", "joint", "detector2d", "vertebra_seg", "labeler", "mr_scar")
 
 
 def _read_config(path, model: str) -> dict:

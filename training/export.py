@@ -21,7 +21,10 @@ from training.trainer import load_checkpoint
 
 OPSET = 17
 LICENSES = (("VerSe", "VerSe CC BY-SA 4.0"), ("TotalSegmentator", "TotalSegmentator Apache-2.0"),
-            ("TPTBox", "TPTBox Apache-2.0"))
+            ("TPTBox", "TPTBox Apache-2.0"),
+            ("MR VB2", "MR T2 lumbar data under the terms of Chu et al. 2015 (Zenodo 22304)"),
+            ("MR VB3", "MyoSegmenTUM spine MR under the terms of Burian et al. 2019"),
+            ("MR IVD", "IVD challenge MR under the challenge's terms"))
 
 
 def export_onnx(model: torch.nn.Module, inputs: tuple, path) -> Path:
@@ -83,10 +86,13 @@ def build_card(ckpt: dict, model, model_id: str, onnx_path: Path, parity: float)
     metrics = {**ckpt.get("metrics", {}), "best_validation": ckpt.get("best"),
                "onnx_parity_max_abs_error": parity}
     version = str(ckpt["config"].get("version", "0.1.0"))
-    notes = ("Input: array axes LPS-aligned (i->L, j->P, k->S) at input_spacing_mm; HU clipped to "
-             "intensity_window then scaled to [0, 1]. " + getattr(model, "card_notes", ""))
+    modality = str(ckpt["config"].get("modality", "CT"))
+    notes = ("Input: array axes LPS-aligned (i->L, j->P, k->S) at input_spacing_mm; "
+             + ("HU clipped to intensity_window then scaled to [0, 1]. " if modality == "CT" else
+                "each scan scaled by its own intensity percentiles to [0, 1] (intensity_window). ")
+             + getattr(model, "card_notes", ""))
     return ModelCard(id=model_id, version=f"{version}+step{ckpt['step']}", sha256=sha256_of(onnx_path),
-                     task=spec.task, modality="CT", input_spacing_mm=[float(s) for s in data.spacing_mm],
+                     task=spec.task, modality=modality, input_spacing_mm=[float(s) for s in data.spacing_mm],
                      patch_size=[int(s) for s in model.card_patch_size(data.patch_size)],
                      intensity_window=[float(w) for w in data.window], label_ids=list(model.label_ids),
                      training=training, metrics=metrics, license=license_text(_sources(training)),

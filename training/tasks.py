@@ -18,7 +18,8 @@ TASKS = {"localizer": "training.tasks:LocalizerTask",
          "vertebra_seg": "training.tasks:VertebraSegTask",
          "detector2d": "training.tasks_m2:Detector2DTask",
          "labeler": "training.tasks_m2:LabelerTask",
-         "joint": "training.tasks_m3:JointTask"}
+         "joint": "training.tasks_m3:JointTask",
+         "mr_scar": "training.tasks_mr:MRScarTask"}
 
 
 def data_config(config: dict) -> DataConfig:

@@ -189,10 +189,16 @@ def run_training(config: dict, out_dir, resume=None, command: str = "", progress
     from training.data import describe, load_datasets
     from training.tasks import data_config, task_class
 
-    train, val = datasets if datasets is not None else load_datasets(data_config(config))
+    cls = task_class(config["model"])
+    loader = getattr(cls, "load_data", None)     # tasks with their own data (MR) load it themselves
+    if datasets is not None:
+        train, val = datasets
+    else:
+        train, val = loader(config) if loader else load_datasets(data_config(config))
     seed = int(config.get("optim", {}).get("seed", 0))
-    task = task_class(config["model"])(config, train, val, seed)
-    task.data_description = {"train": describe(train), "validation": describe(val)}
+    task = cls(config, train, val, seed)
+    summary = getattr(cls, "describe", describe)
+    task.data_description = {"train": summary(train), "validation": summary(val)}
     if getattr(task, "unlabelled_description", None):
         task.data_description["unlabelled"] = task.unlabelled_description
     trainer = Trainer(task, config, out_dir, command, progress_bar)

@@ -8,10 +8,8 @@ table with confidences and flags, and list what needs review in the banner above
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMessageBox
 
 from spine_core.errors import SpineError
-from spine_core.io.content import guess_modality
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.review import case_banner, case_review, review_summary, vertebra_rows
 from spine_core.workflows.analysis import find_segment
@@ -37,6 +35,7 @@ class AnalysisController(QObject):
         self.vertebrae: dict = {}        # {id: VertebraResult} of the analysis, edited ones dropped
         self.warnings: list[str] = []    # the banner's lines above the flagged vertebrae
         self.rows = []                   # the table's rows (spine_core.review.VertebraRow)
+        self.record: dict = {}           # of the analysis shown: pipeline, provider, models, its notes
         if segment is None:
             segment, why = find_segment()
         else:
@@ -59,35 +58,18 @@ class AnalysisController(QObject):
         if self.segment_fn is None:
             self.host.report_error(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
             return None
-        modality = self._modality_for(self.session.volume)
-        if modality is None:
-            return None
         self.ready.expect()
-        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method, modality=modality)
+        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method)
         return self.host.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
                                   self.session.volume, options, on_result=self.show_result)
-
-    def _modality_for(self, volume) -> str | None:
-        """The modality to analyse a scan whose header names none as: "" (let the pipeline decide),
-        "CT" when the values look like an MR and the user says it is a CT anyway, None when not.
-        Without dialogs the pipeline refuses it with its own message, as the CLI does."""
-        if volume.metadata.modality or not self.host.show_dialogs:
-            return ""
-        guess = guess_modality(volume)
-        if guess.modality != "MR":
-            return ""
-        answer = QMessageBox.question(
-            self.host.window(), "Analyse as CT?",
-            f"The file names no modality and it looks like an MR: {guess.reason}.\n\n"
-            "Automatic analysis reads CT only; on an MR its results are meaningless. "
-            "Analyse it as a CT anyway?", defaultButton=QMessageBox.StandardButton.No)
-        return "CT" if answer == QMessageBox.StandardButton.Yes else None
 
     def show_result(self, result) -> None:
         """A SegmentResult: its labels, confidences and flags in the table, the case's QA status and
         flags in the banner (the vocabulary `segment` and batch runs write)."""
         self.session.set_labels(result.labels)          # rows first drop stale analysis ...
         self.vertebrae = {v.id: v for v in result.vertebrae}
+        self.record = {"pipeline": self.prefs.method, "provider": result.provider,
+                       "models": list(getattr(result, "models", [])), "notes": list(result.warnings)}
         self.warnings = []
         self.refresh_rows()                             # ... then show the new one
         case = case_review(self.rows, self.session.volume, result.warnings, result.labels)
@@ -102,9 +84,17 @@ class AnalysisController(QObject):
         self.vertebrae, self.warnings = dict(vertebrae), list(warnings)
         self.refresh_rows()
 
+    def analysis_record(self) -> dict:
+        """What a result folder's metrics.json records, for the labels as they are now: the case's QA status
+        and flags (from the table's rows, the scan and the analysis' notes) and, where the labels came from
+        an analysis here, its pipeline and models (exports and the planning report show them)."""
+        record = {k: v for k, v in self.record.items() if k != "notes"}
+        case = case_review(self.rows, self.session.volume, self.record.get("notes", []), self.session.labels)
+        return {**record, "case": case.as_dict()}
+
     def drop_warnings(self) -> None:
         """Other labels were opened: the banner no longer describes them."""
-        self.warnings = []
+        self.warnings, self.record = [], {}
         self.panel.set_warnings(self.warnings, review_summary(self.rows))
 
     def refresh_rows(self) -> None:
@@ -117,7 +107,7 @@ class AnalysisController(QObject):
     # --- session ------------------------------------------------------------------------------
     def _on_volume_changed(self) -> None:
         # a new scan has no rows yet: the previous scan's table and banner must not stay on screen
-        self.vertebrae, self.warnings = {}, []
+        self.vertebrae, self.warnings, self.record = {}, [], {}
         self.refresh_rows()
 
     def _on_labels_changed(self, touched) -> None:

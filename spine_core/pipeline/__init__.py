@@ -6,7 +6,7 @@ package, e.g. for ``preprocess`` in training, stays light).
 
 
 def __getattr__(name):
-    if name in ("PIPELINES", "segment", "check_input", "check_content"):
+    if name in ("PIPELINES", "segment", "check_input", "scan_modality", "check_structure"):
         from spine_core.pipeline import pipelines
 
         return getattr(pipelines, name)

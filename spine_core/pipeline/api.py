@@ -46,3 +46,4 @@ class SegmentResult:
     timings_s: dict[str, float] = field(default_factory=dict)   # per stage
     provider: str = ""              # onnxruntime provider that really ran
     warnings: list[str] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)   # {"id", "version", "sha256"} of each model run

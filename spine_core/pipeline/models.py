@@ -93,6 +93,12 @@ class ModelSet:
             self.providers[model_id] = info.provider
         return self._loaded[model_id]
 
+    def records(self, model_ids) -> list[dict]:
+        """id, version and sha256 (of the ONNX file, verified) of each loaded model in ``model_ids``: what a
+        result records of the models that made it."""
+        cards = [getattr(self._loaded.get(m), "card", None) for m in model_ids]
+        return [{"id": c.id, "version": c.version, "sha256": c.sha256} for c in cards if c is not None]
+
     @property
     def provider(self) -> str:
         """What really ran, e.g. 'CPUExecutionProvider' (several joined if models differ)."""

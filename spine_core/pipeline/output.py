@@ -34,7 +34,7 @@ def border_labels(array: np.ndarray) -> set[int]:
     return {int(v) for f in faces for v in np.unique(f) if v}
 
 
-def _vertebra_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[int, tuple]) -> list[VertebraResult]:
+def result_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[int, tuple]) -> list[VertebraResult]:
     ids = labels.ids()
     if not ids:
         return []
@@ -62,7 +62,7 @@ def finalize(ctx: Context) -> SegmentResult:
     labels = LabelMap(array, ctx.volume.affine, ctx.volume.metadata, names=label_names(levels.ids))
     confidences = {vid: p * float(s) for vid, p, s in zip(levels.ids, levels.probability, inst.seg_probability)}
     flags = dict(zip(levels.ids, levels.flags))
-    vertebrae = _vertebra_rows(labels, confidences, flags)
+    vertebrae = result_rows(labels, confidences, flags)
     lost = sorted(set(levels.ids) - {v.id for v in vertebrae})
     if lost:
         ctx.warn(f"{len(lost)} vertebra(e) vanished when mapped onto the scan's grid (too small)")

@@ -110,35 +110,35 @@ def check_input(volume: Volume) -> None:
                                "in every direction. Choose the full series.")
 
 
-def check_content(volume: Volume, modality: str = "") -> list[str]:
-    """Refuse scans that are not a CT or show nothing, with a message that says what to do; returns
-    notes for the result (how the modality was decided when no header said it). ``modality`` is the
-    user's word (``--modality``) for a scan whose header names none."""
-    notes = []
+def scan_modality(volume: Volume, modality: str = "") -> tuple[str, list[str]]:
+    """"CT" or "MR" for the analysis, and notes for the result on how that was decided. The header's
+    Modality wins; ``modality`` (``--modality``) names it for scans
+    whose header names none; failing both, the values decide (spine_core.io.content)."""
     tagged = (volume.metadata.modality or "").upper()
     said = modality.upper()
     if tagged in ("CT", "MR") and said and said != tagged:
         raise UnsupportedImage(f"The scan's header says {tagged}; it cannot be analysed as {said}. "
                                "Choose the right series, or leave out --modality.")
-    if tagged and tagged != "CT" and not said:
-        hint = "" if tagged == "MR" else " If it is a CT, run again with --modality ct."
-        raise UnsupportedImage(f"This is a {tagged} scan; automatic analysis needs a CT. Choose a CT series.{hint}")
-    if not tagged and not said:
-        guess = guess_modality(volume)
-        if guess.modality == "MR":
-            raise UnsupportedImage(f"This looks like an MR, not a CT: {guess.reason}. Automatic analysis needs "
-                                   "a CT. If it is a CT, run again with --modality ct.")
-        if guess.modality == "CT":
-            log.info("no modality in the header; analysed as CT because %s", guess.reason)
-        else:
-            notes.append(f"no modality in the header and the values do not say ({guess.reason}); analysed "
-                         "as CT: check that this is a CT")
-    elif said and said != "CT":
-        raise UnsupportedImage(f"Automatic analysis of {said} scans is not available; it needs a CT.")
+    if tagged in ("CT", "MR"):
+        return tagged, []
+    if tagged and not said:
+        raise UnsupportedImage(f"This is a {tagged} scan; automatic analysis reads CT and MR. Choose a CT or "
+                               "MR series, or say which it is with --modality ct|mr.")
+    if said in ("CT", "MR"):
+        return said, []
+    guess = guess_modality(volume)
+    if guess.modality:
+        log.info("no modality in the header; analysed as %s because %s", guess.modality, guess.reason)
+        return guess.modality, []
+    return "CT", [f"no modality in the header and the values do not say ({guess.reason}); analysed as CT: "
+                  "check that this is a CT, or run again with --modality mr"]
+
+
+def check_structure(volume: Volume) -> None:
+    """Refuse an image without structure (noise, blank, scrambled) before any model runs."""
     if structure(volume) < MIN_STRUCTURE:
         raise UnsupportedImage("The image holds no anatomy: neighbouring voxels are unrelated, as in noise or "
                                "a blank or scrambled image. Check the file; choose another series.")
-    return notes
 
 
 @dataclass
@@ -153,6 +153,23 @@ def _plan(options: SegmentOptions) -> _Plan:
     return _Plan(stages, np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]))
 
 
+def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
+    from spine_core.pipeline.mr import MR_MODEL, segment_mr
+
+    if not models.has(MR_MODEL):
+        raise UnsupportedImage(f"This is an MR scan. MR analysis needs the model '{MR_MODEL}', which is not "
+                               "installed, and the CT analysis cannot read an MR. Choose a CT series, or "
+                               "install a SpinePlan release with the MR model.")
+    models.require(MR_MODEL)
+    check_structure(volume)
+    result = segment_mr(volume, options, progress, models)
+    result.warnings = [*notes, *result.warnings]
+    result.models = models.records([MR_MODEL])
+    log.info("segmented %d MR structures in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
+             result.provider)
+    return result
+
+
 def required_models(options: SegmentOptions) -> list[str]:
     """The model ids the pipeline of ``options`` runs (a batch worker loads them once, up front)."""
     return list(dict.fromkeys(m for s in _plan(options).stages for m in s.model_ids))
@@ -163,10 +180,13 @@ def segment(volume: Volume, options: SegmentOptions | None = None, progress: Pro
     """Vertebra labels on ``volume``'s own grid, with per-vertebra centroid, confidence and flags."""
     options, progress = options or SegmentOptions(), progress or NullProgress()
     check_input(volume)
-    plan = _plan(options)
+    modality, notes = scan_modality(volume, options.modality)
     models = models or ModelSet(options.models_dir, options.device)
+    if modality == "MR":
+        return _segment_mr(volume, options, progress, models, notes)
+    plan = _plan(options)
     models.require(*[m for s in plan.stages for m in s.model_ids])
-    notes = check_content(volume, options.modality)
+    check_structure(volume)
     ctx = Context(volume, options, models)
     ctx.warnings.extend([*volume.metadata.warnings, *notes])
     started = time.perf_counter()
@@ -176,6 +196,7 @@ def segment(volume: Volume, options: SegmentOptions | None = None, progress: Pro
     result = finalize(ctx)
     result.timings_s["output"] = round(time.perf_counter() - began, 3)
     result.timings_s["total"] = round(time.perf_counter() - started, 3)
+    result.models = models.records(required_models(options))
     progress.update(1.0, f"{len(result.vertebrae)} vertebrae")
     log.info("segmented %d vertebrae in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
              result.provider)

@@ -122,9 +122,11 @@ def test_altered_or_missing_model_is_refused_with_exit_2(tmp_path, models_dir):
     broken = tmp_path / "models"
     shutil.copytree(models_dir, broken)
     (broken / f"{DETECTOR_ID}.onnx").write_bytes(b"not a model")
-    run = spineplan("segment", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--models", broken)
+    run = spineplan("segment", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--models", broken,
+                   "--modality", "ct")
     assert run.returncode == 2 and "integrity check" in run.stderr and "Traceback" not in run.stderr
     (broken / f"{DETECTOR_ID}.onnx").unlink()
-    run = spineplan("segment", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--models", broken)
+    run = spineplan("segment", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--models", broken,
+                   "--modality", "ct")
     assert run.returncode == 2 and "not installed" in run.stderr
     assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from spine_core.errors import UnsupportedImage
 from spine_core.io import load_scan
 from spine_core.io.content import guess_modality, structure
 from spine_core.phantom import PhantomOptions, generate_phantom
-from spine_core.pipeline import check_content
+from spine_core.pipeline import check_structure, scan_modality
 from spine_core.volume import ScanMetadata, Volume, affine_from_geometry
 
 
@@ -51,32 +51,29 @@ def test_noise_has_no_structure_and_anatomy_has():
     assert structure(_volume(np.zeros((30, 30, 30), np.int16))) == 0.0
 
 
-def test_an_untagged_mr_is_refused_with_the_way_out(mr_like):
-    with pytest.raises(UnsupportedImage, match=r"looks like an MR.*--modality ct"):
-        check_content(mr_like)
-
-
-def test_the_users_word_decides_an_untagged_scan_but_not_a_tagged_one(mr_like):
-    assert check_content(mr_like, "CT") == []
+def test_the_header_wins_then_the_users_word_then_the_values(mr_like):
+    assert scan_modality(mr_like) == ("MR", [])
+    assert scan_modality(mr_like, "CT") == ("CT", [])
     tagged = _volume(mr_like.array, modality="MR")
+    assert scan_modality(tagged) == ("MR", [])
     with pytest.raises(UnsupportedImage, match="header says MR"):
-        check_content(tagged, "CT")
-    with pytest.raises(UnsupportedImage, match="This is a MR scan"):
-        check_content(tagged)
+        scan_modality(tagged, "CT")
+    with pytest.raises(UnsupportedImage, match="--modality ct"):
+        scan_modality(_volume(mr_like.array, modality="OT"))
 
 
-def test_noise_is_refused_before_any_model_runs():
+def test_noise_is_refused():
     rng = np.random.default_rng(0)
-    noise = _volume(rng.normal(0, 400, (60, 120, 120)).astype(np.int16))
     with pytest.raises(UnsupportedImage, match="no anatomy"):
-        check_content(noise)
+        check_structure(_volume(rng.normal(0, 400, (60, 120, 120)).astype(np.int16)))
+    check_structure(_phantom_without_tag())
 
 
 def test_an_undecided_scan_is_analysed_as_ct_with_a_note(mr_like):
     array = mr_like.array.astype(np.int16)
     array[:, :4, :5] = -200
-    notes = check_content(_volume(array))
-    assert len(notes) == 1 and "analysed as CT" in notes[0]
+    modality, notes = scan_modality(_volume(array))
+    assert modality == "CT" and len(notes) == 1 and "--modality mr" in notes[0]
 
 
 def test_the_shared_scans_are_told_apart(shared_data):

@@ -29,6 +29,9 @@ NETS: dict[str, NetSpec] = {s.name: s for s in (
             "single-vertebra-segmentation", "M2 3D attention-gated U-Net on [CT ROI, centre-weight map]"),
     NetSpec("labeler", "training.nets.labeler", "VertebraLabeler", "LabelerConfig",
             "vertebra-labeling", "M2 labeler: 3D ResNet mask encoder + Transformer over the vertebra sequence"),
+    NetSpec("mr_scar", "training.nets.mr_scar", "MRScarNet", "MRScarConfig", "mr-body-disc-segmentation",
+            "M5 SCAR-Net style: 2D residual encoder + ASPP, U-Net decoder, body / disc branches with "
+            "cross-class attention, key-point recognition branch"),
 )}
 
 

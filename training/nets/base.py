@@ -28,3 +28,19 @@ class ExportableNet(nn.Module):
 
     def card_patch_size(self, patch_size) -> list[int]:
         return list(patch_size)
+
+
+class ExportableNet2D(ExportableNet):
+    """One 2D slice input (B, C, H, W): the card's patch size is the slice's two axes."""
+
+    @property
+    def dynamic_axes(self) -> dict:
+        axes = {0: "batch", 2: "h", 3: "w"}
+        return {n: axes for n in (*self.input_names, *self.output_names)}
+
+    def card_patch_size(self, patch_size) -> list[int]:
+        return [int(s) for s in patch_size[-2:]]
+
+    def example_inputs(self, patch_size, seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.rand((1, self.config.in_channels, *self.card_patch_size(patch_size)), generator=gen),)

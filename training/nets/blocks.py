@@ -54,19 +54,32 @@ class ConvINBlock(nn.Module):
 
 
 class ASPP(nn.Module):
-    """Parallel dilated 3x3x3 convs, concatenated, fused by 1x1x1 conv + BN + ReLU."""
+    """Parallel dilated 3x3(x3) convs, concatenated, fused by 1x1(x1) conv + BN + ReLU."""
 
     def __init__(self, cin: int, cout: int, dilations: Sequence[int] = (1, 2, 4, 8),
-                 branch_channels: int | None = None) -> None:
+                 branch_channels: int | None = None, dims: int = 3) -> None:
         super().__init__()
         branch = branch_channels or cin
+        conv, norm = (nn.Conv3d, nn.BatchNorm3d) if dims == 3 else (nn.Conv2d, nn.BatchNorm2d)
         self.dilations = tuple(int(d) for d in dilations)
-        self.branches = nn.ModuleList(conv3(cin, branch, d, bias=True) for d in self.dilations)
-        self.fuse = nn.Sequential(nn.Conv3d(branch * len(self.dilations), cout, 1, bias=False),
-                                  nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+        self.branches = nn.ModuleList(conv3(cin, branch, d, dims=dims, bias=True) for d in self.dilations)
+        self.fuse = nn.Sequential(conv(branch * len(self.dilations), cout, 1, bias=False),
+                                  norm(cout), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([b(x) for b in self.branches], dim=1))
+
+
+class Up2d(nn.Module):
+    """2D decoder step: upsample onto the skip's size, reduce, concatenate the skip, residual block."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.block = ResBlock(cout + cskip, cout, dims=2)
+
+    def forward(self, x, skip):
+        return self.block(torch.cat([self.reduce(upsample_to(x, skip)), skip], dim=1))
 
 
 class UpBlock(nn.Module):

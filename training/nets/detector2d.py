@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.nets.base import ExportableNet
-from training.nets.blocks import ResBlock, unet_decode, upsample_to
+from training.nets.base import ExportableNet2D
+from training.nets.blocks import ResBlock, Up2d, unet_decode
 
 
 @dataclass
@@ -23,17 +23,7 @@ class Detector2DConfig:
     size_regression: bool = True
 
 
-class _Up2d(nn.Module):
-    def __init__(self, cin: int, cskip: int, cout: int) -> None:
-        super().__init__()
-        self.reduce = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.block = ResBlock(cout + cskip, cout, dims=2)
-
-    def forward(self, x, skip):
-        return self.block(torch.cat([self.reduce(upsample_to(x, skip)), skip], dim=1))
-
-
-class CentreDetector2D(ExportableNet):
+class CentreDetector2D(ExportableNet2D):
     card_notes = ("Input: one sagittal slice (array axes j->P, k->S) at input_spacing_mm. Outputs: "
                   "'heatmap' logit (sigmoid = vertebra-centre likelihood), 'size' = box extent (P, S) "
                   "in pixels, read at heatmap peaks.")
@@ -45,23 +35,11 @@ class CentreDetector2D(ExportableNet):
         self.encoders = nn.ModuleList(ResBlock(c_in, c, dims=2)
                                       for c_in, c in zip([cfg.in_channels] + chans[:-1], chans))
         self.pool = nn.MaxPool2d(2)
-        self.ups = nn.ModuleList(_Up2d(chans[i + 1], chans[i], chans[i]) for i in reversed(range(cfg.levels - 1)))
+        self.ups = nn.ModuleList(Up2d(chans[i + 1], chans[i], chans[i]) for i in reversed(range(cfg.levels - 1)))
         self.heatmap = nn.Conv2d(chans[0], 1, 1)
         nn.init.constant_(self.heatmap.bias, -2.19)   # CenterNet's prior: sigmoid ~ 0.1
         self.size = nn.Conv2d(chans[0], 2, 1) if cfg.size_regression else None
         self.output_names = ("heatmap", "size") if cfg.size_regression else ("heatmap",)
-
-    @property
-    def dynamic_axes(self) -> dict:
-        axes = {0: "batch", 2: "h", 3: "w"}
-        return {n: axes for n in (*self.input_names, *self.output_names)}
-
-    def example_inputs(self, patch_size, seed: int = 0):
-        gen = torch.Generator().manual_seed(seed)
-        return (torch.rand((1, self.config.in_channels, *self.card_patch_size(patch_size)), generator=gen),)
-
-    def card_patch_size(self, patch_size) -> list[int]:
-        return [int(s) for s in patch_size[-2:]]
 
     def forward(self, image: torch.Tensor):
         x = unet_decode(self.encoders, self.pool, self.ups, image)

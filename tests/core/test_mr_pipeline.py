@@ -1,0 +1,90 @@
+"""MR analysis: routing by modality, levels counted from the L5/S1 disc, labels on the scan's grid."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from spine_core.errors import UnsupportedImage
+from spine_core.models.card import ModelCard
+from spine_core.pipeline import segment
+from spine_core.pipeline.api import SegmentOptions
+from spine_core.pipeline.models import ModelSet
+from spine_core.pipeline.mr import MR_MODEL, NOT_ANCHORED, number_levels
+from spine_core.volume import ScanMetadata, Volume
+
+
+def test_levels_counted_from_the_disc_below_the_lowest_body():
+    bodies, discs, anchored = number_levels(np.array([40.0, 10.0, 70.0]), np.array([0.0, 25.0, 55.0, 85.0]))
+    assert anchored
+    assert bodies == [23, 24, 22]
+    assert discs == [124, 123, 122, 121]          # 100 + the vertebra above; the top one above L3
+
+
+def test_without_the_l5_s1_disc_the_count_is_not_anchored():
+    bodies, discs, anchored = number_levels(np.array([10.0, 40.0]), np.array([25.0]))
+    assert not anchored and bodies == [24, 23] and discs == [123]
+
+
+class IntensityOracle:
+    """Stands in for the MR network: bright is body, mid-grey is disc (the test scan is drawn so)."""
+    card = ModelCard(id=MR_MODEL, version="test", sha256="", task="test", modality="MR", input_spacing_mm=[1, 1, 1],
+                     patch_size=[160, 160], intensity_window=[0, 1], label_ids=[1, 2], training={}, metrics={},
+                     license="test")
+
+    def run(self, feed):
+        x = feed["image"][:, 1:2]
+        body = np.where(x > 0.75, 10.0, -10.0)
+        disc = np.where((x > 0.2) & (x < 0.6), 10.0, -10.0)
+        return [np.concatenate([body, disc], axis=1).astype(np.float32), np.zeros_like(body)]
+
+
+def mr_scan(with_sacrum_disc: bool = True):
+    """A sagittal lumbar 'MR' stored as the shared MR sets are: i -> inferior, j -> posterior, k -> right."""
+    shape = (150, 80, 40)                              # S-I, A-P, L-R voxels of 1 mm
+    array = np.full(shape, 100.0, np.float32)
+    top = 10
+    for level in range(4):                             # bodies 25 mm, discs 8 mm, from the top down
+        array[top:top + 25, 20:55, 12:28] = 800.0
+        top += 25
+        if level < 3 or with_sacrum_disc:
+            array[top:top + 8, 22:53, 13:27] = 400.0
+        top += 8
+    affine = np.array([[0, 0, -1, 0], [0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], float)
+    return Volume(array.astype(np.int16), affine, ScanMetadata(modality="MR"))
+
+
+def test_an_mr_goes_through_the_mr_network_only():
+    models = ModelSet(preset={MR_MODEL: IntensityOracle()})
+    result = segment(mr_scan(), SegmentOptions(), models=models)
+    ids = result.labels.ids()
+    assert ids == [21, 22, 23, 24, 121, 122, 123, 124]
+    assert result.labels.same_grid(mr_scan())
+    centres = {v.id: v.position for v in result.vertebrae}
+    assert centres[24][2] < centres[23][2] < centres[22][2]        # L5 lowest (LPS: S grows upwards)
+    assert centres[124][2] < centres[24][2] < centres[123][2]
+    assert NOT_ANCHORED not in result.warnings
+    assert all(v.confidence > 0.9 for v in result.vertebrae)
+
+
+def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
+    models = ModelSet(preset={MR_MODEL: IntensityOracle()})
+    result = segment(mr_scan(with_sacrum_disc=False), SegmentOptions(), models=models)
+    assert NOT_ANCHORED in result.warnings
+    assert 24 in result.labels.ids()
+
+
+def test_a_ct_never_reaches_the_mr_network_and_an_mr_never_the_ct_networks(tmp_path):
+    from spine_core.pipeline.models import ModelUnavailable
+
+    class Boom:
+        card = IntensityOracle.card
+
+        def run(self, feed):
+            raise AssertionError("the MR model ran on a CT")
+
+    scan = mr_scan()
+    ct = replace(scan, array=(scan.array.astype(np.int16) - 1100), metadata=ScanMetadata(modality="CT"))
+    with pytest.raises(ModelUnavailable, match="ct-"):     # asks for the CT models, never runs the MR one
+        segment(ct, SegmentOptions(models_dir=tmp_path), models=ModelSet(tmp_path, preset={MR_MODEL: Boom()}))
+    with pytest.raises(UnsupportedImage, match="MR analysis needs the model"):
+        segment(scan, SegmentOptions(), models=ModelSet(tmp_path))

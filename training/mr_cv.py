@@ -1,0 +1,91 @@
+"""Cross-validation folds by case for the MR network (M5): every shared MR case is tested by a model
+that never saw it (training, validation, checkpoint choice: the last checkpoint is exported).
+
+    python -m training.mr_cv --out runs/mr_cv [--folds 4] [--minutes 12] [--threads 1] [--only K ...]
+                             [--max-steps N] [--dry-run]
+
+Cases are dealt round-robin per set (VB2, VB3, IVD, cervical), so each fold's test part mixes the
+sets. A fold whose model is exported is skipped; one with a last.pt resumes (its wall-clock budget
+continues, it does not restart). benchmarks/eval_mr.py scores the folds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "training" / "configs" / "mr_scar_cpu.json"
+MODEL_ID = "mr-spine-seg"
+
+
+def case_set(name: str) -> str:
+    return name.split("_")[0]
+
+
+def folds(names: list[str], k: int) -> list[list[str]]:
+    """Test cases of each fold: per set, cases dealt round-robin (continuing where the last set
+    stopped, so small sets spread over different folds)."""
+    out, n = [[] for _ in range(k)], 0
+    for group in sorted({case_set(c) for c in names}):
+        for name in sorted(c for c in names if case_set(c) == group):
+            out[n % k].append(name)
+            n += 1
+    return out
+
+
+def fold_commands(fold: int, test: list[str], names: list[str], out: Path, minutes: float, threads: int,
+                  max_steps: int | None, python: str = sys.executable) -> list[list[str]]:
+    run = out / f"fold{fold}"
+    train = [c for c in names if c not in test]
+    command = [python, "-m", "app", "train", "mr_scar", "--config", str(CONFIG), "--out", str(run),
+               "--set", f"data.train_cases={json.dumps(train)}", "--set", "data.val_cases=[]",
+               "--set", f"optim.max_minutes={minutes}", "--set", f"optim.threads={threads}"]
+    if max_steps:
+        command += ["--set", f"optim.max_steps={max_steps}"]
+    if (run / "last.pt").exists():
+        command += ["--resume", str(run / "last.pt")]
+    export = [python, "-m", "app", "export-onnx", str(run / "last.pt"), "--out", str(run / "models"),
+              "--id", MODEL_ID]
+    return [command, export]
+
+
+def main(argv=None) -> int:
+    from training.tasks_mr import mr_case_names, shared_mr_root
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/mr_cv")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=12.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", type=int, nargs="+", help="train only these folds (0-based)")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    names = mr_case_names(shared_mr_root())
+    plan = folds(names, args.folds)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.json").write_text(json.dumps({f"fold{k}": t for k, t in enumerate(plan)}, indent=1) + "\n")
+    status = 0
+    for k, test in enumerate(plan):
+        if args.only is not None and k not in args.only:
+            continue
+        if (out / f"fold{k}" / "models" / f"{MODEL_ID}.onnx").exists():
+            continue
+        for command in fold_commands(k, test, names, out, args.minutes, args.threads, args.max_steps):
+            if args.dry_run:
+                print(" ".join(command[1:]))
+                continue
+            with open(out / f"fold{k}.log", "a", encoding="utf-8") as log:
+                if subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode:
+                    print(f"fold {k} failed: see {out / f'fold{k}.log'}")
+                    status = 1
+                    break
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
