@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.calibration import calibration_table, judged_vertebrae
 from benchmarks.eval_accuracy import REAL, load_case
+from benchmarks.fold_models import fold_model_set
 from spine_core.io import load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline import segment
@@ -120,13 +121,20 @@ def main() -> None:
     parser.add_argument("--skip-unlabelled", action="store_true")
     parser.add_argument("--skip-labelled", action="store_true")
     parser.add_argument("--only-ablation", nargs="*", help="ablation row names to run (default all)")
+    parser.add_argument("--cases", nargs="+", choices=list(LABELLED), help="score only these labelled cases")
     parser.add_argument("--fold-models", metavar="DIR", help="score each labelled case with the models of its "
                         "leave-one-case-out fold, DIR/<case>/models (python -m training.loco)")
     args = parser.parse_args()
     models = ModelSet(None, "cpu")
 
+    folds: dict[str, ModelSet] = {}
+
     def models_for(case: str) -> ModelSet:
-        return ModelSet(Path(args.fold_models) / case / "models", "cpu") if args.fold_models else models
+        if not args.fold_models:
+            return models
+        if case not in folds:
+            folds[case] = fold_model_set(Path(args.fold_models) / case / "models")
+        return folds[case]
 
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
               "ablation": [], "unlabelled": []}
@@ -134,7 +142,8 @@ def main() -> None:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
         options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=all(ribs))
-        rows = [score_case(case, options, models_for(case)) for case in LABELLED]
+        rows = [score_case(case, options, models_for(case)) for case in LABELLED
+                if not args.cases or case in args.cases]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
                                    "cases": rows, "pooled": pooled(rows)})
         print(json.dumps(report["ablation"][-1]["pooled"] | {"name": title}), flush=True)

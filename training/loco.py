@@ -1,7 +1,7 @@
 """Leave-one-real-case-out training of the default (per-vertebra) pipeline's networks, so every
 labelled real CT can be scored by models that never saw it (benchmarks/eval_real.py --fold-models).
 
-    python -m training.loco --out runs/loco [--cases verse006 ...] [--minutes 3 | --scale 0.8]
+    python -m training.loco --out runs/loco [--cases verse006 ...] [--minutes 3 | --scale 0.8 | --shipped-steps]
                             [--threads N] [--parallel 4] [--max-steps N] [--device auto]
 
 For each held-out case, every network of the shipped recipe (training/train_cpu.sh: localizer,
@@ -28,12 +28,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CASES = ("verse006", "verse007", "tptbox_lumbar", "ts_dicom")
-# (network, config, shipped model id, resume-from step): the shipped recipe, in order
-RECIPE = (("localizer", "localizer_cpu.json", "ct-spine-localizer", None),
-          ("detector2d", "detector2d_cpu.json", "ct-vertebra-detector", None),
-          ("vertebra_seg", "vertebra_seg_cpu.json", None, None),
-          ("vertebra_seg", "vertebra_seg_cpu_ft.json", "ct-vertebra-seg", "vertebra_seg_cpu.json"),
-          ("labeler", "labeler_cpu.json", "ct-vertebra-labeler", None))
+# (network, config, shipped model id, resume-from step, steps the shipped model trained): the shipped
+# recipe, in order. The shipped segmentation model trained 25 + 15 minutes, 1,992 steps in all; its
+# first run's share (25/40) is taken as that run's steps.
+RECIPE = (("localizer", "localizer_cpu.json", "ct-spine-localizer", None, 1350),
+          ("detector2d", "detector2d_cpu.json", "ct-vertebra-detector", None, 2300),
+          ("vertebra_seg", "vertebra_seg_cpu.json", None, None, 1245),
+          ("vertebra_seg", "vertebra_seg_cpu_ft.json", "ct-vertebra-seg", "vertebra_seg_cpu.json", 1992),
+          ("labeler", "labeler_cpu.json", "ct-vertebra-labeler", None, 2000))
 
 
 def train_cases(config: str, held_out: str) -> list[str]:
@@ -50,7 +52,7 @@ def train_cases(config: str, held_out: str) -> list[str]:
 
 def budget_minutes(config: str, minutes: float | None, scale: float) -> float:
     """A fixed budget per run, or the shipped recipe's own budget scaled (a CPU fold keeps the
-    recipe's proportions between networks)."""
+    recipe's proportions between networks); 0: no time limit."""
     if minutes is not None:
         return minutes
     optim = json.loads((ROOT / "training" / "configs" / config).read_text())["optim"]
@@ -58,16 +60,21 @@ def budget_minutes(config: str, minutes: float | None, scale: float) -> float:
 
 
 def fold_commands(case: str, out: Path, minutes: float | None, device: str, max_steps: int | None,
-                  python: str = sys.executable, scale: float = 1.0, threads: int = 0) -> list[list[str]]:
-    """The commands that train and export one fold's models (held out: ``case``)."""
+                  python: str = sys.executable, scale: float = 1.0, threads: int = 0,
+                  shipped_steps: bool = False) -> list[list[str]]:
+    """The commands that train and export one fold's models (held out: ``case``). ``shipped_steps``:
+    each run trains exactly as many steps as the shipped model did, however long that takes (a
+    shared or slower machine then changes only the time, not the model)."""
     fold = out / case
     commands = []
-    for network, config, model_id, after in RECIPE:
+    for network, config, model_id, after, steps in RECIPE:
         run_dir = fold / Path(config).stem
         sets = [f"data.train_cases={json.dumps(train_cases(config, case))}", "data.val_cases=[]",
-                f"optim.max_minutes={budget_minutes(config, minutes, scale)}",
+                f"optim.max_minutes={0 if shipped_steps else budget_minutes(config, minutes, scale)}",
                 f"optim.device={json.dumps(device)}"]
-        if max_steps:
+        if shipped_steps:
+            sets.append(f"optim.max_steps={steps}")
+        elif max_steps:
             sets.append(f"optim.max_steps={max_steps}")
         if threads:
             sets.append(f"optim.threads={threads}")
@@ -94,12 +101,13 @@ def _exported(command: list[str]) -> bool:
 
 
 def run_fold(case: str, out: Path, minutes: float | None, device: str, max_steps: int | None,
-             scale: float = 1.0, threads: int = 0) -> dict:
+             scale: float = 1.0, threads: int = 0, shipped_steps: bool = False) -> dict:
     log_path = out / case / "loco.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log:
-        for command in fold_commands(case, out, minutes, device, max_steps, scale=scale, threads=threads):
+        for command in fold_commands(case, out, minutes, device, max_steps, scale=scale, threads=threads,
+                                     shipped_steps=shipped_steps):
             if _exported(command):
                 continue
             log.write("$ " + " ".join(command) + "\n")
@@ -120,6 +128,8 @@ def main(argv=None) -> int:
     budget.add_argument("--minutes", type=float, help="the same wall-clock budget for every training run")
     budget.add_argument("--scale", type=float, default=1.0,
                         help="each run gets its shipped config's budget times this (default 1)")
+    budget.add_argument("--shipped-steps", action="store_true",
+                        help="each run trains as many steps as the shipped model did, without a time limit")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     parser.add_argument("--max-steps", type=int, help="cap the steps (smoke runs)")
     parser.add_argument("--device", default="auto")
@@ -130,12 +140,13 @@ def main(argv=None) -> int:
     if args.dry_run:
         for case in args.cases:
             for command in fold_commands(case, out, args.minutes, args.device, args.max_steps,
-                                         scale=args.scale, threads=args.threads):
+                                         scale=args.scale, threads=args.threads, shipped_steps=args.shipped_steps):
                 print(" ".join(command[1:]))
         return 0
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         results = list(pool.map(lambda c: run_fold(c, out, args.minutes, args.device, args.max_steps,
-                                                   scale=args.scale, threads=args.threads), args.cases))
+                                                   scale=args.scale, threads=args.threads,
+                                                   shipped_steps=args.shipped_steps), args.cases))
     for result in results:
         print(json.dumps(result))
     (out / "loco.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -53,7 +53,7 @@ def fold_commands(fold: int, test: list[str], names: list[str], out: Path, minut
 
 
 def main(argv=None) -> int:
-    from training.tasks_mr import mr_case_names, shared_mr_root
+    from training.mr_data import mr_case_names, shared_mr_root
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/mr_cv")
