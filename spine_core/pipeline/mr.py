@@ -27,26 +27,73 @@ L5, DISC = 24, 100
 MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 # Slices per network call: bounded memory on a 0.5 mm 512 x 512 reconstruction.
 BATCH = 8
+# Body-centre peaks at least this far apart (half a small lumbar body) and this likely seed the split.
+MARKER_DISTANCE_MM, MARKER_LEVEL = 10.0, 0.3
+CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
 
 
 def probabilities(image: np.ndarray, model, progress: Progress) -> np.ndarray:
-    """Body and disc probabilities (2, L, P, S) of the normalised MR grid ``image`` (L, P, S)."""
+    """Body and disc probabilities and body- and disc-centre likelihoods (4, L, P, S) of the normalised
+    MR grid ``image`` (L, P, S)."""
     n, p, s = image.shape
     pad = [(0, (-p) % 8), (0, (-s) % 8)]              # three poolings: sizes divisible by 8
-    out = np.zeros((2, n, p, s), np.float32)
+    out = np.zeros((4, n, p, s), np.float32)
     for start in range(0, n, BATCH):
         stop = min(n, start + BATCH)
         batch = np.stack([np.pad(slice_stack(image, i), [(0, 0), *pad]) for i in range(start, stop)])
-        seg = model.run({"image": batch})[0][:, :, :p, :s]
-        out[:, start:stop] = np.moveaxis(1.0 / (1.0 + np.exp(-seg)), 1, 0)
+        logits = np.concatenate(model.run({"image": batch})[:2], axis=1)[:, :, :p, :s]
+        out[:, start:stop] = np.moveaxis(1.0 / (1.0 + np.exp(-logits)), 1, 0)
         progress.update(stop / n, f"MR slices {stop}/{n}")
     return out
 
 
-def _components(mask: np.ndarray, min_voxels: float) -> tuple[np.ndarray, int]:
-    labelled, n = ndimage.label(mask)
+def split_bodies(body_mask: np.ndarray, body_prob: np.ndarray, centres: np.ndarray, spacing) -> np.ndarray:
+    """Bodies that touch through a missed disc, separated by a watershed of the body probability inside
+    the body mask, seeded by the recognition branch's body centres (one seed per peak) or, where it
+    finds none, by the cores of the bodies: the most likely voxels, at the probability level that
+    leaves the most body-sized parts (a disc between two bodies is less likely body than either)."""
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    distance = max(1, int(round(MARKER_DISTANCE_MM / float(min(spacing)))))
+    peaks = peak_local_max(np.where(body_mask, centres, 0.0), min_distance=distance, threshold_abs=MARKER_LEVEL,
+                           exclude_border=False)
+    if len(peaks):
+        markers = np.zeros(body_mask.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    else:
+        markers = _body_cores(body_prob, body_mask, spacing)
+    if markers.max() == 0:
+        return ndimage.label(body_mask)[0]
+    split = watershed(-body_prob, markers, mask=body_mask)
+    # parts of the mask without a seed stay as components of their own
+    rest, _ = ndimage.label(body_mask & (split == 0))
+    return np.where(rest > 0, rest + int(markers.max()), split)
+
+
+def _body_cores(body_prob: np.ndarray, body_mask: np.ndarray, spacing) -> np.ndarray:
+    best, best_count = np.zeros(body_mask.shape, np.int32), 0
+    for level in CORE_LEVELS:
+        cores, n = ndimage.label(body_mask & (body_prob > level))
+        if n == 0:
+            break
+        _, volumes, extents = _stats(cores, n, spacing)
+        sized = (volumes >= BODY_ML[0] / 2) & (extents <= BODY_EXTENT_MM)
+        if sized.sum() > best_count:
+            keep = np.zeros(n + 1, np.int32)
+            keep[np.flatnonzero(sized) + 1] = np.arange(1, int(sized.sum()) + 1)
+            best, best_count = keep[cores], int(sized.sum())
+    return best
+
+
+def _components(mask: np.ndarray, min_voxels: float, labelled: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Connected parts of ``mask`` (or the given ``labelled`` parts) of at least ``min_voxels``, numbered 1..n."""
+    if labelled is None:
+        labelled, n = ndimage.label(mask)
+    else:
+        n = int(labelled.max())
     if n == 0:
         return labelled, 0
     sizes = ndimage.sum_labels(np.ones_like(labelled), labelled, index=np.arange(1, n + 1))
@@ -54,6 +101,76 @@ def _components(mask: np.ndarray, min_voxels: float) -> tuple[np.ndarray, int]:
     kept = np.flatnonzero(sizes >= min_voxels)
     keep[kept + 1] = np.arange(1, len(kept) + 1)
     return keep[labelled], len(kept)
+
+
+# A vertebral body (C3 to L5, with margin) and the spacing of neighbouring bodies along the spine.
+BODY_ML = (2.0, 120.0)
+BODY_EXTENT_MM = 90.0      # a lumbar body is up to ~55 mm wide; the abdominal wall or gut run longer
+STEP_MM = (12.0, 55.0)          # centre to centre, cranio-caudal
+MAX_SHIFT_MM = (15.0, 20.0)     # left-right, antero-posterior between neighbours
+DISC_OFF_CHAIN_MM = 20.0
+
+
+def _stats(labelled: np.ndarray, n: int, spacing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component: centroid (mm on the grid), volume (ml), largest extent (mm)."""
+    if n == 0:
+        return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+    spacing = np.asarray(spacing, float)
+    index = np.arange(1, n + 1)
+    centres = np.array(ndimage.center_of_mass(np.ones_like(labelled), labelled, index)) * spacing
+    volumes = ndimage.sum_labels(np.ones_like(labelled), labelled, index) * float(np.prod(spacing)) / 1000.0
+    extents = np.array([max((s.stop - s.start) * d for s, d in zip(box, spacing))
+                        for box in ndimage.find_objects(labelled, n)])
+    return centres, volumes, extents
+
+
+def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -> list[int]:
+    """Indices of the body components that form the spine: the longest run of plausible bodies in which
+    each follows the last at a body's spacing without jumping sideways or forwards (gut, fat and
+    the abdominal wall light up too on an MR, but not as such a chain). Ties go to the larger volume."""
+    ok = [i for i in range(len(volumes)) if BODY_ML[0] <= volumes[i] <= BODY_ML[1] and extents[i] <= BODY_EXTENT_MM]
+    ok.sort(key=lambda i: centres[i][2])
+    best: dict[int, tuple[int, float, int]] = {}        # index -> (length, volume, previous)
+    for k, i in enumerate(ok):
+        best[i] = (1, volumes[i], -1)
+        for j in ok[:k]:
+            step = centres[i] - centres[j]
+            if STEP_MM[0] <= step[2] <= STEP_MM[1] and abs(step[0]) <= MAX_SHIFT_MM[0] and \
+                    abs(step[1]) <= MAX_SHIFT_MM[1]:
+                length, volume, _ = best[j]
+                if (length + 1, volume + volumes[i]) > best[i][:2]:
+                    best[i] = (length + 1, volume + volumes[i], j)
+    if not best:
+        return []
+    end = max(best, key=lambda i: best[i][:2])
+    chain = []
+    while end >= 0:
+        chain.append(end)
+        end = best[end][2]
+    return chain[::-1]
+
+
+def near_chain(disc_centres: np.ndarray, body_centres: np.ndarray) -> list[int]:
+    """Disc components lying along the body chain (within its cranio-caudal span plus one step)."""
+    if not len(body_centres):
+        return []
+    order = np.argsort(body_centres[:, 2])
+    s, lr, ap = body_centres[order, 2], body_centres[order, 0], body_centres[order, 1]
+    keep = []
+    for k, c in enumerate(disc_centres):
+        if not s[0] - STEP_MM[1] <= c[2] <= s[-1] + STEP_MM[1]:
+            continue
+        expected = np.array([np.interp(c[2], s, lr), np.interp(c[2], s, ap)])
+        if np.all(np.abs(c[:2] - expected) <= DISC_OFF_CHAIN_MM):
+            keep.append(k)
+    return keep
+
+
+def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray, int]:
+    lut = np.zeros(n + 1, np.int32)
+    for new, i in enumerate(indices, start=1):
+        lut[i + 1] = new
+    return lut[labelled], len(indices)
 
 
 def _superior(labelled: np.ndarray, n: int) -> np.ndarray:
@@ -99,8 +216,14 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
     disc_mask = (prob[1] > 0.5) & (prob[1] >= prob[0])
     body_mask = (prob[0] > 0.5) & ~disc_mask
-    bodies, n_bodies = _components(body_mask, MIN_BODY_ML / voxel_ml)
+    bodies, n_bodies = _components(body_mask, MIN_BODY_ML / voxel_ml,
+                                   split_bodies(body_mask, prob[0], prob[2], grid.spacing))
     discs, n_discs = _components(disc_mask, MIN_DISC_ML / voxel_ml)
+    body_stats = _stats(bodies, n_bodies, grid.spacing)
+    chain = spine_chain(*body_stats)
+    disc_centres = _stats(discs, n_discs, grid.spacing)[0]
+    bodies, n_bodies = _keep(bodies, n_bodies, chain)
+    discs, n_discs = _keep(discs, n_discs, near_chain(disc_centres, body_stats[0][chain]))
     body_ids, disc_ids, anchored = number_levels(_superior(bodies, n_bodies), _superior(discs, n_discs))
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)

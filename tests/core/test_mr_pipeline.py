@@ -35,7 +35,9 @@ class IntensityOracle:
         x = feed["image"][:, 1:2]
         body = np.where(x > 0.75, 10.0, -10.0)
         disc = np.where((x > 0.2) & (x < 0.6), 10.0, -10.0)
-        return [np.concatenate([body, disc], axis=1).astype(np.float32), np.zeros_like(body)]
+        no_centres = np.full_like(body, -10.0)           # no key points: the bodies split by components
+        return [np.concatenate([body, disc], axis=1).astype(np.float32),
+                np.concatenate([no_centres, no_centres], axis=1).astype(np.float32)]
 
 
 def mr_scan(with_sacrum_disc: bool = True):
@@ -88,3 +90,14 @@ def test_a_ct_never_reaches_the_mr_network_and_an_mr_never_the_ct_networks(tmp_p
         segment(ct, SegmentOptions(models_dir=tmp_path), models=ModelSet(tmp_path, preset={MR_MODEL: Boom()}))
     with pytest.raises(UnsupportedImage, match="MR analysis needs the model"):
         segment(scan, SegmentOptions(), models=ModelSet(tmp_path))
+
+
+def test_the_spine_is_the_chain_of_bodies_not_the_gut_or_the_abdominal_wall():
+    from spine_core.pipeline.mr import spine_chain
+
+    bodies = [([0, 0, 30.0 * k], 30.0, 35.0) for k in range(5)]          # L5 .. L1, 30 mm apart
+    decoys = [([5, -60, 45.0], 20.0, 30.0),                               # bowel, 60 mm in front
+              ([0, -90, 60.0], 60.0, 220.0),                              # the abdominal wall: too long
+              ([0, 0, 300.0], 25.0, 30.0)]                                # far above: no neighbour
+    centres, volumes, extents = (np.array(x, float) for x in zip(*(bodies + decoys)))
+    assert spine_chain(centres, volumes, extents) == [0, 1, 2, 3, 4]
