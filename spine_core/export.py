@@ -4,7 +4,9 @@ Layout of an export::
 
     <folder>/                 e.g. .../case01/meshes
         L1.stl  L2.stl ...    one file per vertebra (binary STL, binary PLY or OBJ)
-        manifest.json         coordinate system, units, source series, and per file its sha256
+        screw-L4-left.stl ... one closed cylinder per planned screw, where the plan has screws
+        manifest.json         coordinate system, units, source series and frame of reference, and per
+                              file its sha256 (screws: level, side, diameter, length, entry, tip)
 
 The export is built in a hidden sibling folder and renamed into place only when every file and the
 manifest are written (each file itself through ``atomic_path``). A failure removes the partial
@@ -16,16 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from spine_core.errors import SpineError
-from spine_core.io.writers import atomic_path, replace_folder
+from spine_core.io.writers import atomic_path, staged_folder
 from spine_core.meshes import VertebraMesh
 from spine_core.progress import NullProgress, Progress
 
@@ -41,6 +41,7 @@ class MeshExportError(SpineError):
 class ExportOptions:
     format: str = "stl"              # "stl" (binary), "ply" (binary) or "obj"
     source_series_uid: str = ""      # DICOM SeriesInstanceUID of the scan the labels belong to
+    frame_of_reference_uid: str = "" # DICOM FrameOfReferenceUID: the patient coordinates the LPS mm are in
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -48,32 +49,27 @@ class ExportOptions:
 
 
 def export_meshes(meshes: Mapping[int, VertebraMesh], folder, options: ExportOptions | None = None,
-                  progress: Progress | None = None) -> Path:
-    """Write one file per mesh plus ``manifest.json`` into ``folder``, atomically. Returns ``folder``."""
+                  progress: Progress | None = None, implants: Sequence[tuple[VertebraMesh, dict]] = ()) -> Path:
+    """Write one file per mesh plus ``manifest.json`` into ``folder``, atomically. Returns ``folder``.
+    ``implants``: planned screws as (mesh, what the manifest says of it), one file each beside the vertebrae."""
     options = options or ExportOptions()
     progress = progress or NullProgress()
     folder = Path(folder)
     if not meshes:
         raise MeshExportError("There are no vertebra meshes to export: segment the spine first.")
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
-    except OSError as exc:
-        raise MeshExportError(f"Cannot write to '{folder.parent}': {exc.strerror or exc}. "
-                              "Choose a folder you can write to.") from exc
-    try:
-        entries = _write_files(meshes, staging, options, progress)
-        manifest = {"coordinate_system": "LPS", "units": "mm", "format": options.format,
-                    "source_series_uid": options.source_series_uid, "meshes": entries}
-        with atomic_path(staging / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        replace_folder(staging, folder)
+        with staged_folder(folder) as staging:
+            entries = _write_files(meshes, staging, options, progress)
+            manifest = {"coordinate_system": "LPS", "units": "mm", "format": options.format,
+                        "source_series_uid": options.source_series_uid,
+                        "frame_of_reference_uid": options.frame_of_reference_uid, "meshes": entries}
+            if implants:
+                manifest["screws"] = _write_implants(implants, staging, options.format)
+            with atomic_path(staging / MANIFEST) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise MeshExportError(f"Could not write the meshes to '{folder}': {exc.strerror or exc}. "
                               "Check free disk space and permissions; nothing was changed.") from exc
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     progress.update(1.0, f"Exported {len(meshes)} meshes")
     return folder
 
@@ -108,6 +104,18 @@ def _write_files(meshes, staging: Path, options: ExportOptions, progress: Progre
                         "sha256": hashlib.sha256(data).hexdigest(),
                         "n_vertices": mesh.n_vertices, "n_faces": mesh.n_faces,
                         "centroid": [round(float(c), 3) for c in mesh.centroid]})
+    return entries
+
+
+def _write_implants(implants, staging: Path, fmt: str) -> list[dict]:
+    entries, taken = [], set()
+    for mesh, record in implants:
+        data = mesh_bytes(mesh, fmt)
+        name = f"screw-{file_stem(mesh.name, mesh.label_id, taken)}.{fmt}"
+        with atomic_path(staging / name) as tmp:
+            tmp.write_bytes(data)
+        entries.append({**record, "name": mesh.name, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                        "n_vertices": mesh.n_vertices, "n_faces": mesh.n_faces})
     return entries
 
 

@@ -143,47 +143,84 @@ def _hex(rgb) -> str:
 
 def _save_png(fig, path: Path, colours: int = 128) -> Path:
     """The figure as a palette PNG (a CT's noise makes true-colour PNGs several times larger)."""
+    data = _png_bytes(fig, colours)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def _png_bytes(fig, colours: int = 128) -> bytes:
+    import io
+
     from PIL import Image
 
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
     picture = Image.fromarray(rgba[..., :3].copy()).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-    with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG", optimize=True)
-    return path
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 # -- the sagittal + coronal pair --------------------------------------------------------------------
-def _lps_arrays(scan: Volume, labels: LabelMap) -> tuple[np.ndarray, np.ndarray]:
+SCREW_COLOR = "#ffd21f"
+
+
+def _lps_arrays(scan: Volume, labels: LabelMap) -> tuple[np.ndarray, np.ndarray, Volume]:
     grid = canonical_grid(scan, PICTURE_SPACING_MM)
     image = resample_image(scan, grid).astype(np.float32)
     ids = resample_to_grid(labels, grid, labels=True, fill=0).array
-    return image, ids
+    return image, ids, grid
 
 
-def save_sagittal_coronal(scan: Volume, labels: LabelMap, path: Path, title: str = "") -> Path:
-    """Sagittal (through the labels' median left-right position) and coronal (median anterior-posterior)
-    slices, bone window, labels coloured and named at their centroids; superior up; written atomically."""
+def sagittal_coronal_figure(scan: Volume, labels: LabelMap, title: str = "", screws=(), width_in: float = 12.0):
+    """A matplotlib Figure (Agg canvas): sagittal (through the labels' median left-right position) and
+    coronal (median anterior-posterior) slices, bone window, vertebrae coloured and named at their
+    centroids, superior up, anterior left, the patient's right on the left. ``screws``: (entry, tip) in
+    LPS mm, drawn as lines projected onto each plane."""
+    from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from scipy import ndimage
 
-    image, ids = _lps_arrays(scan, labels)
+    image, ids, grid = _lps_arrays(scan, labels)
     found = np.argwhere(ids > 0)
     centre = np.median(found, axis=0).astype(int) if len(found) else np.array(image.shape) // 2
-    fig = Figure(figsize=(12, 9))
+    height_in = width_in * image.shape[2] / (image.shape[0] + image.shape[1]) + 0.5     # the panels, their titles
+    fig = Figure(figsize=(width_in, float(np.clip(height_in, 3.0, 2.0 * width_in))), facecolor="white")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
-    views = (("sagittal", image[centre[0]], ids[centre[0]]), ("coronal", image[:, centre[1]], ids[:, centre[1]]))
-    for ax, (name, img, lab) in zip(axes, views):
+    views = (("sagittal", image[centre[0]], ids[centre[0]], 1), ("coronal", image[:, centre[1]], ids[:, centre[1]], 0))
+    outline = [patheffects.withStroke(linewidth=3.5, foreground="black")]
+    top = image.shape[2] - 1
+    for ax, (name, img, lab, across) in zip(axes, views):
         ax.imshow(_rgb(_display(img), _display(lab)), interpolation="nearest")
-        present = [int(v) for v in np.unique(lab) if v]
+        present = [int(v) for v in np.unique(lab) if v and not is_disc(int(v))]
         for vid, com in zip(present, ndimage.center_of_mass(lab > 0, lab, present)):
-            ax.text(img.shape[0] - 1 if name == "sagittal" else com[0], img.shape[1] - 1 - com[1],
+            ax.text(img.shape[0] - 1 if name == "sagittal" else com[0], top - com[1],
                     labels.names.get(vid, str(vid)), color="yellow", fontsize=8, ha="right", va="center")
+        for entry, tip in screws:
+            ends = grid.lps_to_index(np.array([entry, tip], float))
+            ax.plot(ends[:, across], top - ends[:, 2], color=SCREW_COLOR, linewidth=2.0,
+                    solid_capstyle="round", path_effects=outline)
+        ax.set_xlim(-0.5, img.shape[0] - 0.5)
+        ax.set_ylim(img.shape[1] - 0.5, -0.5)
         ax.set_title(f"{title} {name}".strip())
         ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+def save_sagittal_coronal(scan: Volume, labels: LabelMap, path: Path, title: str = "") -> Path:
+    """``sagittal_coronal_figure`` as a PNG, written atomically."""
+    fig = sagittal_coronal_figure(scan, labels, title)
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, dpi=70, format="png")
     return Path(path)
+
+
+def sagittal_coronal_png(scan: Volume, labels: LabelMap, screws=(), dpi: int = 80) -> bytes:
+    """``sagittal_coronal_figure`` with ``screws`` as palette PNG bytes (for pages that inline their pictures)."""
+    fig = sagittal_coronal_figure(scan, labels, screws=screws, width_in=10.0)
+    fig.set_dpi(dpi)
+    return _png_bytes(fig)

@@ -23,6 +23,7 @@ class ScanMetadata:
     description: str = ""
     source: str = ""
     warnings: tuple[str, ...] = ()
+    frame_of_reference_uid: str = ""     # DICOM FrameOfReferenceUID: the patient coordinates' origin
     # Identifies the patient: kept for export headers, never written to logs or reprs.
     patient_id: str = field(default="", repr=False)
 

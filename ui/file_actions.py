@@ -120,7 +120,8 @@ class FileController(QObject):
     def export_meshes(self, folder, fmt: str = "stl") -> Worker:
         """One file per vertebra plus manifest.json, in LPS millimetres."""
         volume = self.session.volume
-        options = ExportOptions(fmt, volume.metadata.series_uid if volume is not None else "")
+        meta = volume.metadata if volume is not None else None
+        options = ExportOptions(fmt, meta.series_uid if meta else "", meta.frame_of_reference_uid if meta else "")
         return self.host.run_task("export", "Exporting meshes", export_meshes, dict(self.session.meshes),
                                   Path(folder), options,
                                   on_result=lambda p: self.host.show_status(f"Exported meshes to {p}", 8000))

@@ -3,9 +3,10 @@
 The window builds the widgets and hands them, with the Session and itself as their ``ui.host.Host``, to
 controllers that own the state and the work: ``tasks`` (Workers, progress, cancel; ui/tasks.py),
 ``analysis`` (ui/analysis_actions.py), ``display`` (what the views show; ui/display.py), ``files``
-(ui/file_actions.py), ``plans`` (plans and autosave; ui/plan_actions.py) and ``edits``
-(ui/edit_tools.py). The menus (ui/menus.py) call the controllers. ``study_ready`` is emitted once a
-scan and its meshes are fully shown.
+(ui/file_actions.py), ``plans`` (plans and autosave; ui/plan_actions.py), ``edits``
+(ui/edit_tools.py), ``measure`` and ``planning`` (measurements and screws, in docks beside the vertebra
+table; ui/measure_actions.py, ui/planning_actions.py). The menus (ui/menus.py, ui/planning_menu.py) call
+the controllers. ``study_ready`` is emitted once a scan and its meshes are fully shown.
 """
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ from ui.analysis_actions import AnalysisController
 from ui.display import DisplayController
 from ui.edit_tools import EditController
 from ui.errors import ErrorReporter
+from ui.export_actions import ExportController
 from ui.file_actions import FileController
+from ui.measure_actions import MeasureController
+from ui.measurements_panel import MeasurementsPanel
 from ui.menus import build_actions
 from ui.plan_actions import PlanController
+from ui.planning_actions import PlanningController
+from ui.planning_menu import add_planning_docks, build_planning_menu
 from ui.preferences import Preferences
+from ui.screws_panel import ScrewsPanel
 from ui.session import Session
 from ui.task_status import TaskStatusWidget
 from ui.tasks import StudyReadiness, TaskController
@@ -63,8 +70,14 @@ class MainWindow(QMainWindow):
         self.files = FileController(session, self, prefs, self.ready)
         self.plans = PlanController(session, self, prefs, self.files, autosave_dir)
         self.edits = EditController(session, self.views, self, prefs, lambda: self.analysis.rows)
+        self.exports = ExportController(session, self, prefs, self.analysis.analysis_record,
+                                        lambda: self.planning.not_planned)
+        self.measure = MeasureController(session, self.measurements_panel, self.views, self)
+        self.planning = PlanningController(session, self.screws_panel, self.views, self, self._centroids)
+        self.measure.measured.connect(lambda doc, labels: self.planning.checks.take_pedicles(doc["pedicles"], labels))
         self.batch_review = None        # ui.batch_review.BatchReviewController, once a batch was opened
         self.actions = build_actions(self)
+        self.planning_actions = build_planning_menu(self, self.planning_docks)
         self._connect()
         self.restore_preferences()
         self.setAcceptDrops(True)
@@ -80,6 +93,9 @@ class MainWindow(QMainWindow):
         self.results_dock.setWidget(self.vertebra_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.results_dock)
         self.resizeDocks([self.results_dock], [440], Qt.Orientation.Horizontal)
+        self.measurements_panel, self.screws_panel = MeasurementsPanel(), ScrewsPanel()
+        self.planning_docks = add_planning_docks(self, self.results_dock, {"Measurements": self.measurements_panel,
+                                                                           "Screws": self.screws_panel})
         self.errors = ErrorReporter(self, self.show_dialogs, crash_report)
         self.task_status = TaskStatusWidget()
         self.statusBar().addPermanentWidget(self.task_status)
@@ -106,6 +122,9 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self, *_args) -> None:
         self.actions.update(self.session, self.analysis.segment_fn is not None, self.analysis.segment_unavailable)
+
+    def _centroids(self) -> dict:
+        return {row.label_id: row.centroid for row in self.analysis.rows}
 
     # --- the Host of the controllers (ui/host.py) ---------------------------------------------
     def run_task(self, role: str, action: str, fn, *args, on_result=None, **kwargs) -> Worker:

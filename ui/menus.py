@@ -103,6 +103,8 @@ def build_actions(window: QMainWindow) -> WindowActions:
     open_labels = _action(window, file_menu, "Open &labels...", files.choose_labels_file, "Ctrl+L")
     _action(window, file_menu, "Save labels (&NIfTI)...", files.choose_labels_target, "Ctrl+Alt+S")
     export = _action(window, file_menu, "&Export meshes...", files.choose_export, "Ctrl+E")
+    export_plan = _action(window, file_menu, "Export pla&n...", window.exports.choose_export, "Ctrl+Shift+E",
+                          "DICOM-SEG, RTSTRUCT, Slicer markups, meshes with the screws, planning report")
     shot = _action(window, file_menu, "Save screens&hot...", display.choose_screenshot, "Ctrl+Shift+S")
     shot3d = _action(window, file_menu, "Save 3D &view picture...", display.choose_screenshot_3d)
     file_menu.addSeparator()
@@ -121,7 +123,9 @@ def build_actions(window: QMainWindow) -> WindowActions:
         _action(window, edit_menu, "Shift all levels &down", lambda: edits.shift_levels(+1), "Ctrl+Down",
                 "Every label becomes the level below (T12 -> L1)"),
         _action(window, edit_menu, "&Merge vertebra into...", edits.choose_merge, "Ctrl+M"),
-        _action(window, edit_menu, "&Delete vertebra", edits.delete_selected, QKeySequence.StandardKey.Delete),
+        _action(window, edit_menu, "&Delete vertebra",
+                lambda: window.planning.delete_selected() or edits.delete_selected(), QKeySequence.StandardKey.Delete,
+                "Delete the selected vertebra (or, while a screw is selected, that screw)"),
         _action(window, edit_menu, "S&plit vertebra (plane)", edits.split_selected, "Ctrl+T",
                 "Split at the plane through its centroid across the spine; the lower part gets the next level"),
         _action(window, edit_menu, "Split vertebra (&pieces)", lambda: edits.split_selected("components"),
@@ -143,8 +147,8 @@ def build_actions(window: QMainWindow) -> WindowActions:
     radius = _radius_box(window)
     combo = _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
                            [undo, redo, paint, erase], radius, opacity)
-    return WindowActions(undo, redo, edit_actions, [open_labels, shot, shot3d], [export], recent, presets, opacity,
-                         analyze, paint, erase, radius, save_plan, combo)
+    return WindowActions(undo, redo, edit_actions + [export_plan], [open_labels, shot, shot3d], [export], recent,
+                         presets, opacity, analyze, paint, erase, radius, save_plan, combo)
 
 
 def _radius_box(window) -> QDoubleSpinBox:

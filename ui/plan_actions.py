@@ -1,12 +1,18 @@
-"""Plans, autosave and crash recovery (PlanController); the file format is spine_core.plan."""
+"""Plans, autosave and crash recovery (PlanController); the file format is spine_core.plan.
+
+The plan's screws are the Session's (``session.screws``): ``plan_info.screws`` follows them (as dicts), a
+saved plan and the autosave carry them, and opening a plan puts its screws back into the Session.
+"""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from spine_core import plan as plans
+from spine_core.planning.screws import Screw
 from ui import jobs
 from ui.file_actions import FileController
 from ui.host import Host
@@ -35,12 +41,13 @@ class PlanController(QObject):
         session.volume_changed.connect(self._on_volume_changed)
         # the history, not labels_changed: the Session records an edit after announcing its labels
         session.history_changed.connect(self._on_history_changed)
+        session.screws_changed.connect(self._on_screws_changed)
 
     def current_plan_info(self) -> plans.PlanInfo:
         volume = self.session.volume
         return plans.PlanInfo(
             scan_source=self.session.source, series_uid=volume.metadata.series_uid if volume else "",
-            created=self.plan_info.created, screws=self.plan_info.screws,     # screws survive a re-save
+            created=self.plan_info.created, screws=self._screw_dicts(),
             edits=self.plan_info.edits + tuple(e.description for e in self.session.history.done()))
 
     # --- save and open ------------------------------------------------------------------------
@@ -82,8 +89,16 @@ class PlanController(QObject):
 
     def _on_plan_opened(self, study: jobs.LoadedStudy, path: Path | None) -> None:
         self.plan_info, self.plan_path = study.plan.info, path
+        try:
+            screws = [Screw.from_dict(dict(s)) for s in study.plan.info.screws]
+        except (TypeError, ValueError, KeyError) as exc:
+            screws = []
+            self.host.report_error(plans.PlanError(f"The plan's screws cannot be read ({exc}); its labels are "
+                                                   "open, plan the screws again."), "Opening the plan")
+        self.session.set_screws(screws)
         edits = len(study.plan.info.edits)
-        self.host.show_status(f"Plan opened ({edits} edits recorded when it was saved)", 8000)
+        planned = f", {len(screws)} screws" if screws else ""
+        self.host.show_status(f"Plan opened ({edits} edits recorded when it was saved{planned})", 8000)
 
     # --- autosave and recovery ----------------------------------------------------------------
     def schedule_autosave(self) -> None:
@@ -134,6 +149,12 @@ class PlanController(QObject):
     # --- session ------------------------------------------------------------------------------
     def _on_volume_changed(self) -> None:
         self.plan_info, self.plan_path = plans.PlanInfo(), None
+
+    def _screw_dicts(self) -> tuple[dict, ...]:
+        return tuple(s.to_dict() for s in self.session.screws)
+
+    def _on_screws_changed(self) -> None:
+        self.plan_info = replace(self.plan_info, screws=self._screw_dicts())
 
     def _on_history_changed(self) -> None:
         history = self.session.history

@@ -95,6 +95,24 @@ class Preferences:
         self._set("export/format", fmt)
 
     @property
+    def plan_export_dir(self) -> str:
+        return str(self._get("paths/plan_export_dir", str(Path(self.last_dir) / "plan-export")))
+
+    @plan_export_dir.setter
+    def plan_export_dir(self, folder) -> None:
+        self._set("paths/plan_export_dir", str(folder))
+
+    @property
+    def plan_export_formats(self) -> list[str]:
+        """The formats File > Export plan offered checked last time (first time: markups, STL, report)."""
+        value = self._get("export/plan_formats", ["markups", "stl", "report"])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    @plan_export_formats.setter
+    def plan_export_formats(self, formats) -> None:
+        self._set("export/plan_formats", list(formats))
+
+    @property
     def recent_files(self) -> list[str]:
         value = self._get("recent/files", [])
         return [value] if isinstance(value, str) else list(value or [])

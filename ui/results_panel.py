@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
 from spine_core.labels import label_color
 from spine_core.review import FLAG_HELP, LOW_CONFIDENCE_BELOW, VertebraRow
+from ui.tables import style_rows
 
 COLUMNS = ("Vertebra", "Volume (mL)", "Confidence", "Flags", "Centroid L, P, S (mm)")
 NAME, VOLUME, CONFIDENCE, FLAGS, CENTROID = range(5)
@@ -24,15 +25,7 @@ class ResultsPanel(QTableWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(COLUMNS)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setAlternatingRowColors(True)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(22)
-        header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        style_rows(self)
         self.setMinimumWidth(430)
         self.rows: list[VertebraRow] = []
         self.hidden: set[int] = set()

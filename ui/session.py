@@ -1,9 +1,12 @@
-"""The evented Session: the open scan, its label map, vertebra meshes, the selection, edit history.
+"""The evented Session: the open scan, its label map, vertebra meshes, the selection, the planned screws
+and the edit history.
 
 Thin Qt wrapper over ``spine_core.edits``: widgets subscribe to its typed signals; it never touches
 a widget. After a voxel edit the touched ids are *stale* until ``set_meshes`` delivers fresh meshes
 made from the current label map (the window runs ``remesh_labels`` in a Worker); an id remap
-(rename, shift) relabels meshes at once.
+(rename, shift) relabels meshes at once. Screw changes (``spine_core.planning.edits.ScrewEdit``) share the
+history with the label edits: one Undo takes back whichever came last. Screws belong to the scan: a new
+scan drops them, new labels keep them (their checks are redone by ui/planning_actions.py).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from PySide6.QtCore import QObject, Signal
 
 from spine_core.edits import EditHistory, LabelEdit, apply_edit, relabel_meshes
 from spine_core.meshes import VertebraMesh
+from spine_core.planning.edits import ScrewEdit
+from spine_core.planning.screws import Screw
 from spine_core.volume import LabelMap, Volume
 
 
@@ -22,6 +27,7 @@ class Session(QObject):
     meshes_changed = Signal()
     selection_changed = Signal(int)        # vertebra id, 0 = none
     history_changed = Signal()
+    screws_changed = Signal()
 
     def __init__(self, history_limit: int = 50, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -32,12 +38,15 @@ class Session(QObject):
         self.stale_mesh_ids: set[int] = set()
         self.history = EditHistory(history_limit)
         self.source = ""                   # path the scan came from
+        self.screws: tuple[Screw, ...] = ()
+        self.last_remap: dict[int, int] = {}     # old id -> new id of the last change (an id remap), else {}
 
     # --- loading ------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None, source: str = "") -> None:
         """A new scan: labels, meshes, selection and history of the previous one are dropped."""
         self.volume, self.source = volume, source
         self._reset_labels(None)
+        self.set_screws(())
         self.volume_changed.emit()
 
     def set_labels(self, labels: LabelMap | None) -> None:
@@ -47,7 +56,7 @@ class Session(QObject):
         self.labels_changed.emit(old | set(self.stale_mesh_ids))
 
     def _reset_labels(self, labels: LabelMap | None) -> None:
-        self.labels = labels
+        self.labels, self.last_remap = labels, {}
         self.meshes = {}
         self.stale_mesh_ids = set(labels.ids()) if labels is not None else set()
         self.history.clear()
@@ -76,8 +85,16 @@ class Session(QObject):
             self.selected = label_id
             self.selection_changed.emit(label_id)
 
+    # --- screws -------------------------------------------------------------------------------
+    def set_screws(self, screws) -> None:
+        """Screws that are no edit of the user's: a plan's, or the same screws with their checks redone."""
+        screws = tuple(screws)
+        if screws != self.screws:
+            self.screws = screws
+            self.screws_changed.emit()
+
     # --- edits --------------------------------------------------------------------------------
-    def apply(self, edit: LabelEdit) -> None:
+    def apply(self, edit: LabelEdit | ScrewEdit) -> None:
         """Make an edit (from spine_core.edits) and record it for undo."""
         self._apply(edit)
         self.history.push(edit)
@@ -95,10 +112,15 @@ class Session(QObject):
         self.history_changed.emit()
         return edit
 
-    def _apply(self, edit: LabelEdit) -> None:
+    def _apply(self, edit: LabelEdit | ScrewEdit) -> None:
+        if isinstance(edit, ScrewEdit):
+            self.screws = tuple(edit.after)
+            self.screws_changed.emit()
+            return
         if self.labels is None:
             return
         self.labels = apply_edit(self.labels, edit)
+        self.last_remap = dict(edit.remap) if edit.is_remap else {}
         if edit.is_remap:
             mapping = dict(edit.remap)
             self.meshes = relabel_meshes(self.meshes, edit.remap)

@@ -45,6 +45,10 @@ class ViewsPanel(QWidget):
     stroke_started = Signal(str, float, float, float)     # plane, LPS mm
     stroke_moved = Signal(str, float, float, float)
     stroke_finished = Signal(str)
+    point_picked = Signal(str, float, float, float)       # pick mode: plane, LPS mm
+    handle_pressed = Signal(str)                          # an overlay handle grabbed on a slice
+    handle_moved = Signal(str, float, float, float)       # ... dragged to LPS mm
+    handle_released = Signal(str, float, float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +61,10 @@ class ViewsPanel(QWidget):
             view.stroke_started.connect(lambda x, y, z, p=plane: self.stroke_started.emit(p, x, y, z))
             view.stroke_moved.connect(lambda x, y, z, p=plane: self.stroke_moved.emit(p, x, y, z))
             view.stroke_finished.connect(lambda p=plane: self.stroke_finished.emit(p))
+            view.point_picked.connect(lambda x, y, z, p=plane: self.point_picked.emit(p, x, y, z))
+            view.handle_pressed.connect(self.handle_pressed)
+            view.handle_moved.connect(self.handle_moved)
+            view.handle_released.connect(self.handle_released)
         self.mesh_view.vertebra_picked.connect(self.vertebra_picked)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
@@ -100,6 +108,18 @@ class ViewsPanel(QWidget):
     def set_brush(self, radius_mm: float | None) -> None:
         for view in self.slices.values():
             view.set_brush(radius_mm)
+
+    def set_pick_mode(self, on: bool) -> None:
+        """A click on a slice reports its point (``point_picked``) instead of moving the crosshair."""
+        for view in self.slices.values():
+            view.set_pick_mode(on)
+
+    def set_overlay(self, key: str, items) -> None:
+        """Draw viewers.overlay items on every view that shows them (each item names its views)."""
+        for view in self.slices.values():
+            view.set_overlay(key, items)
+        if self.mesh_view.plotter is not None:
+            self.mesh_view.set_overlay(key, items)
 
     def _on_window_changed(self, width: float, level: float) -> None:
         for view in self.slices.values():

@@ -21,6 +21,7 @@ from vtkmodules.vtkRenderingCore import vtkCellPicker
 
 from spine_core.labels import label_color
 from spine_core.meshes import VertebraMesh
+from viewers.overlay_3d import Overlay3D
 
 _NAMES_ACTOR = "vertebra_names"
 _MARKER_ACTOR = "crosshair_marker"
@@ -76,6 +77,7 @@ class MeshView(QWidget):
         self._render_timer.timeout.connect(self._on_render_timer_timeout)
         self._picker = vtkCellPicker()
         self._picker.SetTolerance(0.0005)
+        self._overlay = Overlay3D(self.plotter)
         # VTK keeps its observers alive: give it weak callbacks so this widget can be freed.
         self.plotter.iren.add_observer("LeftButtonPressEvent", _weak_callback(self._on_left_press))
         self.plotter.iren.add_observer("LeftButtonReleaseEvent", _weak_callback(self._on_left_release))
@@ -146,6 +148,21 @@ class MeshView(QWidget):
             if label_id in self._actors:
                 self._actors[label_id].prop.opacity = opacity
         self.plotter.render()
+
+    @property
+    def opacity(self) -> float:
+        """The meshes' opacity (the 3D opacity slider's)."""
+        return self._opacity
+
+    def set_overlay(self, key: str, items) -> None:
+        """Draw viewers.overlay items (rods, discs, lines, markers) under ``key``, replacing its earlier ones."""
+        if self.plotter is None:
+            return
+        self._overlay.set(key, items)
+        self._render_timer.start()
+
+    def overlay_count(self, key: str) -> int:
+        return self._overlay.count(key)
 
     def set_highlight(self, label_id: int) -> None:
         """Lighten the selected vertebra (0: none); the others keep their colours."""
@@ -286,6 +303,7 @@ class MeshView(QWidget):
         self._actors.clear()
         self._meshes.clear()
         self._picker = None
+        self._overlay.plotter = None        # it holds the plotter too
         if self.plotter is not None:
             self.plotter.close()
             self.plotter = None        # drop the renderer and camera with it

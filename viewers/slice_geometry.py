@@ -81,6 +81,15 @@ class SliceGeometry:
         axes = _AXES[plane]
         return self.canonical_shape[axes.row], self.canonical_shape[axes.col]
 
+    def normal(self, plane: str) -> np.ndarray:
+        """The unit LPS normal of ``plane``'s slices (the array axis they step along)."""
+        column = self.affine[:3, self.perm[_AXES[plane].normal]]
+        return column / np.linalg.norm(column)
+
+    def slice_spacing(self, plane: str) -> float:
+        """The distance (mm) between two slices of ``plane``."""
+        return float(self.canonical_spacing[_AXES[plane].normal])
+
     def pixel_spacing(self, plane: str) -> tuple[float, float]:
         """(row height, column width) in mm: a pixel is drawn this tall and wide."""
         axes = _AXES[plane]

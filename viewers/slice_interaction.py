@@ -1,7 +1,8 @@
 """Mouse and keyboard handling of SliceView (a mixin): scroll, zoom, pan, window/level, brush.
 
 - wheel, arrow keys, PageUp/PageDown: scroll slices; Ctrl+wheel: zoom about the cursor
-- left click: move the crosshair (brush mode: paint or erase dabs along the drag)
+- left click: move the crosshair (brush mode: paint or erase dabs along the drag; pick mode: report the
+  point; on an overlay handle: drag it within the slice)
 - middle drag: pan; right drag: window (horizontal) and level (vertical)
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 
 ZOOM_STEP, MIN_ZOOM, MAX_ZOOM = 1.25, 0.5, 16.0
+HANDLE_PX = 8.0           # a press this close to an overlay handle grabs it
 _BRUSH = QColor(255, 255, 255, 200)
 
 
@@ -23,6 +25,8 @@ class SliceInteractionMixin:
         self._brush_mm: float | None = None       # brush radius; None: brush off
         self._brush_at: QPointF | None = None
         self._stroking = False
+        self._picking = False
+        self._grab: tuple | None = None          # (handle, its LPS, LPS under the press, last LPS)
 
     # --- zoom and pan -------------------------------------------------------------------------
     @property
@@ -44,6 +48,15 @@ class SliceInteractionMixin:
                             anchor.y() - fy * centred.height() - centred.top())
         self.update()
 
+    def zoom_to(self, lps, zoom: float) -> None:
+        """Zoom to ``zoom`` with the LPS point ``lps`` (projected) in the middle of the view."""
+        if self._geometry is None:
+            return
+        self._zoom, self._pan = float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM)), QPointF(0.0, 0.0)
+        at = self.lps_to_widget(lps)
+        self._pan = QPointF(self.width() / 2 - at.x(), self.height() / 2 - at.y())
+        self.update()
+
     def reset_view(self) -> None:
         """Whole slice, centred (zoom 1, no pan)."""
         self._zoom, self._pan = 1.0, QPointF(0.0, 0.0)
@@ -54,8 +67,45 @@ class SliceInteractionMixin:
         """Brush mode with this radius (mm), or None to go back to crosshair clicks."""
         self._brush_mm = None if radius_mm is None else max(float(radius_mm), 0.1)
         self.setMouseTracking(self._brush_mm is not None)
-        self.setCursor(Qt.CursorShape.CrossCursor if self._brush_mm else Qt.CursorShape.ArrowCursor)
+        cross = self._brush_mm or self._picking
+        self.setCursor(Qt.CursorShape.CrossCursor if cross else Qt.CursorShape.ArrowCursor)
         self.update()
+
+    def set_pick_mode(self, on: bool) -> None:
+        """A left click reports its LPS point (``point_picked``) instead of moving the crosshair."""
+        self._picking = bool(on)
+        if not self._brush_mm:
+            self.setCursor(Qt.CursorShape.CrossCursor if self._picking else Qt.CursorShape.ArrowCursor)
+
+    @property
+    def pick_mode(self) -> bool:
+        return self._picking
+
+    def _handle_at(self, position: QPointF):
+        best = None
+        for name, at, lps in self._handles:
+            d = math.hypot(at.x() - position.x(), at.y() - position.y())
+            if d <= HANDLE_PX and (best is None or d < best[0]):
+                best = (d, name, lps)
+        return best
+
+    def _grab_handle(self, position: QPointF) -> bool:
+        found = self._handle_at(position)
+        under = self.widget_to_lps(position.x(), position.y())
+        if found is None or under is None:
+            return False
+        self._grab = (found[1], found[2], under, found[2])
+        self.handle_pressed.emit(found[1])
+        return True
+
+    def _drag_handle(self, position: QPointF) -> None:
+        name, start, under, _last = self._grab
+        now = self.widget_to_lps(position.x(), position.y())
+        if now is None:
+            return
+        moved = start + (now - under)               # within the slice: the off-slice coordinate is kept
+        self._grab = (name, start, under, moved)
+        self.handle_moved.emit(name, *(float(v) for v in moved))
 
     def normal_array_axis(self) -> int | None:
         """The array axis this plane's slices step along (brush dabs stay within one voxel slice)."""
@@ -86,6 +136,10 @@ class SliceInteractionMixin:
         if button == Qt.MouseButton.LeftButton and self._brush_mm:
             self._stroking = True
             self._dab(position, self.stroke_started)
+        elif button == Qt.MouseButton.LeftButton and self._grab_handle(position):
+            pass
+        elif button == Qt.MouseButton.LeftButton and self._picking:
+            self._dab(position, self.point_picked)
         elif button == Qt.MouseButton.LeftButton:
             lps = self.widget_to_lps(position.x(), position.y())
             if lps is not None:
@@ -103,6 +157,8 @@ class SliceInteractionMixin:
             if self._stroking:
                 self._dab(position, self.stroke_moved)
             self.update()
+        if self._grab is not None:
+            self._drag_handle(position)
         if self._drag is None:
             return
         button, start, value = self._drag
@@ -118,6 +174,10 @@ class SliceInteractionMixin:
         if event.button() == Qt.MouseButton.LeftButton and self._stroking:
             self._stroking = False
             self.stroke_finished.emit()
+        elif event.button() == Qt.MouseButton.LeftButton and self._grab is not None:
+            name, _start, _under, last = self._grab
+            self._grab = None
+            self.handle_released.emit(name, *(float(v) for v in last))
         elif self._drag is not None and event.button() == self._drag[0]:
             if self._drag[0] == Qt.MouseButton.RightButton:
                 self.window_changed.emit(*self._window)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from spine_core.errors import GridMismatch
 from spine_core.labels import label_color
 from spine_core.volume import LabelMap, Volume
+from viewers.overlay_paint import paint_items
 from viewers.slice_geometry import PLANES, SliceGeometry
 from viewers.slice_interaction import SliceInteractionMixin
 
@@ -27,7 +28,10 @@ _NAMED_PLANES = ("sagittal", "coronal")   # vertebra names are written on these
 
 class SliceView(SliceInteractionMixin, QWidget):
     """A slice of one plane. Wheel / arrow keys / PageUp-Down scroll; a left click moves the crosshair;
-    Ctrl+wheel zooms, middle-drag pans, right-drag sets window/level; in brush mode left-drag paints."""
+    Ctrl+wheel zooms, middle-drag pans, right-drag sets window/level; in brush mode left-drag paints.
+    Overlays (``set_overlay``: viewers.overlay items) are drawn over the slice; their handles can be dragged
+    (``handle_pressed`` / ``handle_moved`` / ``handle_released``); in pick mode a click reports its point
+    (``point_picked``) instead of moving the crosshair."""
 
     crosshair_changed = Signal(float, float, float)   # LPS mm
     slice_changed = Signal(int)
@@ -35,6 +39,10 @@ class SliceView(SliceInteractionMixin, QWidget):
     stroke_started = Signal(float, float, float)      # brush mode: LPS mm of each dab
     stroke_moved = Signal(float, float, float)
     stroke_finished = Signal()
+    point_picked = Signal(float, float, float)        # pick mode: LPS mm of the click
+    handle_pressed = Signal(str)                      # an overlay handle was grabbed
+    handle_moved = Signal(str, float, float, float)   # ... dragged to (LPS mm, off-slice coordinate kept)
+    handle_released = Signal(str, float, float, float)
 
     def __init__(self, plane: str = "axial", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +65,8 @@ class SliceView(SliceInteractionMixin, QWidget):
         self._crosshair = np.zeros(3)
         self._frame: tuple[QImage | None, QImage | None, list] = (None, None, [])
         self._buffers: tuple = ()                     # numpy arrays backing the QImages
+        self._overlays: dict[str, list] = {}
+        self._handles: list = []                      # (name, widget position, LPS) of handles drawn
         self._init_interaction()
 
     # --- data ---------------------------------------------------------------------------------
@@ -108,6 +118,22 @@ class SliceView(SliceInteractionMixin, QWidget):
     def set_crosshair_visible(self, visible: bool) -> None:
         self._crosshair_visible = bool(visible)
         self.update()
+
+    def set_overlay(self, key: str, items) -> None:
+        """Draw ``items`` (viewers.overlay) under ``key``, replacing what was drawn under it (none: remove)."""
+        if items:
+            self._overlays[key] = list(items)
+        else:
+            self._overlays.pop(key, None)
+        self._handles = []                            # found again as the overlays are painted
+        self.update()
+
+    def overlay(self, key: str) -> list:
+        return list(self._overlays.get(key, []))
+
+    def handles(self) -> list[tuple[str, QPointF, np.ndarray]]:
+        """The draggable markers as last painted: (name, widget position, LPS)."""
+        return list(self._handles)
 
     # --- slice and crosshair ------------------------------------------------------------------
     @property
@@ -232,6 +258,9 @@ class SliceView(SliceInteractionMixin, QWidget):
                 self._paint_names(painter, names)
             if self._crosshair_visible:
                 self._paint_crosshair(painter, target)
+            self._handles = []
+            for items in self._overlays.values():
+                self._handles += paint_items(self, painter, items)
             self._paint_brush(painter)
         painter.end()
 
@@ -264,6 +293,15 @@ class SliceView(SliceInteractionMixin, QWidget):
         painter.drawLine(QPointF(point.x(), target.top()), QPointF(point.x(), target.bottom()))
 
     # --- interaction --------------------------------------------------------------------------
+    def slice_plane(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a point on the slice shown, its unit normal), LPS."""
+        if self._geometry is None:
+            return np.zeros(3), np.array([0.0, 0.0, 1.0])
+        return self._geometry.pixel_to_lps(self.plane, self._index, 0, 0), self._geometry.normal(self.plane)
+
+    def slice_spacing(self) -> float:
+        return 1.0 if self._geometry is None else self._geometry.slice_spacing(self.plane)
+
     def lps_to_widget(self, lps) -> QPointF | None:
         """Where an LPS point (projected onto this plane) is drawn in widget coordinates."""
         if self._geometry is None:

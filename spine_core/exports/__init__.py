@@ -5,7 +5,8 @@
 | dicom-seg | DICOM Segmentation, one segment per vertebra / disc        | dicom_seg.py  |
 | rtstruct  | DICOM RT Structure Set, one ROI per vertebra / disc        | rtstruct.py   |
 | markups   | 3D Slicer markups: vertebra centroids (+ screws as lines)  | markups.py    |
-| stl/ply/obj | one mesh per vertebra + manifest (spine_core.export)     | spine_core.export |
+| stl/ply/obj | one mesh per vertebra (+ one per planned screw) + manifest | spine_core.export |
+| report    | planning report (HTML + PDF): the page in report.py; gathered and drawn a layer above, in spine_core.workflows.plan_report |
 
 The DICOM objects reference the scan's own series (source.py), found from ``--source`` or the scan
 recorded in the result (result.py), and carry the patient's identifiers copied from it; nothing else
@@ -22,7 +23,8 @@ from spine_core.progress import NullProgress, Progress, SubProgress
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("dicom-seg", "rtstruct", "markups", "stl", "ply", "obj")
+FORMATS = ("dicom-seg", "rtstruct", "markups", "stl", "ply", "obj", "report")
+REPORT = "report"
 DICOM_FORMATS = {"dicom-seg": "DICOM-SEG", "rtstruct": "RTSTRUCT"}
 MESH_FORMATS = ("stl", "ply", "obj")
 # File names chosen here, never from the scan: they must not carry patient identifiers.
@@ -36,7 +38,8 @@ class ResultExport:
     format: str
     source: str | Path | None = None      # DICOM folder of the scan; default: the one the result records
     series_uid: str | None = None         # where the source folder holds several series
-    screws: tuple[tuple[str, Point, Point], ...] = ()   # (name, entry, tip) in LPS mm, for markups
+    # planned screws: spine_core.planning.Screw (markups lines, meshes), or (name, entry, tip) in LPS mm (lines)
+    screws: tuple = ()
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -52,15 +55,18 @@ class ExportSummary:
 
 
 def export_result(result_dir, out, options: ResultExport, progress: Progress | None = None) -> ExportSummary:
-    """Export the result folder ``result_dir`` to ``out`` (a file, or a folder for meshes; an existing
-    folder gets a file of a fixed name for the single-file formats)."""
-    from spine_core.exports.result import read_result
+    """Export the result folder ``result_dir`` (or a ``ResultFolder``, e.g. the workstation's current labels)
+    to ``out`` (a file, or a folder for meshes; an existing folder gets a file of a fixed name for the
+    single-file formats). The report draws pictures, a layer above: spine_core.workflows.plan_export."""
+    from spine_core.exports.result import ResultFolder, read_result
 
+    if options.format == REPORT:
+        raise SpineError("The planning report is written by spine_core.workflows.plan_export.export_plan.")
     progress = progress or NullProgress()
-    result = read_result(result_dir)
-    log.info("exporting %s as %s", result.folder, options.format)
+    result = result_dir if isinstance(result_dir, ResultFolder) else read_result(result_dir)
+    log.info("exporting %s as %s", result.folder or "the workstation's labels", options.format)
     if options.format in MESH_FORMATS:
-        return _export_meshes(result, Path(out).expanduser(), options.format, progress)
+        return _export_meshes(result, Path(out).expanduser(), options.format, progress, options.screws)
     target = _file_target(Path(out).expanduser(), options.format)
     if options.format == "markups":
         return _export_markups(result, target, options)
@@ -106,33 +112,54 @@ def _export_markups(result, target: Path, options: ResultExport) -> ExportSummar
     centroids = label_centroids(result.labels)
     if not centroids:
         raise SpineError("The label map holds no vertebrae; there is nothing to export.")
-    write_markups(target, markups_document(centroids, options.screws, result.vertebra_notes()))
-    items = [name for _, name, _ in centroids] + [name for name, _, _ in options.screws]
+    lines = [_line(s) for s in options.screws]
+    write_markups(target, markups_document(centroids, lines, result.vertebra_notes()))
+    items = [name for _, name, _ in centroids] + [name for name, _, _ in lines]
     return ExportSummary(target, "markups", items)
 
 
-def _export_meshes(result, folder: Path, fmt: str, progress: Progress) -> ExportSummary:
+def _line(screw) -> tuple[str, Point, Point]:
+    """A markups line (name, entry, tip) of a Screw or of a (name, entry, tip) tuple."""
+    return (screw.name, tuple(screw.entry_lps), tuple(screw.tip_lps)) if hasattr(screw, "entry_lps") else screw
+
+
+def _export_meshes(result, folder: Path, fmt: str, progress: Progress, screws=()) -> ExportSummary:
     from spine_core.export import ExportOptions, export_meshes
     from spine_core.meshes import MeshOptions, mesh_labels
 
-    _check_mesh_folder(folder)
+    check_export_folder(folder)
     meshes = mesh_labels(result.labels, options=MeshOptions(), progress=SubProgress(progress, 0.0, 0.5))
-    export_meshes(meshes, folder, ExportOptions(format=fmt, source_series_uid=result.series_uid),
-                  SubProgress(progress, 0.5, 1.0))
-    return ExportSummary(folder, fmt, [m.name for _, m in sorted(meshes.items())])
+    implants = screw_meshes([s for s in screws if hasattr(s, "entry_lps")])
+    export_meshes(meshes, folder, ExportOptions(fmt, result.series_uid, result.frame_of_reference_uid),
+                  SubProgress(progress, 0.5, 1.0), implants)
+    return ExportSummary(folder, fmt, [m.name for _, m in sorted(meshes.items())] + [m.name for m, _ in implants])
 
 
-def _check_mesh_folder(folder: Path) -> None:
-    """A mesh export replaces its folder: only an earlier mesh export may be replaced, never a folder of
-    other files (``-o ~/Desktop`` must not empty the desktop)."""
+def screw_meshes(screws) -> list[tuple]:
+    """(closed cylinder mesh, manifest record) per planned screw (spine_core.planning.Screw), LPS mm."""
+    from spine_core.meshes.implants import cylinder_mesh
+
+    out = []
+    for n, s in enumerate(screws, start=1):
+        mesh = cylinder_mesh(s.entry_lps, s.tip_lps, s.diameter_mm, f"{s.vertebra} {s.side}", n)
+        out.append((mesh, {"vertebra": s.vertebra, "side": s.side, "diameter_mm": s.diameter_mm,
+                           "length_mm": s.length_mm, "entry_lps": [round(float(v), 3) for v in s.entry_lps],
+                           "tip_lps": [round(float(v), 3) for v in s.tip_lps], "source": s.source}))
+    return out
+
+
+def check_export_folder(folder: Path, suffixes=(".stl", ".ply", ".obj"), what: str = "meshes") -> None:
+    """An export that fills a folder replaces it: only an earlier export of that kind (its manifest and
+    files ending in ``suffixes``) may be replaced, never a folder of other files (``-o ~/Desktop`` must not
+    empty the desktop)."""
     from spine_core.export import MANIFEST
 
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise SpineError(f"'{folder}' is a file; meshes are written into a folder. Choose a new folder.")
+        raise SpineError(f"'{folder}' is a file; {what} are written into a folder. Choose a new folder.")
     names = list(folder.iterdir())
     if names and not ((folder / MANIFEST).is_file()
-                      and all(p.name == MANIFEST or p.suffix.lower() in (".stl", ".ply", ".obj") for p in names)):
-        raise SpineError(f"'{folder}' holds other files; meshes replace their folder. Choose a new or empty "
-                         "folder (or an earlier mesh export).")
+                      and all(p.name == MANIFEST or p.suffix.lower() in suffixes for p in names)):
+        raise SpineError(f"'{folder}' holds other files; {what} replace their folder. Choose a new or empty "
+                         f"folder (or an earlier export of {what}).")

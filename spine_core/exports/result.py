@@ -22,7 +22,7 @@ LABELS, CENTROIDS, METRICS = "labels.nii.gz", "centroids.json", "metrics.json"
 
 @dataclass(frozen=True)
 class ResultFolder:
-    folder: Path
+    folder: Path | None                  # None: labels that live in the workstation, not in a folder
     labels: LabelMap
     metrics: dict = field(default_factory=dict, repr=False)
     centroids: dict = field(default_factory=dict, repr=False)
@@ -35,6 +35,11 @@ class ResultFolder:
     @property
     def series_uid(self) -> str:
         return str(self.scan.get("series_uid") or "")
+
+    @property
+    def frame_of_reference_uid(self) -> str:
+        """The DICOM frame of reference of the scan ("" where not DICOM, or a result from before it was kept)."""
+        return str(self.scan.get("frame_of_reference_uid") or "")
 
     @property
     def recorded_source(self) -> Path | None:

@@ -334,7 +334,7 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
                                "(a series of slices). Choose the CT/MR volume series instead.")
     meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
                         description=info.description, source=str(info.slices[0].path.parent),
-                        patient_id=info.patient_id)
+                        patient_id=info.patient_id, frame_of_reference_uid=info.slices[0].frame_uid)
     if len(info.slices) == 1:  # one multi-frame (enhanced) object: GDCM knows its geometry
         image, affine = read_image(info.slices[0].path)
         return validate.checked_volume(array_from_sitk(image), affine, replace(meta, source=str(info.slices[0].path)))

@@ -53,6 +53,23 @@ def replace_folder(staging, folder) -> None:
             shutil.rmtree(backup, ignore_errors=True)
 
 
+@contextmanager
+def staged_folder(folder):
+    """A hidden sibling of ``folder`` to write its files into, renamed into place (``replace_folder``) when
+    the block ends without an error and removed in any case: a reader sees the old folder or the new one."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        yield staging
+        replace_folder(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def save_volume(volume: Volume, path) -> Path:
     from spine_core.io.sitk_image import volume_to_sitk
 

@@ -27,9 +27,12 @@ CSV_COLUMNS = ("name", "label_id", "volume_ml", "anterior_height_mm", "middle_he
                "pedicle_width_right_mm", "pedicle_height_right_mm")
 
 
-def measure(labels: LabelMap, image=None, pedicles: bool = True) -> dict:
-    vertebrae = measure_vertebrae(labels, image)
-    found = measure_pedicles(labels, vertebrae) if pedicles else []
+def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None, found=None) -> dict:
+    """``vertebrae`` / ``found``: the vertebrae and pedicles where the caller has measured them already
+    (a screw plan needs them too)."""
+    vertebrae = measure_vertebrae(labels, image) if vertebrae is None else vertebrae
+    if found is None:
+        found = measure_pedicles(labels, vertebrae) if pedicles else []
     # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
     posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
     crushed = low_bodies(posterior)

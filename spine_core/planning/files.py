@@ -71,12 +71,18 @@ def write_screws(path, screws: list[Screw], not_planned: list[NotPlanned] = (), 
 
 
 def read_screws(path) -> list[Screw]:
+    return read_screw_plan(path)[0]
+
+
+def read_screw_plan(path) -> tuple[list[Screw], list[NotPlanned]]:
+    """The screws of a screws.json and the sides it planned none for, with the reason."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if int(doc.get("format_version", 0)) > FORMAT_VERSION:
             raise SpineError(f"'{path}' was written by a newer SpinePlan; update SpinePlan to read it.")
-        return [Screw.from_dict(s) for s in doc.get("screws", [])]
+        return ([Screw.from_dict(s) for s in doc.get("screws", [])],
+                [NotPlanned(str(n["vertebra"]), str(n["side"]), str(n["reason"])) for n in doc.get("not_planned", [])])
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise SpineError(f"'{path}' is not a readable screw plan ({exc}); plan the screws again with "
                          "`spineplan screws`.") from exc

@@ -81,16 +81,23 @@ class NotPlanned:
 class VertebraBones:
     """The bone grid of each vertebra of a label map, made on first use (and shared with the pedicles)."""
 
-    def __init__(self, labels: LabelMap, grids: dict[int, BoneGrid] | None = None):
+    def __init__(self, labels: LabelMap, grids: dict[int, BoneGrid] | None = None, boxes: list | None = None):
+        """``grids``, ``boxes``: made before on these labels (the workstation keeps them between checks)."""
         self.labels = labels
         self.grids = {} if grids is None else grids
-        self._boxes = None
+        self._boxes = boxes
+
+    @property
+    def boxes(self) -> list:
+        """Every label's bounding box (``scipy.ndimage.find_objects``: index id - 1), found on first use."""
+        if self._boxes is None:
+            self._boxes = ndimage.find_objects(self.labels.array.astype(np.int32, copy=False))
+        return self._boxes
 
     def grid(self, label_id: int) -> BoneGrid:
         if label_id not in self.grids:
-            if self._boxes is None:
-                self._boxes = ndimage.find_objects(self.labels.array.astype(np.int32, copy=False))
-            box = self._boxes[label_id - 1] if label_id <= len(self._boxes) else None
+            boxes = self.boxes
+            box = boxes[label_id - 1] if label_id <= len(boxes) else None
             if box is None:
                 raise ValueError(f"the label map holds no vertebra {label_id}")
             self.grids[label_id] = BoneGrid(self.labels, label_id, box)

@@ -98,8 +98,10 @@ def vertebra_dicts(result, flags: dict[int, list[str]]) -> list[dict]:
 
 def metrics_dict(result, volume, pipeline: str, flags: dict[int, list[str]], case) -> dict:
     return {"pipeline": pipeline, "provider": result.provider, "case": case.as_dict(),
+            "models": list(getattr(result, "models", [])),
             "input": {"shape": list(volume.shape), "spacing_mm": [round(float(s), 4) for s in volume.spacing],
-                      "orientation": volume.orientation, "series_uid": volume.metadata.series_uid},
+                      "orientation": volume.orientation, "series_uid": volume.metadata.series_uid,
+                      "frame_of_reference_uid": volume.metadata.frame_of_reference_uid},
             "vertebrae": [{"id": v.id, "name": v.name, "volume_mm3": round(v.volume_mm3, 1),
                            "centroid": [round(float(x), 3) for x in v.position], "confidence": v.confidence,
                            "flags": flags.get(v.id, list(v.flags))} for v in result.vertebrae],
@@ -123,7 +125,9 @@ def write_results(result, volume, folder: Path, pipeline: str, fast: bool):
     options = MeshOptions(smoothing_iterations=10, target_reduction=0.8) if fast else MeshOptions()
     meshes = mesh_labels(result.labels, options=options)
     if meshes:
-        export_meshes(meshes, folder / "meshes", ExportOptions(source_series_uid=volume.metadata.series_uid))
+        meta = volume.metadata
+        export_meshes(meshes, folder / "meshes", ExportOptions(source_series_uid=meta.series_uid,
+                                                               frame_of_reference_uid=meta.frame_of_reference_uid))
     result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
     with atomic_path(folder / "metrics.json") as tmp:
         metrics = metrics_dict(result, volume, pipeline, flags, case)

@@ -117,7 +117,7 @@ def test_cli_refuses_a_tampered_copy_naming_the_model(tmp_path):
     volume, _ = make_scan()
     save_volume(volume, tmp_path / "scan.nii.gz")
     run = spineplan("segment", tmp_path / "scan.nii.gz", "-o", tmp_path / "out", "--models", tampered_copy(tmp_path),
-                    "--device", "cpu")
+                    "--device", "cpu", "--modality", "ct")     # a synthetic scan without fat or air
     assert run.returncode == 2, run.stderr
     assert LABELER_ID in run.stderr and "integrity check" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
