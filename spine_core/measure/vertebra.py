@@ -21,6 +21,11 @@ STRIP_MM = 3.0            # half-width of the mid-sagittal strip the heights are
 COLUMN_MM = 1.5           # half-thickness (along v) of the column a height is read in
 CORE_EROSION_MM = 3.0     # the cancellous core: the body eroded this far from its cortex
 LOW_DENSITY_HU = 110.0    # cancellous HU below this suggests osteoporosis (opportunistic CT screening)
+# An endplate is roughly square to the spine: wedging and segmental angles reach ~20-25 degrees
+# against the centroid chain. A plane fitted further off has latched onto a wall, an osteophyte or a
+# segmentation defect, and an angle read from it would be nonsense (on verse007's 3 mm slices a
+# wall-fit gave a "Cobb angle" of 172 degrees).
+MAX_ENDPLATE_TILT_DEG = 40.0
 
 
 @dataclass
@@ -139,7 +144,7 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
     # depth on the midline: bone beside it (a rib head, a spur) must not move the columns
     v_front, v_back = float(b[strip, 1].min()), float(b[strip, 1].max())
     depth = v_back - v_front
-    heights = [_column_height(b[strip & (np.abs(b[:, 1] - (v_front + at * depth)) <= COLUMN_MM)], step)
+    heights = [_column_height(b[strip & (np.abs(b[:, 1] - (v_front + at * depth)) <= COLUMN_MM)], step, _cell(labels))
                for at in (0.15, 0.5, 0.85)]
     m.anterior_height_mm, m.middle_height_mm, m.posterior_height_mm = [
         None if h is None else round(h, 2) for h in heights]
@@ -147,7 +152,14 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
     m.body_width_mm = round(float(np.ptp(b[mid, 0]) + step), 2) if mid.sum() > 3 else None
     m.body_depth_mm = round(depth + step, 2)
     footprint = (0.0, 0.5 * (v_front + v_back), 0.35 * (m.body_width_mm or depth), 0.35 * depth)
-    m.superior_endplate, m.inferior_endplate = _endplates(b, centre, frame, step, footprint)
+    m.superior_endplate, m.inferior_endplate = _endplates(b, centre, frame, step, footprint, _cell(labels))
+    for which in ("superior_endplate", "inferior_endplate"):
+        plane = getattr(m, which)
+        tilt = None if plane is None else _tilt_deg(plane, frame)
+        if tilt is not None and tilt > MAX_ENDPLATE_TILT_DEG:
+            setattr(m, which, None)
+            m.notes.append(f"{which.replace('_', ' ')} not found: the fitted plane is {tilt:.0f} degrees off the "
+                           "spine's axis (a wall or a defect of the labels, not an endplate)")
     if m.superior_endplate and m.inferior_endplate:
         cos = abs(float(np.dot(m.superior_endplate.normal, m.inferior_endplate.normal)))
         m.endplate_angle_deg = round(float(np.degrees(np.arccos(min(cos, 1.0)))), 2)
@@ -163,14 +175,24 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
     return m
 
 
-def _column_height(points: np.ndarray, step: float) -> float | None:
+def _cell(labels: LabelMap) -> float:
+    return max(1.0, float(np.max(np.abs(labels.spacing))))
+
+
+def _tilt_deg(plane: Plane, frame: np.ndarray) -> float:
+    """Angle between an endplate's normal and the vertebra's axis w."""
+    cos = abs(float(np.dot(plane.normal, frame[:, 2])))
+    return float(np.degrees(np.arccos(min(cos, 1.0))))
+
+
+def _column_height(points: np.ndarray, step: float, coarsest: float | None = None) -> float | None:
     """Median over the column's cells (u, v) of the body's superior-inferior extent there (a voxel
     centre sits half a voxel inside each surface: + one voxel)."""
     if len(points) < 3:
         return None
     # cells of at least 2 mm: in a frame tilted against the voxel grid a thinner cell holds only a
-    # diagonal sliver of each voxel column
-    keys = np.floor(points[:, :2] / max(2.0, 2.0 * step)).astype(int)
+    # diagonal sliver of each voxel column; and as wide as the coarsest voxel edge (thick slices)
+    keys = np.floor(points[:, :2] / max(2.0, 2.0 * step, coarsest or 0.0)).astype(int)
     _, cell = np.unique(keys, axis=0, return_inverse=True)
     cell = cell.ravel()
     top = np.full(cell.max() + 1, -np.inf)
@@ -215,16 +237,18 @@ def _body(local: np.ndarray, step: float) -> np.ndarray | None:
     return body if body.sum() >= 50 else None
 
 
-def _endplates(b: np.ndarray, centre, frame, step: float, footprint=None):
+def _endplates(b: np.ndarray, centre, frame, step: float, footprint=None, cell: float = 1.0):
     """Planes fitted to the top and the bottom surface of the body's inner 70 % (the rims curl):
-    the highest (lowest) point of each 1 mm cell inside ``footprint`` (u0, v0, half-width,
-    half-depth; default: from the points' own extent)."""
+    the highest (lowest) point of each ``cell`` mm cell inside ``footprint`` (u0, v0, half-width,
+    half-depth; default: from the points' own extent). A cell must be as wide as the coarsest voxel
+    edge: a finer one between two thick slices holds only the few voxels the frame's tilt lets in,
+    whose highest point is not the surface."""
     u, v = b[:, 0], b[:, 1]
     if footprint is None:
         footprint = (np.median(u), np.median(v), 0.35 * np.ptp(u), 0.35 * np.ptp(v))
     u0, v0, ru, rv = footprint
     inner = ((u - u0) / max(ru, 1e-6)) ** 2 + ((v - v0) / max(rv, 1e-6)) ** 2 <= 1.0
-    cell = max(step, 1.0)
+    cell = max(step, cell)
     keys = np.floor(b[inner, :2] / cell).astype(int)
     planes = []
     for sign in (1.0, -1.0):
@@ -313,7 +337,7 @@ def _sacrum(labels: LabelMap, box, above: VertebraMeasures | None) -> VertebraMe
         return m
     step = float(np.min(np.abs(labels.spacing)))
     m.frame = above.frame
-    m.superior_endplate, _ = _endplates(local[under], centre, frame, step)
+    m.superior_endplate, _ = _endplates(local[under], centre, frame, step, cell=_cell(labels))
     m.body_found = m.superior_endplate is not None
     m.notes.append("only the S1 endplate is measured")
     return m
