@@ -151,7 +151,8 @@ def _add_common(p) -> None:
     p.add_argument("--pipeline", default=registry.DEFAULT, choices=registry.choices(), metavar="NAME",
                    help=f"analysis pipeline ({described}; the old names default, m3, m1-only still work)")
     p.add_argument("--models", metavar="DIR", help="folder of models, each shipped or registered with `spineplan "
-                   "models register`; 'site': the site's registered models (default: the installed ones)")
+                   "models register`; 'site': the site's registered models (default: the shipped ones, with "
+                   "the site models made active by `spineplan models use`)")
     p.add_argument("--modality", choices=["ct", "mr"], type=str.lower,
                    help="the modality of scans whose header names none (NIfTI, NRRD, MHA); without it, "
                    "SpinePlan tells CT from MR by the values and says so in the log")

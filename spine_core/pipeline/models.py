@@ -42,7 +42,8 @@ class LoadedModel:
 
 
 class ModelSet:
-    """The models of one run, from ``folder`` (default: the shipped resources/models). Every model must
+    """The models of one run. ``folder`` None (no ``--models``): the shipped resources/models, each model
+    the site made active (``spineplan models use``) taken from the site folder instead. Every model must
     match the shipped table or the site's registry (spine_core.models.registry.TrustedModels); the site
     folder (``--models site``) holds the site's registered models, the shipped ones fill its gaps."""
 
@@ -53,12 +54,25 @@ class ModelSet:
         self.fallback = None
         if folder is not None and Path(folder).resolve() == trusted.site.folder.resolve():
             self.fallback = shipped_registry(trusted)
+        # the site's active models replace the shipped ones only by default; read on first need
+        self._site = ModelRegistry(trusted.site.folder, trusted) if folder is None else None
+        self._active: set[str] | None = None if folder is None else set()
         self.device, self.threads = device, threads
         self._loaded: dict[str, Model] = dict(preset or {})
         self.providers: dict[str, str] = {}
 
+    def active(self) -> set[str]:
+        """The ids this set takes from the site folder in place of the shipped model (default set only)."""
+        if self._active is None:
+            self._active = set(self._site.trusted.site.active())
+        return self._active
+
     def _registry_of(self, model_id: str) -> ModelRegistry | None:
-        for registry in (self.registry, self.fallback):
+        if model_id in self.active():
+            registries = (self._site,)          # an active site model is never silently swapped for the shipped one
+        else:
+            registries = (self.registry, self.fallback)
+        for registry in registries:
             if registry is not None and (registry.folder / f"{model_id}.json").exists() and \
                     (registry.folder / f"{model_id}.onnx").exists():
                 return registry
@@ -74,6 +88,10 @@ class ModelSet:
             if model_id in self._loaded:
                 continue
             registry = self._registry_of(model_id)
+            if registry is None and model_id in self.active():
+                raise ModelUnavailable(f"Model '{model_id}' is active at this site but its files are missing from "
+                                       f"{self._site.folder}. Register it again, or return to the shipped model "
+                                       f"with `spineplan models use shipped:{model_id}`.")
             if registry is None:
                 raise ModelUnavailable(f"Model '{model_id}' is not installed in {self.registry.folder}, so "
                                        "this pipeline cannot run. Reinstall SpinePlan, wait for the model "

@@ -23,7 +23,7 @@ from spine_core.workflows.batch_folder import DECISIONS, STATUS_ORDER, BatchFold
 
 SUMMARY_JSON, SUMMARY_CSV, REPORT_HTML = "summary.json", "summary.csv", "report.html"
 CSV_COLUMNS = ("case_id", "status", "state", "reason", "levels", "n_vertebrae", "seconds", "flags",
-               "review_decision", "review_note", "source", "series_uid")
+               "review_decision", "review_note", "models", "source", "series_uid")
 FACT_NAMES = {"input": "Input folder", "output": "Output folder", "pipeline": "Pipeline", "device": "Device",
               "workers": "Workers", "dask": "Dask scheduler", "started": "Started", "finished": "Finished",
               "spineplan": "SpinePlan version", "version": "SpinePlan version",
@@ -64,6 +64,20 @@ def previous_meta(folder: BatchFolder) -> dict:
     return {k: v for k, v in batch.items() if k not in ("counts", "report_written")}
 
 
+def case_models(folder: BatchFolder, case_id: str) -> list[dict]:
+    """The models that made a case's result (id, version, sha256), as its metrics.json records them."""
+    try:
+        models = json.loads((folder.case_dir(case_id) / "metrics.json").read_text(encoding="utf-8")).get("models")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [m for m in models if isinstance(m, dict) and "id" in m] if isinstance(models, list) else []
+
+
+def models_text(models) -> str:
+    """Compact: "id sha256[:8]; ..."."""
+    return "; ".join(f"{m.get('id')} {str(m.get('sha256', ''))[:8]}".strip() for m in models or ())
+
+
 def summary(folder: BatchFolder, meta: dict | None = None) -> dict:
     """What summary.json holds: {"batch": meta + counts + report time, "cases": records in review order};
     ``meta`` None keeps the facts of the last report."""
@@ -71,7 +85,8 @@ def summary(folder: BatchFolder, meta: dict | None = None) -> dict:
     meta = previous_meta(folder) if meta is None else meta
     batch = {**meta, "counts": batch_counts(records),
              "report_written": datetime.datetime.now().isoformat(timespec="seconds")}
-    cases = [folder.record_dict(replace(r, status=qa_status(r))) for r in records]
+    cases = [{**folder.record_dict(replace(r, status=qa_status(r))),
+              "models": case_models(folder, r.case_id) if r.state == "done" else []} for r in records]
     return {"batch": batch, "cases": cases}
 
 
@@ -83,7 +98,7 @@ def _csv_text(value) -> str:
 
 def csv_row(case: dict) -> list:
     review = case.get("review") or {}
-    values = {**case, "flags": "; ".join(case.get("flags") or ()),
+    values = {**case, "flags": "; ".join(case.get("flags") or ()), "models": models_text(case.get("models")),
               "review_decision": review.get("decision", ""), "review_note": review.get("note", "")}
     return [values.get(c, "") if c in ("n_vertebrae", "seconds") else _csv_text(values.get(c, ""))
             for c in CSV_COLUMNS]
@@ -179,6 +194,9 @@ def _row_html(folder: BatchFolder, case: dict, rank: int) -> str:
     decision = (case.get("review") or {}).get("decision", "")
     link = (f'<a href="{_e(quote(case["result"]) + "/")}">result folder</a>' if case.get("result")
             else '<span class="muted">—</span>')
+    if case.get("models"):      # folded: most cases of a batch share one set of models
+        link += ('<details class="small"><summary>models</summary>'
+                 + "<br>".join(_e(models_text([m])) for m in case["models"]) + "</details>")
     seconds = f'{case.get("seconds") or 0:.1f}' if case.get("seconds") else ""
     cells = (
         (str(rank), "thumbcell", _thumbnail_html(folder, case["case_id"])),
