@@ -173,13 +173,6 @@ def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray,
     return lut[labelled], len(indices)
 
 
-def _superior(labelled: np.ndarray, n: int) -> np.ndarray:
-    """The S coordinate (array axis 2 of the LPS grid, growing upwards) of each component's centroid."""
-    if n == 0:
-        return np.zeros(0)
-    return np.array([c[2] for c in ndimage.center_of_mass(np.ones_like(labelled), labelled, range(1, n + 1))])
-
-
 def number_levels(body_s: np.ndarray, disc_s: np.ndarray) -> tuple[list[int], list[int], bool]:
     """VerSe ids of the bodies and discs (given their S coordinates, any order) and whether the count
     is anchored on an L5/S1 disc."""
@@ -222,16 +215,19 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     body_stats = _stats(bodies, n_bodies, grid.spacing)
     chain = spine_chain(*body_stats)
     disc_centres = _stats(discs, n_discs, grid.spacing)[0]
+    kept_discs = near_chain(disc_centres, body_stats[0][chain])
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
-    discs, n_discs = _keep(discs, n_discs, near_chain(disc_centres, body_stats[0][chain]))
-    body_ids, disc_ids, anchored = number_levels(_superior(bodies, n_bodies), _superior(discs, n_discs))
+    discs, n_discs = _keep(discs, n_discs, kept_discs)
+    # the centroids found for the chain, reused: column 2 is S on the LPS grid (up)
+    body_ids, disc_ids, anchored = number_levels(body_stats[0][chain, 2], disc_centres[kept_discs, 2])
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)
     confidence = {}
     for lut, comps, channel in ((lut_b, bodies, 0), (lut_d, discs, 1)):
-        for k in range(1, len(lut)):
-            confidence[int(lut[k])] = float(prob[channel][comps == k].mean())
+        if len(lut) > 1:                              # one pass per class, not one per structure
+            means = ndimage.mean(prob[channel], comps, index=np.arange(1, len(lut)))
+            confidence.update({int(i): float(m) for i, m in zip(lut[1:], np.atleast_1d(means))})
     array = to_input_grid(ids, grid, volume)
     present = sorted(int(i) for i in np.unique(array) if i)
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))
