@@ -12,6 +12,7 @@ from app.cmd_measure import add_measure
 from app.cmd_models import add_models
 from app.cmd_plan_screws import add_screws
 from app.cmd_quickstart import add_quickstart
+from app.cmd_retrain import add_retrain
 from app.cmd_segment import add_bench, add_segment
 from app.cmd_train import add_export_onnx, add_train
 from app.scan_summary import print_volume
@@ -88,4 +89,5 @@ def add_convert(sub) -> None:
 
 
 REGISTRY = [add_quickstart, add_info, add_convert, add_eval, add_gui, add_demo, add_train, add_export_onnx,
-            add_segment, add_batch, add_measure, add_bench, add_export, add_models, add_screws]
+            add_segment, add_batch, add_measure, add_bench, add_export, add_models, add_screws,
+            add_retrain]

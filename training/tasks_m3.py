@@ -89,7 +89,34 @@ def id_consistency(student_heat, teacher_heat, teacher_fg, threshold: float, tem
     return (loss * use).sum() / (weight[pseudo] * use).sum().clamp_min(1e-6)
 
 
-class JointTask(Task):
+class EmaTeacher:
+    """The teacher of a teacher-student task: an exponential moving average of the student, kept in the
+    checkpoint (``state``/``load_state``) so a resumed run goes on with the same teacher."""
+    semi: SemiConfig | None = None
+    teacher = None
+    steps_seen = 0
+
+    @torch.no_grad()
+    def after_step(self, model) -> None:
+        """EMA teacher update (after the optimizer step)."""
+        if self.teacher is None:
+            return
+        d = self.semi.ema_decay
+        for pt, ps in zip(self.teacher.parameters(), model.parameters()):
+            pt.mul_(d).add_(ps.detach(), alpha=1 - d)
+
+    def state(self) -> dict:
+        return {"steps_seen": self.steps_seen,
+                "teacher": None if self.teacher is None else self.teacher.state_dict()}
+
+    def load_state(self, state: dict, model) -> None:
+        self.steps_seen = int(state.get("steps_seen", 0))
+        if state.get("teacher") is not None and self.semi is not None:
+            self.teacher = copy.deepcopy(model).eval().requires_grad_(False)
+            self.teacher.load_state_dict(state["teacher"])
+
+
+class JointTask(EmaTeacher, Task):
     main_metric = "score"
 
     def __init__(self, config, train, val, seed=0) -> None:
@@ -189,25 +216,6 @@ class JointTask(Task):
         return {"seg_consistency": seg_consistency(s_out[0], t_prob, seg_thr),
                 "id_consistency": id_consistency(s_out[1], t_heat, t_fg, id_thr, cfg.temperature),
                 "consistency_weight": cfg.weight * t}
-
-    @torch.no_grad()
-    def after_step(self, model) -> None:
-        """EMA teacher update (after the optimizer step)."""
-        if self.teacher is None:
-            return
-        d = self.semi.ema_decay
-        for pt, ps in zip(self.teacher.parameters(), model.parameters()):
-            pt.mul_(d).add_(ps.detach(), alpha=1 - d)
-
-    def state(self) -> dict:
-        return {"steps_seen": self.steps_seen,
-                "teacher": None if self.teacher is None else self.teacher.state_dict()}
-
-    def load_state(self, state: dict, model) -> None:
-        self.steps_seen = int(state.get("steps_seen", 0))
-        if state.get("teacher") is not None and self.semi is not None:
-            self.teacher = copy.deepcopy(model).eval().requires_grad_(False)
-            self.teacher.load_state_dict(state["teacher"])
 
     @torch.no_grad()
     def validate(self, model) -> dict:

@@ -82,6 +82,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.command, self.progress_bar = command, progress_bar
         self.step, self.wall_s, self.metrics, self.best = 0, 0.0, {}, None
+        self.on_step = None          # callback(step, wall_s) after each step; may raise to stop (cancel)
 
     # Checkpoints
     def state(self) -> dict:
@@ -162,6 +163,23 @@ class Trainer:
         start = time.monotonic() - self.wall_s
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.progress_bar,
                    desc=f"train {self.model_name}", dynamic_ncols=True)
+        try:
+            self._loop(bar, start)
+        except FloatingPointError:
+            raise
+        except BaseException:
+            # cancelled, stopped by a signal, or failed between steps: the last finished step is a
+            # good state, so a rerun resumes from it instead of from the last periodic checkpoint
+            self.save()
+            raise
+        finally:
+            bar.close()
+        if self.step % cfg.validate_every:
+            self._validate()
+        return self.save()
+
+    def _loop(self, bar, start: float) -> None:
+        cfg = self.cfg
         while self.step < cfg.max_steps:
             parts = self._train_step()
             self.step += 1
@@ -177,10 +195,8 @@ class Trainer:
             if cfg.max_minutes and self.wall_s > 60 * cfg.max_minutes:
                 self._log({"step": self.step, "phase": "stop", "reason": "max_minutes reached"})
                 break
-        bar.close()
-        if self.step % cfg.validate_every:
-            self._validate()
-        return self.save()
+            if self.on_step is not None:
+                self.on_step(self.step, self.wall_s)
 
 
 def run_training(config: dict, out_dir, resume=None, command: str = "", progress_bar: bool = True,

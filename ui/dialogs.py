@@ -1,4 +1,4 @@
-"""Dialogs: pick one of several DICOM series; choose where and how to export meshes."""
+"""Dialogs: pick one of several DICOM series; choose where and how to export meshes; the preferences."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
 
 from spine_core.export import FORMATS
 from spine_core.pipeline import registry
+from ui.models_panel import ModelsPanel
 
 
 class SeriesPickerDialog(QDialog):
@@ -93,17 +94,23 @@ METHODS = {p.name: p.description for p in registry.PIPELINES if p.in_preferences
 
 
 class PreferencesDialog(QDialog):
-    """Analysis device (auto / cpu / gpu), analysis method, and the autosave interval."""
+    """General: analysis device (auto / cpu / gpu), analysis method, and the autosave interval (applied on
+    OK). Models (ui/models_panel.py): the shipped and site models and which one runs by default (changed at
+    once). ``tab``: "general" or "models", the tab shown first; ``site``: the SiteModels shown (default:
+    the site folder)."""
 
     def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None,
-                 method: str = registry.DEFAULT) -> None:
-        from PySide6.QtWidgets import QSpinBox
+                 method: str = registry.DEFAULT, tab: str = "general", site=None) -> None:
+        from PySide6.QtWidgets import QSpinBox, QTabWidget
 
         from spine_core.pipeline.runtime import DEVICES
 
         super().__init__(parent)
         self.setWindowTitle("Preferences")
-        form = QFormLayout(self)
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        general = QWidget()
+        form = QFormLayout(general)
         self.device_box = QComboBox()
         self.device_box.addItems(list(DEVICES))
         self.device_box.setCurrentText(device if device in DEVICES else "auto")
@@ -121,10 +128,16 @@ class PreferencesDialog(QDialog):
         self.autosave_box.setSuffix(" s")
         self.autosave_box.setValue(int(autosave_s))
         form.addRow("Autosave after a change", self.autosave_box)
+        self.tabs.addTab(general, "General")
+        self.models_panel = ModelsPanel(site=site)
+        self.tabs.addTab(self.models_panel, "Models")
+        self.tabs.setCurrentIndex(1 if tab == "models" else 0)
+        layout.addWidget(self.tabs)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        layout.addWidget(buttons)
+        self.resize(820, 440)
 
     def device(self) -> str:
         return self.device_box.currentText()

@@ -175,8 +175,9 @@ class FileController(QObject):
             self.prefs.export_format = dialog.format()
             self.export_meshes(dialog.folder(), dialog.format())
 
-    def choose_preferences(self) -> None:
+    def choose_preferences(self, tab: str = "general") -> None:
+        """``tab``: "general" or "models" (Tools > Models...)."""
         prefs = self.prefs
-        dialog = PreferencesDialog(prefs.device, prefs.autosave_s, self.host.window(), method=prefs.method)
+        dialog = PreferencesDialog(prefs.device, prefs.autosave_s, self.host.window(), method=prefs.method, tab=tab)
         if dialog.exec():
             prefs.device, prefs.method, prefs.autosave_s = dialog.device(), dialog.method(), dialog.autosave_s()

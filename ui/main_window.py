@@ -5,7 +5,8 @@ controllers that own the state and the work: ``tasks`` (Workers, progress, cance
 ``analysis`` (ui/analysis_actions.py), ``display`` (what the views show; ui/display.py), ``files``
 (ui/file_actions.py), ``plans`` (plans and autosave; ui/plan_actions.py), ``edits``
 (ui/edit_tools.py), ``measure`` and ``planning`` (measurements and screws, in docks beside the vertebra
-table; ui/measure_actions.py, ui/planning_actions.py). The menus (ui/menus.py, ui/planning_menu.py) call
+table; ui/measure_actions.py, ui/planning_actions.py), ``adapt`` (Tools > Adapt to local scans, a training
+subprocess; ui/adapt_actions.py). The menus (ui/menus.py, ui/planning_menu.py) call
 the controllers. ``study_ready`` is emitted once a scan and its meshes are fully shown.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from spine_core.errors import SpineError
+from ui.adapt_actions import AdaptController
 from ui.analysis_actions import AnalysisController
 from ui.display import DisplayController
 from ui.edit_tools import EditController
@@ -24,7 +26,7 @@ from ui.export_actions import ExportController
 from ui.file_actions import FileController
 from ui.measure_actions import MeasureController
 from ui.measurements_panel import MeasurementsPanel
-from ui.menus import build_actions
+from ui.menus import build_actions, build_tools_menu
 from ui.plan_actions import PlanController
 from ui.planning_actions import PlanningController
 from ui.planning_menu import add_planning_docks, build_planning_menu
@@ -76,8 +78,10 @@ class MainWindow(QMainWindow):
         self.planning = PlanningController(session, self.screws_panel, self.views, self, self._centroids)
         self.measure.measured.connect(lambda doc, labels: self.planning.checks.take_pedicles(doc["pedicles"], labels))
         self.batch_review = None        # ui.batch_review.BatchReviewController, once a batch was opened
+        self.adapt = AdaptController(self, prefs)
         self.actions = build_actions(self)
         self.planning_actions = build_planning_menu(self, self.planning_docks)
+        self.tools_menu = build_tools_menu(self)
         self._connect()
         self.restore_preferences()
         self.setAcceptDrops(True)
@@ -203,6 +207,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         """Cancel running tasks and wait for them (each stops at its next progress update)."""
         self.save_preferences()
+        self.adapt.shutdown()           # a running adaptation is stopped; its checkpoint is kept
         self.tasks.shutdown()
         self.plans.mark_clean_close()
         self.views.close_views()

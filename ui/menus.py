@@ -1,5 +1,5 @@
 """Menus and the toolbar of the main window: actions call its controllers (window.files, .plans, .edits,
-.analysis, .display); ``WindowActions`` shows their state (enabled, checked, the recent files)."""
+.analysis, .display, .adapt); ``WindowActions`` shows their state (enabled, checked, the recent files)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -149,6 +149,16 @@ def build_actions(window: QMainWindow) -> WindowActions:
                            [undo, redo, paint, erase], radius, opacity)
     return WindowActions(undo, redo, edit_actions + [export_plan], [open_labels, shot, shot3d], [export], recent,
                          presets, opacity, analyze, paint, erase, radius, save_plan, combo)
+
+
+def build_tools_menu(window: QMainWindow) -> QMenu:
+    """Tools: adapt the CT models to the site's scans (ui/adapt_actions.py), the models in use."""
+    menu = _menu(window.menuBar(), "&Tools", window)
+    _action(window, menu, "&Adapt to local scans...", window.adapt.open_dialog,
+            tip="Train the CT models further on this hospital's scans, checked before they can be used")
+    _action(window, menu, "&Models...", lambda: window.files.choose_preferences("models"),
+            tip="The shipped and site models, and which one runs by default (Preferences > Models)")
+    return menu
 
 
 def _radius_box(window) -> QDoubleSpinBox:
