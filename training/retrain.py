@@ -197,6 +197,8 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
             _save_state(options.out, state)
         centres = cache[digest]["centres_lps"]
         if not centres:
+            if "refused" not in cache[digest]:
+                skipped.append("a scan on which the parent pipeline found no vertebra it was sure of")
             continue
         grid = canonical_grid(volume, data_cfg.spacing_mm)
         image = scale_window(resample_image(volume, grid, fill=FILL_HU), data_cfg.window)

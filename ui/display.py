@@ -3,6 +3,11 @@
 The scan and labels on the slices, the vertebra meshes in 3D (made in a Worker for the vertebrae whose
 voxels changed), the selection in the table and the views, the window preset and opacities (kept in
 the preferences), and pictures of the window or of the 3D view.
+
+Window presets follow the scan's modality (spine_core.windowing.display_modality): a CT gets the HU
+presets (WINDOW_PRESETS), an MR, whose units are arbitrary, "MR auto" and "MR contrast" computed from its
+own values. Only a CT preset is kept in the preferences, so an MR's window never carries over to a CT:
+opening a CT after an MR restores the last CT preset.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from spine_core.errors import SpineError
+from spine_core.windowing import MR_WINDOW_PERCENTILES, auto_window, display_modality, width_level
 from ui import jobs
 from ui.host import Host
 from ui.preferences import Preferences
@@ -24,12 +30,14 @@ from viewers.slice_view import WINDOW_PRESETS
 
 class DisplayController(QObject):
     window_preset_changed = Signal(str)
+    window_presets_changed = Signal(list)        # the preset names the open scan's modality offers
 
     def __init__(self, session: Session, views: ViewsPanel, table: ResultsPanel, host: Host,
                  prefs: Preferences) -> None:
         super().__init__(host.window())
         self.session, self.views, self.table, self.host, self.prefs = session, views, table, host, prefs
         self._reset_camera = False
+        self.modality = "CT"                     # of the scan shown (CT before any is opened)
         session.volume_changed.connect(self._on_volume_changed)
         session.labels_changed.connect(self._on_labels_changed)
         session.meshes_changed.connect(self._on_meshes_changed)
@@ -45,7 +53,17 @@ class DisplayController(QObject):
 
     # --- session -> views ---------------------------------------------------------------------
     def _on_volume_changed(self) -> None:
-        self.views.set_volume(self.session.volume)
+        volume = self.session.volume
+        self.views.set_volume(volume)
+        if volume is None:
+            return
+        was, self.modality = self.modality, display_modality(volume)
+        if self.modality != was:
+            self.window_presets_changed.emit(self.preset_names())
+        if self.modality == "MR":
+            self.set_window_preset("MR auto")                # from this scan's own values
+        elif was == "MR":
+            self._restore_ct_preset()
 
     def _on_labels_changed(self, _touched) -> None:
         labels = self.session.labels
@@ -89,15 +107,28 @@ class DisplayController(QObject):
     # --- display settings ---------------------------------------------------------------------
     def restore(self) -> None:
         """The window preset and 3D opacity of the last session."""
-        preset = self.prefs.window_preset
-        self.set_window_preset(preset if preset in WINDOW_PRESETS else "bone")
+        self._restore_ct_preset()
         self.views.mesh_opacity.setValue(int(self.prefs.mesh_opacity * 100))
 
+    def _restore_ct_preset(self) -> None:
+        preset = self.prefs.window_preset
+        self.set_window_preset(preset if preset in WINDOW_PRESETS else "bone")
+
+    def preset_names(self) -> list[str]:
+        """The window presets for the scan shown: HU presets for a CT, the MR ones for an MR."""
+        return list(MR_WINDOW_PERCENTILES if self.modality == "MR" else WINDOW_PRESETS)
+
     def set_window_preset(self, name: str) -> None:
-        if name not in WINDOW_PRESETS:
+        """Show the slices in preset ``name``; a preset of the other modality is ignored."""
+        if name not in self.preset_names():
             return
-        self.views.set_window_preset(name)
-        self.prefs.window_preset = name
+        if name in MR_WINDOW_PERCENTILES:
+            if self.session.volume is None:
+                return
+            self.views.set_window(*width_level(*auto_window(self.session.volume, *MR_WINDOW_PERCENTILES[name])))
+        else:
+            self.views.set_window_preset(name)
+            self.prefs.window_preset = name              # CT presets only: never an MR's
         self.window_preset_changed.emit(name)
 
     def set_label_opacity(self, opacity: float) -> None:

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.files.batch_folder_chosen.connect(self.open_batch)
         self.analysis.analysis_shown.connect(self.plans.schedule_autosave)
         self.edits.brush_mode_changed.connect(actions.show_brush_mode)
+        self.display.window_presets_changed.connect(actions.offer_window_presets)
         self.display.window_preset_changed.connect(actions.show_window_preset)
         for signal in (self.session.volume_changed, self.session.labels_changed, self.session.meshes_changed,
                        self.session.selection_changed, self.session.history_changed,

@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QSlider, QToolBar
 from PySide6.QtCore import Qt
 
+from spine_core.windowing import MR_WINDOW_PERCENTILES
 from viewers.slice_view import WINDOW_PRESETS
 
 
@@ -19,7 +20,7 @@ class WindowActions:
     needs_scan: list[QAction]
     needs_meshes: list[QAction]
     recent_menu: QMenu
-    presets: dict[str, QAction]
+    presets: dict[str, QAction]    # CT and MR presets; those of the other modality greyed out
     opacity_slider: QSlider
     analyze: QAction
     paint: QAction
@@ -52,6 +53,20 @@ class WindowActions:
     def show_brush_mode(self, mode: str) -> None:
         self.paint.setChecked(mode == "paint")
         self.erase.setChecked(mode == "erase")
+
+    def offer_window_presets(self, names: list[str]) -> None:
+        """The open scan's presets (ui.display): listed in the combo, enabled in the View menu."""
+        for name, action in self.presets.items():
+            usable = name in names
+            action.setEnabled(usable)
+            action.setToolTip("" if usable else "MR only" if name in MR_WINDOW_PERCENTILES else "CT only")
+        combo = self.preset_combo
+        combo.blockSignals(True)        # refilling is no choice of the user's
+        try:
+            combo.clear()
+            combo.addItems(list(names))
+        finally:
+            combo.blockSignals(False)
 
     def show_window_preset(self, name: str) -> None:
         self.presets[name].setChecked(True)
@@ -147,8 +162,10 @@ def build_actions(window: QMainWindow) -> WindowActions:
     radius = _radius_box(window)
     combo = _build_toolbar(window, [open_file, open_dir, open_plan, save_plan, open_labels, export, analyze],
                            [undo, redo, paint, erase], radius, opacity)
-    return WindowActions(undo, redo, edit_actions + [export_plan], [open_labels, shot, shot3d], [export], recent,
-                         presets, opacity, analyze, paint, erase, radius, save_plan, combo)
+    actions = WindowActions(undo, redo, edit_actions + [export_plan], [open_labels, shot, shot3d], [export], recent,
+                            presets, opacity, analyze, paint, erase, radius, save_plan, combo)
+    actions.offer_window_presets(display.preset_names())
+    return actions
 
 
 def build_tools_menu(window: QMainWindow) -> QMenu:
@@ -175,7 +192,8 @@ def _radius_box(window) -> QDoubleSpinBox:
 def _build_view_menu(window, menu: QMenu):
     group = QActionGroup(window)
     presets = {}
-    for name in WINDOW_PRESETS:
+    menu.setToolTipsVisible(True)       # "CT only" / "MR only" on the greyed-out presets
+    for name in [*WINDOW_PRESETS, *MR_WINDOW_PERCENTILES]:
         action = _action(window, menu, f"Window: {name}", lambda n=name: window.display.set_window_preset(n))
         action.setCheckable(True)
         group.addAction(action)
@@ -211,8 +229,7 @@ def _build_toolbar(window, file_actions, edit_actions, radius, opacity) -> QComb
     toolbar.addWidget(radius)
     toolbar.addSeparator()
     toolbar.addWidget(QLabel(" Window "))
-    combo = QComboBox()
-    combo.addItems(list(WINDOW_PRESETS))
+    combo = QComboBox()                 # filled by WindowActions.offer_window_presets
     combo.setObjectName("WindowPresetCombo")
     combo.currentTextChanged.connect(window.display.set_window_preset)
     toolbar.addWidget(combo)

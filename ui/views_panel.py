@@ -151,6 +151,10 @@ class ViewsPanel(QWidget):
         for view in self.slices.values():
             view.set_window_preset(name)
 
+    def set_window(self, width: float, level: float) -> None:
+        for view in self.slices.values():
+            view.set_window(width, level)
+
     def set_label_opacity(self, opacity: float) -> None:
         for view in self.slices.values():
             view.set_label_opacity(opacity)

@@ -18,10 +18,12 @@ from viewers.overlay_paint import paint_items
 from viewers.slice_geometry import PLANES, SliceGeometry
 from viewers.slice_interaction import SliceInteractionMixin
 
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {   # name: (width, level) in HU
+# name: (width, level) in HU, for a CT (an MR's window comes from its own values: spine_core.windowing)
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "bone": (1800.0, 400.0),
     "soft tissue": (400.0, 40.0),
 }
+_MIN_WIDTH = 1e-6               # any positive width: an MR stored as floats may span 0..1
 _CROSSHAIR = QColor(255, 220, 0, 170)
 _NAMED_PLANES = ("sagittal", "coronal")   # vertebra names are written on these
 
@@ -35,7 +37,7 @@ class SliceView(SliceInteractionMixin, QWidget):
 
     crosshair_changed = Signal(float, float, float)   # LPS mm
     slice_changed = Signal(int)
-    window_changed = Signal(float, float)             # width, level (HU) after a right-drag
+    window_changed = Signal(float, float)             # width, level (HU for a CT) after a right-drag
     stroke_started = Signal(float, float, float)      # brush mode: LPS mm of each dab
     stroke_moved = Signal(float, float, float)
     stroke_finished = Signal()
@@ -93,7 +95,7 @@ class SliceView(SliceInteractionMixin, QWidget):
 
     # --- display settings ---------------------------------------------------------------------
     def set_window(self, width: float, level: float) -> None:
-        self._window = (max(float(width), 1.0), float(level))
+        self._window = (max(float(width), _MIN_WIDTH), float(level))
         self._render()
 
     def set_window_preset(self, name: str) -> None:

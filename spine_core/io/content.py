@@ -6,14 +6,20 @@ things: a CT in Hounsfield units always holds fat (about -100 HU) or air (-1000 
 intensities are never negative. A file of noise (or a damaged stack) has no spatial structure:
 neighbouring voxels of any real scan are strongly correlated, those of noise are not.
 Both checks use a strided sample, so they cost milliseconds on a whole-body CT.
+``scan_modality`` (header, the user's word, then the values) decides for the analysis and for the display
+(spine_core.windowing); it lives here, not in the pipeline, so that the display need not import the pipeline.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from spine_core.errors import UnsupportedImage
 from spine_core.volume import Volume
+
+log = logging.getLogger(__name__)
 
 # Hounsfield units below this are fat or air; a CT of a body holds some of either.
 HU_FAT = -50.0
@@ -53,6 +59,30 @@ def guess_modality(volume: Volume) -> ModalityGuess:
                                    "so the values are not Hounsfield units, as in an MR")
     return ModalityGuess("", f"only {negative:.2%} of voxels are below {HU_FAT:.0f}: too few for a CT "
                              "holding fat or air, too many for an MR")
+
+
+def scan_modality(volume: Volume, modality: str = "") -> tuple[str, list[str]]:
+    """"CT" or "MR" for the analysis, and notes for the result on how that was decided. The header's
+    Modality wins; ``modality`` (``--modality``) names it for scans
+    whose header names none; failing both, the values decide (``guess_modality``)."""
+    tagged = (volume.metadata.modality or "").upper()
+    said = modality.upper()
+    if tagged in ("CT", "MR") and said and said != tagged:
+        raise UnsupportedImage(f"The scan's header says {tagged}; it cannot be analysed as {said}. "
+                               "Choose the right series, or leave out --modality.")
+    if tagged in ("CT", "MR"):
+        return tagged, []
+    if tagged and not said:
+        raise UnsupportedImage(f"This is a {tagged} scan; automatic analysis reads CT and MR. Choose a CT or "
+                               "MR series, or say which it is with --modality ct|mr.")
+    if said in ("CT", "MR"):
+        return said, []
+    guess = guess_modality(volume)
+    if guess.modality:
+        log.info("no modality in the header; read as %s because %s", guess.modality, guess.reason)
+        return guess.modality, []
+    return "CT", [f"no modality in the header and the values do not say ({guess.reason}); analysed as CT: "
+                  "check that this is a CT, or run again with --modality mr"]
 
 
 def structure(volume: Volume) -> float:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.errors import UnsupportedImage
-from spine_core.io.content import MIN_STRUCTURE, guess_modality, structure
+from spine_core.io.content import MIN_STRUCTURE, scan_modality, structure
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
 from spine_core.pipeline.bone_refine import BoneRefineStage
 from spine_core.pipeline.detect import DetectStage
@@ -108,30 +108,6 @@ def check_input(volume: Volume) -> None:
         raise UnsupportedImage(f"The scan is too small to analyse ({size} mm, {' x '.join(map(str, volume.shape))} "
                                f"voxels); it needs at least {MIN_EXTENT_MM:.0f} mm and {MIN_VOXELS} voxels "
                                "in every direction. Choose the full series.")
-
-
-def scan_modality(volume: Volume, modality: str = "") -> tuple[str, list[str]]:
-    """"CT" or "MR" for the analysis, and notes for the result on how that was decided. The header's
-    Modality wins; ``modality`` (``--modality``) names it for scans
-    whose header names none; failing both, the values decide (spine_core.io.content)."""
-    tagged = (volume.metadata.modality or "").upper()
-    said = modality.upper()
-    if tagged in ("CT", "MR") and said and said != tagged:
-        raise UnsupportedImage(f"The scan's header says {tagged}; it cannot be analysed as {said}. "
-                               "Choose the right series, or leave out --modality.")
-    if tagged in ("CT", "MR"):
-        return tagged, []
-    if tagged and not said:
-        raise UnsupportedImage(f"This is a {tagged} scan; automatic analysis reads CT and MR. Choose a CT or "
-                               "MR series, or say which it is with --modality ct|mr.")
-    if said in ("CT", "MR"):
-        return said, []
-    guess = guess_modality(volume)
-    if guess.modality:
-        log.info("no modality in the header; analysed as %s because %s", guess.modality, guess.reason)
-        return guess.modality, []
-    return "CT", [f"no modality in the header and the values do not say ({guess.reason}); analysed as CT: "
-                  "check that this is a CT, or run again with --modality mr"]
 
 
 def check_structure(volume: Volume) -> None:

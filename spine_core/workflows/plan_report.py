@@ -82,6 +82,7 @@ def _manifest(source: PlanSource, files: list[Path]) -> dict:
 def build_report(source: PlanSource, progress: Progress) -> ReportContent:
     """Everything the page shows (see the module's text); the slow parts (measures, screws) report progress."""
     from spine_core.pictures import sagittal_coronal_png
+    from spine_core.windowing import display_modality
 
     progress.update(0.0, "Measuring the vertebrae")
     doc, screws, not_planned, screw_origin = _measures_and_screws(source)
@@ -89,7 +90,8 @@ def build_report(source: PlanSource, progress: Progress) -> ReportContent:
     labels, scan = source.result.labels, source.scan
     shown = scan if scan is not None else _labels_as_scan(labels)
     png = sagittal_coronal_png(shown, labels, [(s.entry_lps, s.tip_lps) for s in screws])
-    caption = ("Sagittal and coronal slices through the middle of the labelled spine (bone window), vertebrae "
+    window = "bone window" if display_modality(shown) == "CT" else "window from the MR's own intensities"
+    caption = (f"Sagittal and coronal slices through the middle of the labelled spine ({window}), vertebrae "
                "coloured and named" + ("; screws (yellow) projected onto each plane" if screws else "") +
                ("" if scan is not None else "; no scan at hand: the labels alone"))
     metrics = source.result.metrics

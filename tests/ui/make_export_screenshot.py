@@ -10,24 +10,10 @@ from pathlib import Path
 
 
 def main(scan, labels, out) -> None:
-    import os
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from tests.ui.make_screenshots import _wait
+    from tests.ui.make_screenshots import _wait, screenshot_window
     from ui.export_dialog import ExportPlanDialog
-    from ui.main_window import MainWindow
-    from ui.theme import apply_dark_theme
 
-    os.environ["SPINEPLAN_DATA_DIR"] = tempfile.mkdtemp()
-    app = QApplication.instance() or QApplication([])
-    apply_dark_theme(app)
-    settings = QSettings(f"{os.environ['SPINEPLAN_DATA_DIR']}/s.ini", QSettings.Format.IniFormat)
-    window = MainWindow(settings, show_dialogs=False)
-    window.resize(1600, 900)
-    window.show()
+    app, window = screenshot_window()
     window.open_path(scan, labels)
     _wait(app, window, window.study_ready)
     exports = window.exports

@@ -53,7 +53,8 @@ def _wait(app, window, signal):
         time.sleep(0.005)
 
 
-def main(folder) -> None:
+def screenshot_window(segment=None, size=(1600, 900)):
+    """(app, window): a dark-themed main window with its own throwaway data folder, shown at ``size``."""
     import os
     import tempfile
 
@@ -63,14 +64,20 @@ def main(folder) -> None:
     from ui.main_window import MainWindow
     from ui.theme import apply_dark_theme
 
-    folder = Path(folder)
     os.environ["SPINEPLAN_DATA_DIR"] = tempfile.mkdtemp()
     app = QApplication.instance() or QApplication([])
     apply_dark_theme(app)
     settings = QSettings(f"{os.environ['SPINEPLAN_DATA_DIR']}/s.ini", QSettings.Format.IniFormat)
-    window = MainWindow(settings, show_dialogs=False, segment=reference_pipeline(folder / "labels.nii.gz"))
-    window.resize(1600, 900)
+    extra = {"segment": segment} if segment is not None else {}
+    window = MainWindow(settings, show_dialogs=False, **extra)
+    window.resize(*size)
     window.show()
+    return app, window
+
+
+def main(folder) -> None:
+    folder = Path(folder)
+    app, window = screenshot_window(reference_pipeline(folder / "labels.nii.gz"))
     window.open_path(folder / "image.nii.gz")
     _wait(app, window, window.study_ready)
     _save(app, window, "loaded.png")
