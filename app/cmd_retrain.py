@@ -55,7 +55,7 @@ def cmd_retrain(args) -> int:
         raise SpineError("--budget-minutes must be more than 0.")
     if args.base and not Path(args.base).is_dir():
         raise SpineError(f"'{args.base}' is not a folder of exported models (--base).")
-    command = "spineplan retrain " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    command = _recorded_command(args)
     options = RetrainOptions(scans=scans, out=Path(args.out), corrections=Path(args.corrections) if args.corrections
                              else None, budget_minutes=args.budget_minutes, device=args.device,
                              base=Path(args.base) if args.base else None, hold_back=args.hold_back,
@@ -65,7 +65,7 @@ def cmd_retrain(args) -> int:
     outcome = run_retrain(options, Reporter(_Printer(args.progress == "json")))
     stream = sys.stderr if args.progress == "json" else sys.stdout
     print(table_text(outcome["comparison"]), file=stream)
-    print(outcome["reason"], file=stream)
+    print(("Accepted: " if outcome["accepted"] else "Refused: ") + outcome["reason"], file=stream)
     if outcome["accepted"]:
         _register(outcome, args)
     if args.progress == "json":
@@ -73,6 +73,25 @@ def cmd_retrain(args) -> int:
     else:
         print(f"Wrote {Path(args.out) / 'retrain.json'} and comparison.md")
     return 0 if outcome["accepted"] else EXIT_REFUSED
+
+
+def _recorded_command(args) -> str:
+    """The command for the model card, the site's folders left out: folder names can hold patient names."""
+    named = {"scans": "SITE_SCANS", "corrections": "CORRECTIONS", "out": "OUT", "base": "BASE_MODELS"}
+    parts = ["spineplan retrain"]
+    for key, value in sorted(vars(args).items()):
+        if key in ("func", "command", "verbose", "progress") or value in (None, False, []):
+            continue
+        flag = "-o" if key == "out" else "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif key == "set":
+            parts += [f"{flag} {shlex.quote(str(v))}" for v in value]
+        elif isinstance(value, list):
+            parts.append(flag + "".join(f" {shlex.quote(str(v))}" for v in value))
+        else:
+            parts.append(f"{flag} {named.get(key) or shlex.quote(str(value))}")
+    return " ".join(parts)
 
 
 def _register(outcome: dict, args) -> None:

@@ -147,7 +147,7 @@ def _add_common(p) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto", help="where the models run (default auto)")
     from spine_core.pipeline import registry
 
-    described = "; ".join(f"{q.name}: {q.description}" for q in registry.PIPELINES)
+    described = "; ".join(f"{q.name}: {q.description}" for q in (*registry.PIPELINES, *registry.MR_PIPELINES))
     p.add_argument("--pipeline", default=registry.DEFAULT, choices=registry.choices(), metavar="NAME",
                    help=f"analysis pipeline ({described}; the old names default, m3, m1-only still work)")
     p.add_argument("--models", metavar="DIR", help="folder of models, each shipped or registered with `spineplan "

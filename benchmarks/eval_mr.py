@@ -2,6 +2,7 @@
 saw it (python -m training.mr_cv), scored per structure, per set and pooled.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds runs/mr_cv [--json OUT] [--pictures DIR]
+                                                        [--pipeline mr-scar|mr-sshs]
 
 Per case only what its reference holds is scored (VB2 / VB3: bodies, IVD: discs, cervical: both).
 Dice per structure uses the level names (a body labelled one level off scores 0 there); "bodies
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--pictures", help="folder for sagittal / coronal pictures of a few cases")
     parser.add_argument("--picture-cases", nargs="*", default=["VB2_05", "VB3_03", "IVD_20"])
+    parser.add_argument("--pipeline", choices=["mr-scar", "mr-sshs"], default="mr-scar",
+                        help="the MR method the folds were trained for (python -m training.mr_cv --method)")
     args = parser.parse_args(argv)
     folds = json.loads((Path(args.folds) / "folds.json").read_text())
     root = shared_mr_root()
@@ -96,7 +99,8 @@ def main(argv=None) -> int:
         for case in cases:
             scan, ref = load_scan_and_labels(root, case)
             began = time.perf_counter()
-            result = segment(scan, SegmentOptions(device="cpu", modality="MR"), models=models)
+            options = SegmentOptions(device="cpu", modality="MR", pipeline=args.pipeline)
+            result = segment(scan, options, models=models)
             seconds = time.perf_counter() - began
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
@@ -110,6 +114,7 @@ def main(argv=None) -> int:
     sets = sorted({r["set"] for r in rows})
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}",
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
+              "pipeline": args.pipeline,
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
               "pooled": pooled(rows) if rows else {}, "papers": PAPERS, "cases": rows}
     print(json.dumps({"per_set": report["per_set"], "pooled": report["pooled"]}, indent=1))

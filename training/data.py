@@ -36,6 +36,8 @@ class DataConfig:
     phantom_val_seeds: list[int] = field(default_factory=lambda: [9001, 9002])
     phantom_options: dict = field(default_factory=dict)   # PhantomOptions overrides, e.g. spacing_mm
     phantom_partial_fov: float = 0.0          # share of phantoms showing only a random run of 3-12 levels
+    phantom_real_shapes: float = 0.0          # share of phantom vertebrae drawn from real VerSe shapes
+    shape_root: str = ""                      # their masks; default $SPINEPLAN_SHARED/data/masks or ../shared/data/masks
     phantom_stream: int = 0                   # fresh random phantoms kept in the training pool
     phantom_stream_every: int = 25            # batches between replacing the oldest streamed phantom
     unlabelled_cases: list[str] = field(default_factory=list)   # scans without labels (M3 semi-supervised):
@@ -92,12 +94,15 @@ def load_shared_case(root: Path, name: str) -> Case:
     return Case(name, image, labels, source)
 
 
-def phantom_case(seed: int, options: dict | None = None, partial_fov: float = 0.0) -> Case:
+def phantom_case(seed: int, options: dict | None = None, partial_fov: float = 0.0,
+                 real_shapes: float = 0.0, shape_root: str = "") -> Case:
     """A generated phantom (spine_core.phantom, imported lazily: it may not be installed yet).
 
     With probability ``partial_fov`` (decided by the seed) the scan covers only a random run of 3-12
     levels, cut anywhere: real scans rarely show C1 to the sacrum, and a network that only saw whole
-    spines learns to number from the top of the scan."""
+    spines learns to number from the top of the scan. With ``real_shapes`` > 0 that share of the
+    vertebrae (chosen from the seed) takes a real VerSe vertebra's shape from the masks under
+    ``shape_root`` (training.shapes); without masks they stay analytic, with a warning."""
     from dataclasses import replace
 
     from spine_core.phantom import PhantomOptions, generate_phantom
@@ -114,7 +119,14 @@ def phantom_case(seed: int, options: dict | None = None, partial_fov: float = 0.
         first = int(rng.integers(0, len(names) - count + 1))
         opts = replace(opts, first_level=names[first], last_level=names[first + count - 1],
                        margin_mm=float(rng.uniform(-8.0, 25.0)))
-    phantom = generate_phantom(opts)
+    library = None
+    if real_shapes > 0:
+        from training.shapes import load_shape_library
+
+        library = load_shape_library(str(shape_root or ""))
+        if library is not None:
+            opts = replace(opts, real_shape_p=float(real_shapes))
+    phantom = generate_phantom(opts, shapes=library)
     return Case(f"phantom{seed}", phantom.image, phantom.labels, SOURCES["phantom"])
 
 
@@ -240,8 +252,9 @@ class PhantomStream:
         self.oldest = 0
 
     def _fresh(self) -> Prepared:
-        case = prepare(phantom_case(self.next_seed, self.config.phantom_options, self.config.phantom_partial_fov),
-                       self.config)
+        config = self.config
+        case = prepare(phantom_case(self.next_seed, config.phantom_options, config.phantom_partial_fov,
+                                    config.phantom_real_shapes, config.shape_root), config)
         self.next_seed += 1
         return case
 
@@ -259,7 +272,8 @@ def _load_all(config: DataConfig, names, seeds, toys, toy_offset, partial: float
     cases += [load_shared_case(root, n) for n in names if (root / n).exists()]
     if seeds:
         try:
-            cases += [phantom_case(s, config.phantom_options, partial) for s in seeds]
+            cases += [phantom_case(s, config.phantom_options, partial, config.phantom_real_shapes,
+                                   config.shape_root) for s in seeds]
         except ImportError as exc:   # spine_core.phantom not available: train on what there is
             log.warning("phantoms skipped (%s)", exc)
     cases += [toy_spine_case(toy_offset + s) for s in range(toys)]
@@ -316,7 +330,8 @@ def load_unlabelled(config: DataConfig) -> list[Prepared]:
     paths = unlabelled_scan_paths([n for n in config.unlabelled_cases if n not in shared])
     cases += [prepare_unlabelled(load_scan(p), p.name, config) for p in paths]
     if config.unlabelled_phantom_seeds:
-        cases += [prepare_unlabelled(phantom_case(s, config.phantom_options).image, f"phantom{s}", config)
+        cases += [prepare_unlabelled(phantom_case(s, config.phantom_options, 0.0, config.phantom_real_shapes,
+                                                  config.shape_root).image, f"phantom{s}", config)
                   for s in config.unlabelled_phantom_seeds]
     cases += [prepare_unlabelled(toy_spine_case(20_000 + s).image, f"toy{20_000 + s}", config)
               for s in range(config.toy_unlabelled)]

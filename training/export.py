@@ -105,6 +105,8 @@ def export_checkpoint(checkpoint, out_dir, model_id: str | None = None) -> tuple
     ckpt = load_checkpoint(checkpoint)
     model = build_model(ckpt["model_name"], ckpt["net_config"])
     model.load_state_dict(ckpt["state_dict"])
+    # a network trained with a partner (cross pseudo supervision) ships alone
+    model = model.exported() if hasattr(model, "exported") else model
     model.eval()
     model_id = model_id or f"spineplan-{ckpt['model_name'].replace('_', '-')}"
     out = Path(out_dir)

@@ -61,6 +61,7 @@ def profile(stem: str, repeats: int, threads: int, folder: Path, settings=()) ->
     name = config["model"]
     torch.manual_seed(0)
     model = build_model(name, config["net"]).eval()
+    model = model.exported() if hasattr(model, "exported") else model     # a CPS pair ships one network
     inputs = _inputs(name, model, config["data"]["patch_size"])
     path = export_onnx(model, inputs, folder / f"{name}.onnx")
     rows = []

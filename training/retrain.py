@@ -283,8 +283,8 @@ def compare(sets: dict, tolerance: float) -> tuple[bool, list[dict], str]:
             if verdict == "WORSE":
                 worse.append(f"{metric} on {name} {before[metric]:.3f} -> {after[metric]:.3f}")
     if worse:
-        return False, rows, "refused: the retrained model is worse (" + "; ".join(worse) + ")"
-    return True, rows, f"accepted: not worse than the parent on any check (tolerance {tolerance})"
+        return False, rows, "the retrained model is worse than its parent (" + "; ".join(worse) + ")"
+    return True, rows, f"not worse than its parent on any check (tolerance {tolerance})"
 
 
 def table_text(rows: list[dict]) -> str:

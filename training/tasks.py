@@ -19,7 +19,9 @@ TASKS = {"localizer": "training.tasks:LocalizerTask",
          "detector2d": "training.tasks_m2:Detector2DTask",
          "labeler": "training.tasks_m2:LabelerTask",
          "joint": "training.tasks_m3:JointTask",
-         "mr_scar": "training.tasks_mr:MRScarTask"}
+         "mr_scar": "training.tasks_mr:MRScarTask",
+         "mr_sshs2d": "training.tasks_mr_sshs:MRSSHS2DTask",
+         "mr_sshs3d": "training.tasks_mr_sshs:MRSSHS3DTask"}
 
 
 def data_config(config: dict) -> DataConfig:

@@ -165,18 +165,7 @@ class MRScarTask:
             sampler = MRSliceSampler(self.val_cases, self.patch, seed=12345, strides=(1,))
             self._val = [self.to_device(self._stack([sampler.sample() for _ in range(4)], train=False))
                          for _ in range(8)]
-        scores = []
-        for c in range(2):
-            preds, targets = [], []
-            for b in self._val:
-                rows = b["known"][:, c] > 0
-                if rows.any():
-                    seg, _ = model(b["image"][rows])
-                    preds.append((seg[:, c] > 0).flatten())
-                    targets.append(b["target"][rows, c].bool().flatten())
-            if preds:
-                scores.append(dice_score(torch.cat(preds), torch.cat(targets)))
-        return {"dice": float(np.mean(scores))} if scores else {}
+        return masked_dice(self._val, lambda b, rows: model(b["image"][rows])[0])
 
     @staticmethod
     def describe(cases: list[MRCase]) -> dict:
@@ -184,3 +173,19 @@ class MRScarTask:
                 "sources": sorted({"shared MR " + ("TPTBox" if c.name.startswith("tptbox") else c.name.split("_")[0])
                                     for c in cases}),
                 "with_bodies": sum(c.has_body for c in cases), "with_discs": sum(c.has_disc for c in cases)}
+
+
+def masked_dice(batches: list[dict], segment) -> dict:
+    """Mean Dice over the classes (body, disc), each scored only on the rows labelled with it;
+    ``segment(batch, rows)`` gives the segmentation logits of those rows."""
+    scores = []
+    for c in range(2):
+        preds, targets = [], []
+        for b in batches:
+            rows = b["known"][:, c] > 0
+            if rows.any():
+                preds.append((segment(b, rows)[:, c] > 0).flatten())
+                targets.append(b["target"][rows, c].bool().flatten())
+        if preds:
+            scores.append(dice_score(torch.cat(preds), torch.cat(targets)))
+    return {"dice": float(np.mean(scores))} if scores else {}

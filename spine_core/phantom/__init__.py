@@ -5,6 +5,8 @@
 """
 from spine_core.phantom.generate import Phantom, PhantomOptions, generate_phantom
 from spine_core.phantom.layout import CurveShape
+from spine_core.phantom.real_shapes import ShapeLibrary, VertebraShape
 from spine_core.phantom.writer import write_phantom
 
-__all__ = ["CurveShape", "Phantom", "PhantomOptions", "generate_phantom", "write_phantom"]
+__all__ = ["CurveShape", "Phantom", "PhantomOptions", "ShapeLibrary", "VertebraShape", "generate_phantom",
+           "write_phantom"]

@@ -9,10 +9,11 @@ from scipy import ndimage
 
 from spine_core.labels import CRANIOCAUDAL, DISC_OFFSET, is_disc, label_names
 from spine_core.phantom import acquisition as acq
-from spine_core.phantom import bones, organs, skeleton
+from spine_core.phantom import bones, organs, real_shapes, skeleton
 from spine_core.phantom.anatomy import level_sequence
 from spine_core.phantom.canvas import BoneTissue, Canvas
 from spine_core.phantom.layout import CurveShape, build_curve, place_vertebrae, stack_levels
+from spine_core.phantom.real_shapes import ShapeLibrary
 from spine_core.phantom.torso import TorsoProfile, paint_torso
 from spine_core.progress import NullProgress, Progress, SubProgress
 from spine_core.volume import LabelMap, ScanMetadata, Volume
@@ -49,6 +50,8 @@ class PhantomOptions:
     hardware_levels: tuple[str, ...] = ()   # pedicle screws + rods, e.g. ("L3", "L4", "L5")
     contrast: bool = False
     label_discs: bool = False
+    # Share of vertebrae drawn from the real shapes handed to generate_phantom (0: all analytic)
+    real_shape_p: float = 0.0
     # Acquisition
     noise_hu: float = 22.0
     psf_fwhm_mm: float = 1.0
@@ -109,14 +112,19 @@ class Phantom:
                  "position": [round(float(v), 2) for v in self.centroids[i]]} for i in keys]
 
 
-def generate_phantom(options: PhantomOptions | None = None, progress: Progress | None = None) -> Phantom:
+def generate_phantom(options: PhantomOptions | None = None, progress: Progress | None = None,
+                     shapes: ShapeLibrary | None = None) -> Phantom:
+    """The phantom of ``options``. ``shapes``: real vertebra shapes by level; each level that has
+    one (or a near level of its region) is drawn from it with probability ``options.real_shape_p``
+    (chosen from the seed), the others stay analytic. Without shapes or with p = 0 the output is
+    exactly the analytic phantom."""
     opts = options or PhantomOptions()
     progress = progress or NullProgress()
     rng = np.random.default_rng(opts.seed)
     progress.update(0.0, "Laying out the spine")
     anatomy = _build_anatomy(opts, rng)
     canvas, z_sub = _make_canvas(opts, anatomy, rng)
-    _paint(canvas, opts, anatomy, rng, SubProgress(progress, 0.02, 0.55))
+    _paint(canvas, opts, anatomy, rng, SubProgress(progress, 0.02, 0.55), shapes)
     sd = acq.noise_profile(canvas, anatomy["torso"], opts.noise_hu)
     hu = acq.blur_and_noise(canvas, sd, opts.psf_fwhm_mm, z_sub, rng, SubProgress(progress, 0.55, 0.85))
     labels = acq.decimate_labels(canvas.labels, z_sub)
@@ -202,7 +210,7 @@ def _make_canvas(opts, anatomy, rng):
     return Canvas((nx, ny, nz * z_sub), (sx, sy, fine), origin, rng), z_sub
 
 
-def _paint(canvas, opts, anatomy, rng, progress) -> None:
+def _paint(canvas, opts, anatomy, rng, progress, shapes=None) -> None:
     placements, torso, curve = anatomy["placements"], anatomy["torso"], anatomy["curve"]
     anchors = organs.Anchors(curve, anatomy["landmarks"])
     paint_torso(canvas, torso, SubProgress(progress, 0.0, 0.45))
@@ -211,9 +219,7 @@ def _paint(canvas, opts, anatomy, rng, progress) -> None:
     organs.paint_canal(canvas, placements)
     progress.update(0.6, "Discs and vertebrae")
     skeleton.paint_discs(canvas, placements, opts.label_discs, opts.disc_degeneration)
-    for p in placements:
-        tissue = skeleton.vertebra_tissue(p, opts.bone_density, rng)
-        skeleton.paint_vertebra(canvas, p, tissue, opts.osteophytes)
+    _paint_vertebrae(canvas, opts, placements, curve, rng, shapes)
     sacrum_tissue = BoneTissue(cancellous=40 + 160 * opts.bone_density, cortical=850, texture=45)
     skeleton.paint_sacrum(canvas, curve, opts.size, sacrum_tissue)
     progress.update(0.8, "Ribs and pelvis")
@@ -226,6 +232,23 @@ def _paint(canvas, opts, anatomy, rng, progress) -> None:
         skeleton.paint_hardware(canvas, placements, set(opts.hardware_levels))
         acq.metal_streaks(canvas, rng)
     progress.update(1.0, "Anatomy painted")
+
+
+def _paint_vertebrae(canvas, opts, placements, curve, rng, shapes) -> None:
+    """Analytic vertebrae, or real shapes where chosen: their draws come from the seed's own
+    streams, so ``rng`` (and all else painted) is the same either way."""
+    sacrum_pos, sacrum_rot, _ = skeleton.sacrum_frame(curve, opts.size)
+    for i, p in enumerate(placements):
+        tissue = skeleton.vertebra_tissue(p, opts.bone_density, rng)
+        # Fractured and sacralised levels keep their analytic wedge / butterfly processes.
+        plain = p.fracture <= 0 and "sacralised" not in p.flags
+        shape = real_shapes.choose_shape(shapes, p.name, opts.real_shape_p, opts.seed) if plain else None
+        if shape is None:
+            skeleton.paint_vertebra(canvas, p, tissue, opts.osteophytes)
+            continue
+        planes = real_shapes.disc_planes(placements, i, (sacrum_pos, sacrum_rot))
+        real_shapes.paint_real_vertebra(canvas, p, tissue, shape, real_shapes.pose_rng(opts.seed, p.name),
+                                        planes)
 
 
 def label_centroids(labels: LabelMap) -> dict[int, np.ndarray]:

@@ -21,7 +21,8 @@ JOINT_ID = "ct-joint-seg-id"
 @dataclass(frozen=True)
 class SegmentOptions:
     device: str = "auto"            # auto | cpu | gpu
-    pipeline: str = "per-vertebra"  # a name (or old alias) in spine_core.pipeline.registry
+    pipeline: str = "per-vertebra"  # a name (or old alias) in spine_core.pipeline.registry; on an MR
+    #                                 the MR method: "mr-scar" (M5; also for any CT name) or "mr-sshs" (M4)
     fast: bool = False              # coarser segmentation, for previews
     models_dir: Path | None = None  # None: the shipped resources/models
     bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)

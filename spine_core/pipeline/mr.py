@@ -1,7 +1,9 @@
-"""MR analysis: vertebral bodies and discs on sagittal slices (M5 network), numbered from the sacrum up.
+"""MR analysis: vertebral bodies and discs on sagittal slices (M5 or M4 networks), numbered from the sacrum up.
 
-The network (training/nets/mr_scar.py) reads three adjacent sagittal slices of the scan's MR grid
-(spine_core.pipeline.mr_input) and gives body and disc probabilities per slice. Bodies and discs
+The MR method (spine_core.pipeline.registry.MR_PIPELINES) gives body and disc probabilities on the
+scan's MR grid (spine_core.pipeline.mr_input): M5 (training/nets/mr_scar.py, the default) reads three
+adjacent sagittal slices per slice and adds body- and disc-centre key points; M4
+(spine_core.pipeline.mr_sshs) runs a 2D network, then a 3D network on its output. Bodies and discs
 become 3D components; discs cut the bodies apart where the body mask bridges them. Levels are
 counted from the bottom: a disc below the lowest body is L5/S1, so that body is L5 and the rest
 follow upwards; a disc is named after the body above it (100 + its id). Without that disc the
@@ -19,10 +21,11 @@ from spine_core.pipeline.api import SegmentOptions, SegmentResult
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.mr_input import mr_input, slice_stack
 from spine_core.pipeline.output import result_rows, to_input_grid
+from spine_core.pipeline.registry import MR_SCAR_MODEL, mr_pipeline
 from spine_core.progress import NullProgress, Progress
 from spine_core.volume import LabelMap, Volume
 
-MR_MODEL = "mr-spine-seg"
+MR_MODEL = MR_SCAR_MODEL
 L5, DISC = 24, 100
 MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 # Slices per network call: bounded memory on a 0.5 mm 512 x 512 reconstruction.
@@ -199,11 +202,17 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     options, progress = options or SegmentOptions(), progress or NullProgress()
     models = models or ModelSet(options.models_dir, options.device)
     started = time.perf_counter()
-    model = models.get(MR_MODEL)
+    method = mr_pipeline(options.pipeline)
+    networks = [models.get(m) for m in method.models]
     image, grid = mr_input(volume)
     timings = {"preprocess": round(time.perf_counter() - started, 3)}
     began = time.perf_counter()
-    prob = probabilities(image, model, progress)
+    if method.name == "mr-sshs":
+        from spine_core.pipeline.mr_sshs import sshs_probabilities
+
+        prob = sshs_probabilities(image, *networks, progress)
+    else:
+        prob = probabilities(image, networks[0], progress)
     timings["network"] = round(time.perf_counter() - began, 3)
     began = time.perf_counter()
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0

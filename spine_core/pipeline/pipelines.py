@@ -8,6 +8,8 @@ the old aliases: ``spine_core.pipeline.registry``).
 - "localizer-components" (alias "m1-only"): the localizer's binary mask split into connected
   components (for comparison); levels
   from the labeler when it is installed, placeholders otherwise.
+- An MR scan goes to the MR method ``SegmentOptions.pipeline`` names ("mr-scar", the default, or
+  "mr-sshs"; spine_core.pipeline.registry.MR_PIPELINES), run by ``spine_core.pipeline.mr``.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from spine_core.pipeline.labeling import LabelStage
 from spine_core.pipeline.localize import LocalizeStage
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.off_spine import OffSpineStage
-from spine_core.pipeline.registry import resolve
+from spine_core.pipeline.registry import is_mr, mr_pipeline, resolve
 from spine_core.pipeline.ribs import RibAnchorStage
 from spine_core.pipeline.output import finalize
 from spine_core.pipeline.preprocess import box_grid, resample_image
@@ -124,23 +126,30 @@ class _Plan:
 
 
 def _plan(options: SegmentOptions) -> _Plan:
+    if is_mr(options.pipeline):
+        raise UnsupportedImage(f"The pipeline '{options.pipeline}' analyses MR scans and this scan is not an MR. "
+                               f"Choose a CT pipeline ({', '.join(PIPELINES)}), or an MR series.")
     stages = PIPELINES[resolve(options.pipeline)]()
     weights = np.array([s.weight for s in stages], float)
     return _Plan(stages, np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]))
 
 
 def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
-    from spine_core.pipeline.mr import MR_MODEL, segment_mr
+    from spine_core.pipeline.mr import segment_mr
 
-    if not models.has(MR_MODEL):
-        raise UnsupportedImage(f"This is an MR scan. MR analysis needs the model '{MR_MODEL}', which is not "
-                               "installed, and the CT analysis cannot read an MR. Choose a CT series, or "
-                               "install a SpinePlan release with the MR model.")
-    models.require(MR_MODEL)
+    method = mr_pipeline(options.pipeline)
+    missing = [m for m in method.models if not models.has(m)]
+    if missing:
+        what = " and ".join(f"'{m}'" for m in missing)
+        raise UnsupportedImage(f"This is an MR scan. MR analysis needs the model{'s' * (len(missing) > 1)} {what}, "
+                               f"which {'are' if len(missing) > 1 else 'is'} not installed, and the CT analysis "
+                               "cannot read an MR. Choose a CT series, or install a SpinePlan release with the "
+                               f"MR model{'s' * (len(method.models) > 1)} (MR method '{method.name}').")
+    models.require(*method.models)
     check_structure(volume)
     result = segment_mr(volume, options, progress, models)
     result.warnings = [*notes, *result.warnings]
-    result.models = models.records([MR_MODEL])
+    result.models = models.records(list(method.models))
     log.info("segmented %d MR structures in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
              result.provider)
     return result
@@ -148,6 +157,8 @@ def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
 
 def required_models(options: SegmentOptions) -> list[str]:
     """The model ids the pipeline of ``options`` runs (a batch worker loads them once, up front)."""
+    if is_mr(options.pipeline):
+        return list(mr_pipeline(options.pipeline).models)
     return list(dict.fromkeys(m for s in _plan(options).stages for m in s.model_ids))
 
 

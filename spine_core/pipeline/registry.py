@@ -4,6 +4,10 @@ and what the docs describe. Importing this module loads no model runtime; the st
 
 Names say what a pipeline does. The names of the first release (``default``, ``m3``, ``m1-only``,
 from the planning documents) are still accepted as aliases, and resolve to these.
+
+An MR scan runs an MR method (``MR_PIPELINES``): the one ``SegmentOptions.pipeline`` names, else the
+default (``mr-scar``); the CT pipelines' names choose the default there. An MR method on a CT is
+refused. Preferences offers the CT pipelines only.
 """
 from __future__ import annotations
 
@@ -29,17 +33,48 @@ PIPELINES: tuple[Pipeline, ...] = (
 DEFAULT = PIPELINES[0].name
 
 
+@dataclass(frozen=True)
+class MRPipeline:
+    """An MR method: the networks it runs (the instance split and the numbering are shared)."""
+    name: str
+    description: str
+    models: tuple[str, ...]
+
+
+MR_SCAR_MODEL = "mr-spine-seg"
+MR_SSHS_MODELS = ("mr-sshs-2d", "mr-sshs-3d")
+MR_PIPELINES: tuple[MRPipeline, ...] = (
+    MRPipeline("mr-scar", "MR bodies and discs: 2D network with key-point branch (M5, SCAR-Net style)",
+               (MR_SCAR_MODEL,)),
+    MRPipeline("mr-sshs", "MR bodies and discs: 2D network, then 3D network on its probabilities and "
+               "features (M4, SSHSNet style)", MR_SSHS_MODELS),
+)
+MR_DEFAULT = MR_PIPELINES[0].name
+
+
+def mr_pipeline(name: str) -> MRPipeline:
+    """The MR method ``name`` chooses; a CT pipeline's name (the default ones) chooses the default MR method."""
+    return next((p for p in MR_PIPELINES if p.name == name), MR_PIPELINES[0])
+
+
+def is_mr(name: str) -> bool:
+    return any(p.name == name for p in MR_PIPELINES)
+
+
 def resolve(name: str) -> str:
     """The pipeline's name for ``name`` (a name or an old alias); SpineError if there is none."""
     for p in PIPELINES:
         if name == p.name or name in p.aliases:
             return p.name
-    raise SpineError(f"Unknown pipeline '{name}'; choose one of {', '.join(p.name for p in PIPELINES)}.")
+    if is_mr(name):
+        return name
+    raise SpineError(f"Unknown pipeline '{name}'; choose one of "
+                     f"{', '.join(p.name for p in (*PIPELINES, *MR_PIPELINES))}.")
 
 
 def choices() -> list[str]:
-    """Every accepted value: names, then the old aliases."""
-    return [p.name for p in PIPELINES] + [a for p in PIPELINES for a in p.aliases]
+    """Every accepted value: names, the MR methods' names, then the old aliases."""
+    return [p.name for p in PIPELINES] + [p.name for p in MR_PIPELINES] + [a for p in PIPELINES for a in p.aliases]
 
 
 def offered() -> list[str]:

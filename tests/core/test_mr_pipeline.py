@@ -101,3 +101,68 @@ def test_the_spine_is_the_chain_of_bodies_not_the_gut_or_the_abdominal_wall():
               ([0, 0, 300.0], 25.0, 30.0)]                                # far above: no neighbour
     centres, volumes, extents = (np.array(x, float) for x in zip(*(bodies + decoys)))
     assert spine_chain(centres, volumes, extents) == [0, 1, 2, 3, 4]
+
+
+class SSHSStage1Oracle:
+    """Stands in for M4's 2D network: the intensity oracle's logits, plus empty decoder features."""
+    card = replace(IntensityOracle.card, id="mr-sshs-2d", patch_size=[64, 64])
+
+    def __init__(self):
+        self.calls = 0
+
+    def run(self, feed):
+        image = feed["image"]
+        assert image.shape[1] == 3 and image.shape[2] % 32 == 0 and image.shape[3] % 32 == 0
+        self.calls += 1
+        seg = IntensityOracle().run(feed)[0]
+        return [seg, np.zeros((image.shape[0], 4, image.shape[2] // 4, image.shape[3] // 4), np.float32)]
+
+
+class SSHSStage2Oracle:
+    """Stands in for M4's 3D network: passes stage 1's probabilities (input channels 1-2) on as logits,
+    so the result proves they reached it; checks the features match the window."""
+    card = replace(IntensityOracle.card, id="mr-sshs-3d", patch_size=[16, 64, 64])
+
+    def __init__(self):
+        self.windows = 0
+
+    def run(self, feed):
+        image, features = feed["image"], feed["features2d"]
+        assert image.shape[:2] == (1, 3) and tuple(image.shape[2:]) == (16, 64, 64)
+        assert features.shape == (1, 4, 16, 16, 16)
+        self.windows += 1
+        return [(20.0 * (image[:, 1:3] - 0.5)).astype(np.float32)]
+
+
+def test_the_mr_sshs_method_runs_both_m4_networks_and_the_shared_numbering():
+    stage1, stage2 = SSHSStage1Oracle(), SSHSStage2Oracle()
+    models = ModelSet(preset={"mr-sshs-2d": stage1, "mr-sshs-3d": stage2})     # no M5 model: never asked
+    result = segment(mr_scan(), SegmentOptions(pipeline="mr-sshs"), models=models)
+    assert result.labels.ids() == [21, 22, 23, 24, 121, 122, 123, 124]
+    assert stage1.calls > 0 and stage2.windows > 1
+    assert [m["id"] for m in result.models] == ["mr-sshs-2d", "mr-sshs-3d"]
+    assert NOT_ANCHORED not in result.warnings
+    centres = {v.id: v.position for v in result.vertebrae}
+    assert centres[124][2] < centres[24][2] < centres[123][2] < centres[23][2]
+
+
+def test_a_missing_m4_model_is_named_and_the_default_stays_m5(tmp_path):
+    from spine_core.pipeline.pipelines import required_models
+
+    only_2d = ModelSet(tmp_path, preset={"mr-sshs-2d": SSHSStage1Oracle()})
+    with pytest.raises(UnsupportedImage, match="needs the model 'mr-sshs-3d'") as refused:
+        segment(mr_scan(), SegmentOptions(pipeline="mr-sshs"), models=only_2d)
+    assert "'mr-sshs-2d'" not in str(refused.value)
+    with pytest.raises(UnsupportedImage, match="needs the models 'mr-sshs-2d' and 'mr-sshs-3d'"):
+        segment(mr_scan(), SegmentOptions(pipeline="mr-sshs"), models=ModelSet(tmp_path))
+    m4 = ModelSet(tmp_path, preset={"mr-sshs-2d": SSHSStage1Oracle(), "mr-sshs-3d": SSHSStage2Oracle()})
+    with pytest.raises(UnsupportedImage, match=f"needs the model '{MR_MODEL}'"):
+        segment(mr_scan(), SegmentOptions(), models=m4)                       # default: M5
+    assert required_models(SegmentOptions(pipeline="mr-sshs")) == ["mr-sshs-2d", "mr-sshs-3d"]
+
+
+def test_an_mr_method_on_a_ct_is_refused(tmp_path):
+    scan = mr_scan()
+    ct = replace(scan, array=(scan.array.astype(np.int16) - 1100), metadata=ScanMetadata(modality="CT"))
+    with pytest.raises(UnsupportedImage, match="'mr-sshs' analyses MR scans"):
+        segment(ct, SegmentOptions(pipeline="mr-sshs"), models=ModelSet(tmp_path))

@@ -160,3 +160,14 @@ def test_bad_input_is_refused_with_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["retrain", "--scans", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
     assert "No scans were found" in capsys.readouterr().err
+
+
+def test_the_recorded_command_leaves_the_sites_folders_out():
+    from app.cli import build_parser
+    from app.cmd_retrain import _recorded_command
+
+    args = build_parser().parse_args(["retrain", "--scans", "/pacs/DOE_JOHN", "--corrections", "/plans/DOE_JOHN",
+                                      "-o", "/out/DOE_JOHN", "--budget-minutes", "45", "--set", "optim.lr=0.0001"])
+    command = _recorded_command(args)
+    assert "DOE" not in command and "--scans SITE_SCANS" in command and "-o OUT" in command
+    assert "--budget-minutes 45.0" in command and "--set optim.lr=0.0001" in command

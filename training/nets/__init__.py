@@ -32,6 +32,12 @@ NETS: dict[str, NetSpec] = {s.name: s for s in (
     NetSpec("mr_scar", "training.nets.mr_scar", "MRScarNet", "MRScarConfig", "mr-body-disc-segmentation",
             "M5 SCAR-Net style: 2D residual encoder + ASPP, U-Net decoder, body / disc branches with "
             "cross-class attention, key-point recognition branch"),
+    NetSpec("mr_sshs2d", "training.nets.mr_sshs", "MRSSHS2DPair", "MRSSHS2DConfig", "mr-body-disc-segmentation-2d",
+            "M4 SSHSNet style, stage 1: 2D DeepLabv3+-style residual encoder + ASPP, low-level skip decoder, "
+            "half-resolution input, trained as a cross pseudo supervision pair (first network exported)"),
+    NetSpec("mr_sshs3d", "training.nets.mr_sshs", "MRSSHS3D", "MRSSHS3DConfig", "mr-body-disc-segmentation-3d",
+            "M4 SSHSNet style, stage 2: 3D residual encoder-decoder + ASPP on [image, stage-1 probabilities], "
+            "cross tri-attention (inter-slice, intra-slice, channel) fusing the stage-1 features"),
 )}
 
 

@@ -44,3 +44,40 @@ class ExportableNet2D(ExportableNet):
     def example_inputs(self, patch_size, seed: int = 0):
         gen = torch.Generator().manual_seed(seed)
         return (torch.rand((1, self.config.in_channels, *self.card_patch_size(patch_size)), generator=gen),)
+
+
+class CPSPair(nn.Module):
+    """Two networks of one architecture, initialised differently, trained together by one optimizer
+    (cross pseudo supervision: each learns from the other's pseudo-labels). ``forward`` is the first
+    network's; export takes ``exported()``, the first network, so the card and the ONNX file describe
+    one network. ``make`` builds a network; the second is built under ``seed`` without disturbing the
+    caller's random state."""
+
+    def __init__(self, make, seed: int) -> None:
+        super().__init__()
+        self.a = make()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.b = make()
+        if all(torch.equal(x, y) for x, y in zip(self.a.parameters(), self.b.parameters())):
+            raise ValueError(f"the pair's second network (seed {seed}) starts as the first: choose another "
+                             "pair seed than the training seed")
+
+    def forward(self, *inputs):
+        return self.a(*inputs)
+
+    def exported(self) -> nn.Module:
+        return self.a
+
+    # what export and the tasks ask of a network, answered by the first one
+    input_names = property(lambda self: self.a.input_names)
+    output_names = property(lambda self: self.a.output_names)
+    dynamic_axes = property(lambda self: self.a.dynamic_axes)
+    label_ids = property(lambda self: self.a.label_ids)
+    card_notes = property(lambda self: self.a.card_notes)
+
+    def example_inputs(self, patch_size, seed: int = 0):
+        return self.a.example_inputs(patch_size, seed)
+
+    def card_patch_size(self, patch_size):
+        return self.a.card_patch_size(patch_size)

@@ -1,0 +1,90 @@
+"""M4 (SSHSNet style) inference: body and disc probabilities from two networks (training/nets/mr_sshs.py).
+
+Stage 1 ('mr-sshs-2d') reads every sagittal slice with its two neighbours, as M5 does, and gives coarse
+body / disc logits and its decoder features (1/4 of the slice size). Stage 2 ('mr-sshs-3d') reads
+windows of the card's patch size over the whole MR grid: [image, stage-1 probabilities] and the
+stage-1 features of the same slices, averaged where windows overlap with Gaussian weights (a window's
+centre counts more). M4 has no key-point branch: the key-point channels are 0, so the shared MR
+post-processing (spine_core.pipeline.mr) splits touching bodies at their cores.
+"""
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+from spine_core.pipeline.mr_input import slice_stack
+from spine_core.pipeline.sliding import gaussian_importance, window_starts
+from spine_core.progress import Progress, SubProgress
+
+# Stage 1 halves the slice, then pools up to 4 times: slice sizes padded to a multiple of 32.
+DIVISOR = 32
+BATCH = 8          # slices per stage-1 call
+OVERLAP = 0.5
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
+
+
+def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Stage-1 body and disc probabilities (2, L, P, S) and features (F, L, P / r, S / r) of ``image``
+    (L, P, S, in-plane sizes divisible by ``DIVISOR``)."""
+    n = image.shape[0]
+    probs, features = np.zeros((2, *image.shape), np.float32), None
+    for start in range(0, n, BATCH):
+        stop = min(n, start + BATCH)
+        seg, feats = model.run({"image": np.stack([slice_stack(image, i) for i in range(start, stop)])})[:2]
+        probs[:, start:stop] = np.moveaxis(_sigmoid(seg), 1, 0)
+        if features is None:
+            features = np.zeros((feats.shape[1], n, *feats.shape[2:]), np.float32)
+        features[:, start:stop] = np.moveaxis(feats, 1, 0)
+        progress.update(stop / n, f"MR slices {stop}/{n} (2D)")
+    return probs, features
+
+
+def _windows(shape, patch, ratio: int) -> list[tuple[int, ...]]:
+    """Window starts covering ``shape``; in-plane starts on multiples of ``ratio`` (the feature grid)."""
+    axes = [window_starts(shape[0], patch[0], OVERLAP)]
+    for size, p in zip(shape[1:], patch[1:]):
+        axes.append(sorted({ratio * round(s / ratio) for s in window_starts(size, p, OVERLAP)}))
+    return list(product(*axes))
+
+
+def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progress: Progress) -> np.ndarray:
+    """Stage-2 body and disc probabilities (2, L, P, S) of ``volume`` = [image, stage-1 probabilities]
+    (3, L, P, S), in windows of the model card's patch size."""
+    spatial = volume.shape[1:]
+    ratio = spatial[1] // features.shape[2]
+    d, h, w = (int(s) for s in model.card.patch_size[-3:])
+    patch = (d, max(ratio, h - h % ratio), max(ratio, w - w % ratio))
+    padded = tuple(max(s, p) for s, p in zip(spatial, patch))
+    volume = np.pad(volume, [(0, 0)] + [(0, p - s) for s, p in zip(spatial, padded)])
+    features = np.pad(features, [(0, 0), (0, padded[0] - spatial[0])] +
+                      [(0, p // ratio - f) for p, f in zip(padded[1:], features.shape[2:])])
+    weight = gaussian_importance(patch)
+    out, wsum = np.zeros((2, *padded), np.float32), np.zeros(padded, np.float32)
+    starts = _windows(padded, patch, ratio)
+    for k, (z, y, x) in enumerate(starts):
+        region = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
+        small = (slice(z, z + patch[0]), slice(y // ratio, (y + patch[1]) // ratio),
+                 slice(x // ratio, (x + patch[2]) // ratio))
+        logits = model.run({"image": volume[(slice(None), *region)][None],
+                            "features2d": features[(slice(None), *small)][None]})[0][0]
+        out[(slice(None), *region)] += _sigmoid(logits) * weight
+        wsum[region] += weight
+        progress.update((k + 1) / len(starts), f"MR window {k + 1}/{len(starts)} (3D)")
+    return out[(slice(None), *[slice(0, s) for s in spatial])] / wsum[tuple(slice(0, s) for s in spatial)]
+
+
+def sshs_probabilities(image: np.ndarray, stage1, stage2, progress: Progress) -> np.ndarray:
+    """Body and disc probabilities and (empty) body- and disc-centre likelihoods (4, L, P, S) of the
+    normalised MR grid ``image`` (L, P, S), as ``spine_core.pipeline.mr.probabilities`` gives them."""
+    n, p, s = image.shape
+    padded = np.pad(image, [(0, 0), (0, (-p) % DIVISOR), (0, (-s) % DIVISOR)])
+    coarse, features = stage1_outputs(padded, stage1, SubProgress(progress, 0.0, 0.3))
+    volume = np.concatenate([padded[None], coarse], axis=0)
+    fine = stage2_probabilities(volume, features, stage2, SubProgress(progress, 0.3, 1.0))
+    out = np.zeros((4, n, p, s), np.float32)
+    out[:2] = fine[:, :, :p, :s]
+    return out
