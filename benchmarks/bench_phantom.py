@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_phantom.py            # timing: 512x512x300 and the demo study
     .venv/bin/python benchmarks/bench_phantom.py --realism  # HU and size statistics vs ../shared/data
     .venv/bin/python benchmarks/bench_phantom.py --figures docs/images/phantoms
+    .venv/bin/python benchmarks/bench_phantom.py --real-shapes docs/images/phantoms  # real VerSe shapes
 
 Timings are wall-clock seconds on whatever machine runs this; docs/BENCHMARKS.md records them.
 """
@@ -184,15 +185,48 @@ def figures(out: Path) -> None:
               "phantom: T9-L3 at VerSe geometry (PIR, 1 x 1 x 3 mm)", centre_label=22)
 
 
+def real_shapes(out: Path, analytic: Path | None = None) -> None:
+    """T10-sacrum with every vertebra drawn from the real VerSe masks (../shared/data/masks), and
+    the same phantom with analytic vertebrae; timings of both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from spine_core.pictures import save_sagittal_coronal
+    from training.shapes import load_shape_library
+
+    start = time.perf_counter()
+    library = load_shape_library()
+    print(f"shape library: {len(library or ())} vertebrae in {time.perf_counter() - start:.1f} s")
+    opts = PhantomOptions(seed=3, first_level="T10", last_level="sacrum", spacing_mm=(0.8, 0.8, 1.0),
+                          fov_mm=400.0, real_shape_p=1.0)
+    timings = {}
+    for name, shapes in (("real shapes", library), ("analytic", None), ("real shapes, cached", library)):
+        start = time.perf_counter()
+        p = generate_phantom(opts, shapes=shapes)
+        timings[name] = time.perf_counter() - start
+        if name == "real shapes":
+            out.mkdir(parents=True, exist_ok=True)
+            save_sagittal_coronal(p.image, p.labels, out / "real_shapes.png", title="real VerSe shapes")
+            views_png(p.image, p.labels, out / "real_shapes_views.png",
+                      "phantom T10-sacrum, every vertebra from a real VerSe mask (real_shape_p=1)", centre_label=22)
+        elif name == "analytic" and analytic is not None:
+            save_sagittal_coronal(p.image, p.labels, analytic, title="analytic")
+    print(", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), f"({p.image.shape})")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--realism", action="store_true")
     ap.add_argument("--figures", type=Path)
+    ap.add_argument("--real-shapes", type=Path, metavar="DIR")
+    ap.add_argument("--analytic-picture", type=Path)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     if args.realism:
         realism()
     elif args.figures:
         figures(args.figures)
+    elif args.real_shapes:
+        real_shapes(args.real_shapes, args.analytic_picture)
     else:
         bench_speed(args.repeats)

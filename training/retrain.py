@@ -395,9 +395,11 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
     if back_corr:
         sets[f"held-back corrections ({len(back_corr)})"] = [(d, i, lab) for d, i, lab in back_corr]
     total, done, scores = 2 * sum(len(c) for c in sets.values()), [], {}
+    parent_models = model_set(options.base, options.device)
+    candidate_models = model_set(options.base, options.device, candidate)
     for name, cases in sets.items():
-        before = score_set(cases, model_set(options.base, options.device), options, report, done, total)
-        after = score_set(cases, model_set(options.base, options.device, candidate), options, report, done, total)
+        before = score_set(cases, parent_models, options, report, done, total)
+        after = score_set(cases, candidate_models, options, report, done, total)
         scores[name] = (before, after)
     accepted, rows, reason = compare(scores, options.tolerance)
     outcome = {"accepted": accepted, "model_id": MODEL_ID, "onnx": None, "card": None, "reason": reason,

@@ -103,7 +103,7 @@ def pose_rng(seed: int, level: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), 0xDEF0, NAME_TO_ID.get(level.upper(), 0)])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pose:
     """Local mm -> shape mm: ``shape = inverse @ (x - displacement(x))``; ``forward`` = A @ S."""
     forward: np.ndarray       # 3x3: scale to the level, a few percent of random affine, maybe a mirror
