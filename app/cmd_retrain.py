@@ -4,23 +4,17 @@ on held-back corrections and the reference phantoms. Exit 0: the retrained model
 kept: the same command with the same -o resumes)."""
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from app.cmd_train import _require_torch
 from spine_core.errors import SpineError
 
 EXIT_REFUSED = 4
-
-
-def _require_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise SpineError("Retraining needs the training package (torch), which this installation lacks. Install "
-                         "it with: pip install torch==2.13.0 && pip install 'spineplan[training]' (or ask IT).") from exc
 
 
 class _Printer:
@@ -42,7 +36,7 @@ class _Printer:
 
 
 def cmd_retrain(args) -> int:
-    _require_torch()
+    _require_torch()   # the same message as `spineplan train`
     from training.retrain import RetrainOptions, Reporter, run_retrain, table_text
 
     scans = Path(args.scans)
@@ -126,14 +120,9 @@ def add_retrain(sub) -> None:
     p.add_argument("--register", action="store_true", help="register an accepted model in the site registry")
     p.add_argument("--activate", action="store_true", help="register an accepted model and use it by default")
     p.add_argument("--progress", choices=["text", "json"], default="text", help="json: one line per update")
-    p.add_argument("--max-steps", type=int, help=argparse_hidden())
-    p.add_argument("--threads", type=int, default=0, help=argparse_hidden())
-    p.add_argument("--reference-seeds", type=int, nargs="+", help=argparse_hidden())
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse_hidden())
+    p.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--reference-seeds", type=int, nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_retrain)
 
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
