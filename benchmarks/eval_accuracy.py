@@ -73,9 +73,9 @@ def run_case(name, options):
 
 
 def evaluate_cases(names, pipeline: str = "per-vertebra", models=None, rib_anchor: bool = True,
-                   bone_refine: bool = True) -> dict:
+                   bone_refine: bool = True, body_completion: bool = True) -> dict:
     options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
-                             rib_anchor=rib_anchor, bone_refine=bone_refine)
+                             rib_anchor=rib_anchor, bone_refine=bone_refine, body_completion=body_completion)
     rows = []
     for name in names:
         rows.append(run_case(name, options))
@@ -93,9 +93,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--no-rib-anchor", action="store_true", help="number with the labeler alone")
     parser.add_argument("--no-bone-refine", action="store_true", help="the networks' masks as they are")
+    parser.add_argument("--no-body-completion", action="store_true", help="bone refinement without body completion")
     args = parser.parse_args()
     report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models,
-                            rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine)
+                            rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine,
+                            body_completion=not args.no_body_completion)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -38,8 +38,9 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
               "ricord_sagittal_reformat": "ricord_sagittal_reformat/dicom"}
 # docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
-# (name, pipeline, bone refinement[, rib anchor]): one row per lever
+# (name, pipeline, bone refinement[, rib anchor[, body completion]]): one row per lever
 ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", "per-vertebra", True),
+            ("per-vertebra (M1 -> M2) + bone refinement, no body completion", "per-vertebra", True, True, False),
             ("per-vertebra (M1 -> M2), no bone refinement", "per-vertebra", False),
             ("per-vertebra (M1 -> M2) + bone refinement, no rib anchor", "per-vertebra", True, False),
             ("joint (M1 -> M3) + bone refinement", "joint", True),
@@ -138,10 +139,12 @@ def main() -> None:
 
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
               "ablation": [], "unlabelled": []}
-    for title, pipeline, refine, *ribs in ABLATION:
+    for title, pipeline, refine, *levers in ABLATION:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
-        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=all(ribs))
+        ribs, body = (list(levers) + [True, True])[:2]
+        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=ribs,
+                                 body_completion=body)
         rows = [score_case(case, options, models_for(case)) for case in LABELLED
                 if not args.cases or case in args.cases]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,

@@ -27,6 +27,7 @@ class SegmentOptions:
     models_dir: Path | None = None  # None: the shipped resources/models
     bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)
     rib_anchor: bool = True         # number from the last rib pair where it is in view (pipeline.ribs)
+    body_completion: bool = True    # bone refinement also fills bodies the networks missed (benchmark lever)
     modality: str = ""              # the user's word for a scan whose header names none ("" = guess)
 
 

@@ -60,3 +60,39 @@ def test_an_instance_on_no_bone_keeps_its_mask():
     owner[5:10, 5:10, 5:10] = 3
     refined = refine_owner(owner, hu, np.ones(hu.shape, bool), SPACING)
     assert (refined == owner).all()
+
+
+def _arch_only_spine():
+    """Three stacked vertebrae along z as on a real thick-slice CT where the networks found only the
+    middle one's arch: bodies (120 HU cancellous in a 700 HU shell) 40 mm wide, 30 mm deep; the
+    localizer's spine covers the arches only; the arches touch at their facets; an 'ilium' plate
+    touches the middle body 30-45 mm left of the midline."""
+    hu = np.full((100, 80, 80), -100.0, np.float32)
+    truth = np.zeros(hu.shape, np.int16)
+    for vid, (z0, z1) in enumerate(((2, 24), (28, 50), (54, 76)), start=1):
+        hu[30:70, 10:40, z0:z1] = 700.0
+        hu[32:68, 12:38, z0 + 1:z1 - 1] = 120.0
+        hu[44:56, 40:62, z0 + 4:z1 - 4] = 600.0          # pedicles + arch
+        truth[30:70, 10:40, z0:z1] = vid
+        truth[44:56, 40:62, z0 + 4:z1 - 4] = vid
+    hu[44:56, 50:58, 18:60] = 600.0                       # facet joints: the arches touch
+    hu[5:20, 15:35, 30:48] = 700.0                        # 'ilium', touching the middle body
+    hu[20:30, 20:30, 36:42] = 700.0
+    owner = np.where((truth == 2) & (np.arange(80)[None, :, None] >= 40), 2, 0).astype(np.int16)
+    spine = np.zeros(hu.shape, bool)
+    spine[40:60, 38:64] = True
+    return hu, truth, owner, spine
+
+
+def test_body_completion_fills_a_missed_body_within_its_own_column():
+    hu, truth, owner, spine = _arch_only_spine()
+    without = refine_owner(owner, hu, spine, SPACING, BoneRefineOptions(body_reach_mm=0.0))
+    refined = refine_owner(owner, hu, spine, SPACING)
+    assert _dice(without == 2, truth == 2) < 0.4           # the 12 mm growth inside the localizer's spine
+    assert _dice(refined == 2, truth == 2) > 0.9
+    assert not refined[5:20].any()                         # the 'ilium' is outside the body's column
+    bodies = np.zeros(hu.shape, bool)
+    bodies[:, :40] = True
+    assert not refined[bodies & ((truth == 1) | (truth == 3))].any()   # nor the missed neighbours' bodies
+    assert not without[bodies & ((truth == 1) | (truth == 3))].any()
+    assert set(np.unique(refined)) == {0, 2}
