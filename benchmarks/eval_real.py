@@ -62,6 +62,21 @@ def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
     return roles
 
 
+def any_level_dice(predicted: np.ndarray, reference: np.ndarray) -> list[float]:
+    """Per reference vertebra, the Dice of the predicted label that overlaps it best, whatever its name:
+    how well the masks fit, apart from the numbering."""
+    out = []
+    for vid in [int(v) for v in np.unique(reference) if 0 < v < 100]:
+        ref = reference == vid
+        labels, overlap = np.unique(predicted[ref], return_counts=True)
+        best = 0.0
+        for label, n in zip(labels, overlap):
+            if label > 0:
+                best = max(best, 2.0 * n / (ref.sum() + (predicted == label).sum()))
+        out.append(round(float(best), 3))
+    return out
+
+
 def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
     scan, ref = load_case(case)
     start = time.perf_counter()
@@ -73,6 +88,7 @@ def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
     return {"case": case, "protocol": "held out" if not roles else "shaped the pipeline", "roles": roles,
             "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae),
             "seconds": round(seconds, 1), "vertebra_dice": [round(r.dice, 3) for r in report.vertebrae],
+            "any_level_dice": any_level_dice(result.labels.array, ref.array),
             "identified": [bool(r.identified) for r in report.vertebrae],
             "centroid_errors_mm": [r.centroid_error_mm for r in report.vertebrae if r.centroid_error_mm is not None],
             "mean_dice": round(s.mean_dice, 3), "binary_dice": round(s.binary_dice, 3),
@@ -85,9 +101,11 @@ def pooled(rows: list[dict]) -> dict:
     """Pooled over reference vertebrae (per-vertebra Dice, identification, centroid error) and over
     cases (binary Dice)."""
     dice = [d for r in rows for d in r["vertebra_dice"]]
+    any_level = [d for r in rows for d in r.get("any_level_dice", [])]
     ident = [i for r in rows for i in r["identified"]]
     errors = [e for r in rows for e in r["centroid_errors_mm"]]
     return {"vertebra_dice": round(float(np.mean(dice)), 3) if dice else None,
+            "any_level_dice": round(float(np.mean(any_level)), 3) if any_level else None,
             "identification_rate": round(float(np.mean(ident)), 3) if ident else None,
             "centroid_error_mm": round(float(np.mean(errors)), 1) if errors else None,
             "binary_dice": round(float(np.mean([r["binary_dice"] for r in rows])), 3),

@@ -6,7 +6,7 @@ figures measured 2026-11-29 on the four labelled real CTs, all of which shaped t
 import numpy as np
 import pytest
 
-from benchmarks.eval_real import LABELLED, case_roles, pooled, score_case
+from benchmarks.eval_real import LABELLED, any_level_dice, case_roles, pooled, score_case
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
 
@@ -37,6 +37,15 @@ def test_pooling_is_over_reference_vertebrae():
     assert p["vertebra_dice"] == 0.5 and p["identification_rate"] == pytest.approx(0.667, abs=1e-3)
     assert p["centroid_error_mm"] == 3.0 and p["binary_dice"] == 0.7
     assert (p["found"], p["expected"], p["held_out_cases"]) == (5, 3, ["a"])
+
+
+def test_any_level_dice_scores_the_masks_apart_from_their_names():
+    reference = np.zeros((4, 4, 12), np.int16)
+    reference[:, :, 0:4], reference[:, :, 6:10] = 20, 21
+    shifted = np.where(reference > 0, reference - 1, 0).astype(np.int16)   # right masks, named a level up
+    shifted[:, :2, 6:10] = 0                                                # half of the second one missed
+    assert any_level_dice(shifted, reference) == [1.0, pytest.approx(0.667, abs=1e-3)]
+    assert any_level_dice(np.zeros_like(reference), reference) == [0.0, 0.0]
 
 
 @pytest.mark.slow
