@@ -26,7 +26,10 @@ from spine_core.progress import NullProgress, Progress
 from spine_core.volume import LabelMap, Volume
 
 MR_MODEL = MR_SCAR_MODEL
-L5, DISC = 24, 100
+L5, DISC, SACRUM = 24, 100, 26
+# A caudal-most "body" this small next to the chain's others, not cut by the field of view, is the top of
+# the sacrum (S1 looks like a body on MR; the network finds part of it): it is not L5.
+SACRAL_TOP_FRACTION = 0.4
 MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 # Slices per network call: bounded memory on a 0.5 mm 512 x 512 reconstruction.
 BATCH = 8
@@ -176,25 +179,48 @@ def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray,
     return lut[labelled], len(indices)
 
 
-def number_levels(body_s: np.ndarray, disc_s: np.ndarray) -> tuple[list[int], list[int], bool]:
+def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | None = None,
+                  lowest_at_border: bool = False) -> tuple[list[int], list[int], bool]:
     """VerSe ids of the bodies and discs (given their S coordinates, any order) and whether the count
-    is anchored on an L5/S1 disc."""
+    is anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found). A disc below
+    the sacrum gets id 0 (dropped). ``body_ml``: the bodies' volumes, for telling S1 from L5."""
     body_order = np.argsort(body_s)                   # lowest first
-    anchored = bool(len(disc_s) and len(body_s) and disc_s.min() < body_s.min())
     body_ids = np.zeros(len(body_s), int)
-    for rank, index in enumerate(body_order):
+    sacral = _sacral_top(body_order, body_ml, lowest_at_border)
+    for rank, index in enumerate(body_order[1:] if sacral else body_order):
         body_ids[index] = L5 - rank
+    if sacral:
+        body_ids[body_order[0]] = SACRUM
+    lumbar = body_s[body_ids != SACRUM]
+    anchored = sacral or bool(len(disc_s) and len(lumbar) and disc_s.min() < lumbar.min())
     disc_ids = []
     for s in disc_s:
         above = [(b, vid) for b, vid in zip(body_s, body_ids) if b > s]
         below = [(b, vid) for b, vid in zip(body_s, body_ids) if b < s]
-        if above:                                     # named after the nearest body above
+        if above and min(above)[1] == SACRUM:         # below the sacrum's top: no disc of ours
+            disc_ids.append(0)
+        elif above:                                   # named after the nearest body above
             disc_ids.append(DISC + int(min(above)[1]))
         elif below:                                   # above the top body: named after the level above it
             disc_ids.append(DISC + int(max(below)[1]) - 1)
         else:
             disc_ids.append(DISC + L5)
     return [int(i) for i in body_ids], disc_ids, anchored
+
+
+def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None, at_border: bool) -> bool:
+    if body_ml is None or len(order) < 3 or at_border:
+        return False
+    others = np.asarray(body_ml, float)[order[1:]]
+    return bool(body_ml[order[0]] < SACRAL_TOP_FRACTION * float(np.median(others)))
+
+
+def _lowest_at_border(bodies: np.ndarray, n: int, centres: np.ndarray) -> bool:
+    """Whether the caudal-most body touches the grid's inferior edge (cut by the field of view)."""
+    if n == 0:
+        return False
+    box = ndimage.find_objects(bodies, n)[int(np.argmin(centres[:, 2]))]
+    return box is not None and box[2].start == 0
 
 
 def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
@@ -228,7 +254,9 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
     discs, n_discs = _keep(discs, n_discs, kept_discs)
     # the centroids found for the chain, reused: column 2 is S on the LPS grid (up)
-    body_ids, disc_ids, anchored = number_levels(body_stats[0][chain, 2], disc_centres[kept_discs, 2])
+    centres = body_stats[0][chain]
+    body_ids, disc_ids, anchored = number_levels(centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain],
+                                                 _lowest_at_border(bodies, n_bodies, centres))
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)

@@ -25,6 +25,21 @@ def test_without_the_l5_s1_disc_the_count_is_not_anchored():
     assert not anchored and bodies == [24, 23] and discs == [123]
 
 
+def test_a_small_caudal_most_body_is_the_top_of_the_sacrum_not_l5():
+    # five lumbar bodies of 20-35 ml and, below the L5/S1 disc, 4 ml of S1 (as the networks find it)
+    body_s = np.array([180.0, 145.0, 110.0, 75.0, 40.0, 8.0])
+    body_ml = np.array([22.0, 25.0, 30.0, 33.0, 35.0, 4.0])
+    disc_s = np.array([162.0, 127.0, 92.0, 57.0, 24.0, -5.0])
+    bodies, discs, anchored = number_levels(body_s, disc_s, body_ml)
+    assert bodies == [20, 21, 22, 23, 24, 26] and anchored
+    assert discs == [120, 121, 122, 123, 124, 0]          # the S1/S2 'disc' below the sacrum is dropped
+    # without volumes, or with the small one cut by the field of view, the old count stands
+    assert number_levels(body_s, disc_s)[0] == [19, 20, 21, 22, 23, 24]
+    assert number_levels(body_s, disc_s, body_ml, lowest_at_border=True)[0] == [19, 20, 21, 22, 23, 24]
+    # an L5 of ordinary size is L5
+    assert number_levels(body_s[:5], disc_s[:5], body_ml[:5])[0] == [20, 21, 22, 23, 24]
+
+
 class IntensityOracle:
     """Stands in for the MR network: bright is body, mid-grey is disc (the test scan is drawn so)."""
     card = ModelCard(id=MR_MODEL, version="test", sha256="", task="test", modality="MR", input_spacing_mm=[1, 1, 1],
