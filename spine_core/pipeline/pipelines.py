@@ -75,10 +75,10 @@ class ComponentsStage(Stage):
 
 
 def per_vertebra_stages() -> list[Stage]:
-    from spine_core.pipeline.vertebra_seg import VertebraSegStage
+    from spine_core.pipeline.vertebra_seg import GapFillStage, VertebraSegStage
 
-    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), LabelStage(), RibAnchorStage(),
-            BoneRefineStage()]
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(), LabelStage(),
+            RibAnchorStage(), BoneRefineStage()]
 
 
 def localizer_component_stages() -> list[Stage]:

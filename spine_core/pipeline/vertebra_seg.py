@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
@@ -116,3 +117,107 @@ class VertebraSegStage(ModelStage):
         dropped = len(ctx.centres_mm) - len(ctx.instances.centres_mm)
         if dropped > 0:
             ctx.warn(f"{dropped} detected centre(s) gave no separate vertebra (duplicates or empty masks)")
+
+
+def gap_centres(centres: np.ndarray, factor: float, max_missing: int = 2) -> np.ndarray:
+    """Centres (k, 3) to try inside each gap of the chain ``centres`` (LPS mm, cranial first) longer than
+    ``factor`` x the local spacing (the neighbouring distances, this one excluded), evenly spaced. A gap
+    of more than ``max_missing`` vertebrae is a broken chain (a false candidate, a skipped region),
+    not a missed vertebra, and is left alone."""
+    if len(centres) < 3:
+        return np.zeros((0, 3))
+    dist = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    added = []
+    for i, d in enumerate(dist):
+        near = np.concatenate([dist[max(i - 3, 0):i], dist[i + 1:i + 4]])
+        step = float(np.median(near))
+        if d > factor * step:
+            missing = int(round(d / step)) - 1
+            if missing <= max_missing:
+                added += [centres[i] + (centres[i + 1] - centres[i]) * k / (missing + 1)
+                          for k in range(1, missing + 1)]
+    return np.reshape(added, (-1, 3))
+
+
+def on_spine(location, centres: np.ndarray, reach_mm: float = 6.0) -> np.ndarray:
+    """Whether each centre lies within ``reach_mm`` of the localizer's kept spine mask."""
+    if location is None or not len(centres):
+        return np.ones(len(centres), bool)
+    index = np.round(location.grid.lps_to_index(centres)).astype(int).reshape(-1, 3)
+    r = np.ceil(reach_mm / np.asarray(location.grid.spacing)).astype(int)
+    out = []
+    for i in index:
+        lo, hi = np.maximum(i - r, 0), np.minimum(i + r + 1, location.mask.shape)
+        out.append(bool(np.all(hi > lo) and location.mask[tuple(slice(a, b) for a, b in zip(lo, hi))].any()))
+    return np.array(out, bool)
+
+
+class GapFillStage(VertebraSegStage):
+    """Vertebrae are contiguous: where two kept vertebrae lie more than ``gap_factor`` x the local spacing
+    apart, the detector missed what lies between. The segmentation network is run at evenly spaced
+    centres there, after the off-spine filter (so gaps are measured along the real column), and takes
+    only voxels no vertebra holds; what it finds smaller than ``min_size_fraction`` x the others'
+    median is not kept."""
+    name = "gap-fill"
+    weight = 1.0
+
+    def __init__(self, options: VertebraSegOptions | None = None, gap_factor: float = 1.6) -> None:
+        super().__init__(options)
+        self.gap_factor = gap_factor      # as spine_core.pipeline.sequence.SequenceOptions.gap_factor
+
+    def predict(self, ctx: Context, inputs, progress):
+        grid, image = inputs
+        inst = ctx.instances
+        proposals = gap_centres(inst.centres_mm, self.gap_factor)
+        proposals = proposals[on_spine(ctx.localizer, proposals)]
+        if not len(proposals):
+            return None
+        model = ctx.models.get(VERTEBRA_SEG_ID)
+        name = model.card.inputs[0] if model.card.inputs else "image"
+        sigma = weight_sigma(model.card, self.options.weight_sigma_vox)
+        best = np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
+        state = _Paste(inst.owner.astype(np.int16, copy=True), best, {}, {})
+        first = len(inst.centres_mm) + 1
+        for n, centre in enumerate(proposals):
+            progress.update(n / len(proposals), f"gap {n + 1} of {len(proposals)}")
+            index = grid.lps_to_index(centre)
+            feed, origin = roi_input(image, index, model.card.patch_size, sigma)
+            prob = sigmoid(model.run({name: feed})[0][0, 0])
+            mask = _free_part(prob, origin, state.owner, self.options.threshold)
+            if mask is not None:
+                region, claim = mask
+                state.owner[region][claim] = first + n
+                state.best[region][claim] = prob[tuple(slice(r.start - o, r.stop - o)
+                                                       for r, o in zip(region, origin))][claim]
+        return state, first
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        if outputs is None:
+            return
+        state, first = outputs
+        owner = state.owner
+        sizes = np.bincount(owner.ravel())
+        existing = sizes[1:first][sizes[1:first] > 0]
+        limit = self.options.min_size_fraction * float(np.median(existing)) if len(existing) else 0.0
+        added = [v for v in range(first, len(sizes)) if sizes[v] > 0]
+        for v in added:
+            part, count = ndimage.label(owner == v)
+            if count > 1:             # the largest piece only
+                keep = np.argmax(np.bincount(part.ravel())[1:]) + 1
+                owner[(part > 0) & (part != keep)] = 0
+            if (owner == v).sum() < limit:
+                owner[owner == v] = 0
+        kept = sum(1 for v in added if (owner == v).any())
+        if kept:
+            ctx.instances = instances_from_owner(ctx.instances.grid, owner, state.best)
+            ctx.warn(f"{kept} vertebra(e) segmented where the detector had left a gap in the column; "
+                     "check them")
+
+
+def _free_part(prob: np.ndarray, origin: np.ndarray, owner: np.ndarray, threshold: float):
+    """(the ROI's slices of ``owner``, the part of the ROI above threshold that no vertebra holds)."""
+    region = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, prob.shape, owner.shape))
+    if any(r.stop <= r.start for r in region):
+        return None
+    local = prob[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin))]
+    return region, (local > threshold) & (owner[region] == 0)
