@@ -15,8 +15,8 @@ cortex and dense cancellous bone are far above soft tissue in HU. So, on the seg
    which is what real thick-slice CT shows (acrin chest_to_pelvis: every lumbar body missed), bone up
    to ``body_reach_mm`` away is a candidate too, whether or not the localizer marked it, but only
    inside the vertebra's own column: within ``body_half_width_mm`` of its left-right midline and
-   within its own cranio-caudal extent (+ ``body_z_margin_mm``), so ilium, sacral alae, rib shafts and
-   a missed neighbour's body are not taken (the cranio-caudal limit holds for step 2's growth too);
+   within its own cranio-caudal extent (+ ``body_z_margin_mm``) and level, so ilium, sacral alae, rib shafts and
+   a missed neighbour's body are not taken (step 2's growth keeps its old limits);
 4. candidates go to the vertebra they are reached from through bone (watershed on the negated
    distance map: a posterior arch joins its own body through the pedicles, its neighbour only through
    the thin facet joint);

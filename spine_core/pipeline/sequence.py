@@ -42,18 +42,22 @@ def chain(variants: tuple[int, ...] = ()) -> list[int]:
     return [v for v in CRANIOCAUDAL if v not in (L6, T13) or v in variants]
 
 
+def local_spacing(centres_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distance from each vertebra to the next, the local spacing there): the median of up to three
+    neighbouring distances either side, that one excluded (levels grow caudally). Needs >= 3 centres."""
+    dist = np.linalg.norm(np.diff(np.asarray(centres_mm, float), axis=0), axis=1)
+    step = np.array([np.median(np.concatenate([dist[max(i - 3, 0):i], dist[i + 1:i + 4]]))
+                     for i in range(len(dist))])
+    return dist, step
+
+
 def missed_gaps(centres_mm: np.ndarray, factor: float) -> np.ndarray:
     """``gaps[i]``: vertebra i sits more than ``factor`` x the local median spacing below i - 1."""
-    n = len(centres_mm)
-    gaps = np.zeros(n, bool)
-    if n < 3:
+    gaps = np.zeros(len(centres_mm), bool)
+    if len(centres_mm) < 3:
         return gaps
-    dist = np.linalg.norm(np.diff(np.asarray(centres_mm, float), axis=0), axis=1)
-    for i, d in enumerate(dist):
-        # the local spacing: neighbouring distances, this one excluded (levels grow caudally)
-        near = np.concatenate([dist[max(i - 3, 0):i], dist[i + 1:i + 4]])
-        if len(near) and d > factor * float(np.median(near)):
-            gaps[i + 1] = True
+    dist, step = local_spacing(centres_mm)
+    gaps[1:] = dist > factor * step
     return gaps
 
 

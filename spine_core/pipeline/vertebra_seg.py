@@ -11,6 +11,7 @@ from scipy import ndimage
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
 from spine_core.pipeline.preprocess import centre_weight_map, crop
+from spine_core.pipeline.sequence import local_spacing, missed_gaps
 from spine_core.pipeline.stages import Context, ModelStage
 
 DEFAULT_WEIGHT_SIGMA_VOX = 12.0   # training/configs/vertebra_seg.json task.weight_sigma_vox
@@ -59,16 +60,24 @@ def _owner_at(owner: np.ndarray, index: np.ndarray) -> int:
     return int(owner[tuple(i)]) if np.all(i >= 0) and np.all(i < owner.shape) else 0
 
 
+def roi_slices(origin: np.ndarray, size, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """(the grid's slices an ROI at ``origin`` of ``size`` covers, the same voxels' slices in the ROI);
+    None when it lies outside the grid."""
+    grid = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, size, shape))
+    if any(g.stop <= g.start for g in grid):
+        return None
+    return grid, tuple(slice(g.start - o, g.stop - o) for g, o in zip(grid, origin))
+
+
 def paste(state: _Paste, prob: np.ndarray, origin: np.ndarray, label: int, options: VertebraSegOptions,
           centre_index: np.ndarray) -> int:
     """Claim voxels of ``prob`` above threshold and above what they hold; returns the label used.
     A second detection of an already segmented vertebra (its centre inside that mask, most of the new
     mask overlapping it) adds to that vertebra; a centre between two vertebrae (a disc) does not."""
-    shape = state.owner.shape
-    src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, prob.shape, shape))
-    if any(s.stop <= s.start for s in src):
+    slices = roi_slices(origin, prob.shape, state.owner.shape)
+    if slices is None:
         return label
-    dst = tuple(slice(s.start - o, s.stop - o) for s, o in zip(src, origin))
+    src, dst = slices
     p = prob[dst]
     mask = p > options.threshold
     size = int(mask.sum())
@@ -120,22 +129,18 @@ class VertebraSegStage(ModelStage):
 
 
 def gap_centres(centres: np.ndarray, factor: float, max_missing: int = 2) -> np.ndarray:
-    """Centres (k, 3) to try inside each gap of the chain ``centres`` (LPS mm, cranial first) longer than
-    ``factor`` x the local spacing (the neighbouring distances, this one excluded), evenly spaced. A gap
-    of more than ``max_missing`` vertebrae is a broken chain (a false candidate, a skipped region),
-    not a missed vertebra, and is left alone."""
+    """Centres (k, 3) to try, evenly spaced, inside each gap of the chain ``centres`` (LPS mm, cranial
+    first) that the numbering flags (``sequence.missed_gaps``). A gap of more than ``max_missing``
+    vertebrae is a broken chain (a false candidate, a skipped region), not a missed vertebra, and is
+    left alone."""
     if len(centres) < 3:
         return np.zeros((0, 3))
-    dist = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    dist, step = local_spacing(centres)
     added = []
-    for i, d in enumerate(dist):
-        near = np.concatenate([dist[max(i - 3, 0):i], dist[i + 1:i + 4]])
-        step = float(np.median(near))
-        if d > factor * step:
-            missing = int(round(d / step)) - 1
-            if missing <= max_missing:
-                added += [centres[i] + (centres[i + 1] - centres[i]) * k / (missing + 1)
-                          for k in range(1, missing + 1)]
+    for i in np.flatnonzero(missed_gaps(centres, factor)[1:]):
+        missing = int(round(dist[i] / step[i])) - 1
+        if missing <= max_missing:
+            added += [centres[i] + (centres[i + 1] - centres[i]) * k / (missing + 1) for k in range(1, missing + 1)]
     return np.reshape(added, (-1, 3))
 
 
@@ -165,13 +170,17 @@ class GapFillStage(VertebraSegStage):
         super().__init__(options)
         self.gap_factor = gap_factor      # as spine_core.pipeline.sequence.SequenceOptions.gap_factor
 
-    def predict(self, ctx: Context, inputs, progress):
-        grid, image = inputs
-        inst = ctx.instances
-        proposals = gap_centres(inst.centres_mm, self.gap_factor)
+    def preprocess(self, ctx: Context, progress):
+        proposals = gap_centres(ctx.instances.centres_mm, self.gap_factor)
         proposals = proposals[on_spine(ctx.localizer, proposals)]
-        if not len(proposals):
+        # most scans have no gap: no second resampling of the crop for them
+        return (proposals, super().preprocess(ctx, progress)) if len(proposals) else None
+
+    def predict(self, ctx: Context, inputs, progress):
+        if inputs is None:
             return None
+        proposals, (grid, image) = inputs
+        inst = ctx.instances
         model = ctx.models.get(VERTEBRA_SEG_ID)
         name = model.card.inputs[0] if model.card.inputs else "image"
         sigma = weight_sigma(model.card, self.options.weight_sigma_vox)
@@ -183,12 +192,13 @@ class GapFillStage(VertebraSegStage):
             index = grid.lps_to_index(centre)
             feed, origin = roi_input(image, index, model.card.patch_size, sigma)
             prob = sigmoid(model.run({name: feed})[0][0, 0])
-            mask = _free_part(prob, origin, state.owner, self.options.threshold)
-            if mask is not None:
-                region, claim = mask
-                state.owner[region][claim] = first + n
-                state.best[region][claim] = prob[tuple(slice(r.start - o, r.stop - o)
-                                                       for r, o in zip(region, origin))][claim]
+            slices = roi_slices(origin, prob.shape, state.owner.shape)
+            if slices is None:
+                continue
+            src, dst = slices
+            claim = (prob[dst] > self.options.threshold) & (state.owner[src] == 0)   # free voxels only
+            state.owner[src][claim] = first + n
+            state.best[src][claim] = prob[dst][claim]
         return state, first
 
     def postprocess(self, ctx: Context, outputs, progress) -> None:
@@ -213,11 +223,3 @@ class GapFillStage(VertebraSegStage):
             ctx.warn(f"{kept} vertebra(e) segmented where the detector had left a gap in the column; "
                      "check them")
 
-
-def _free_part(prob: np.ndarray, origin: np.ndarray, owner: np.ndarray, threshold: float):
-    """(the ROI's slices of ``owner``, the part of the ROI above threshold that no vertebra holds)."""
-    region = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, prob.shape, owner.shape))
-    if any(r.stop <= r.start for r in region):
-        return None
-    local = prob[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin))]
-    return region, (local > threshold) & (owner[region] == 0)
