@@ -28,6 +28,7 @@ class SegmentOptions:
     bone_refine: bool = True        # grow masks into adjacent bone, drop non-bone (pipeline.bone_refine)
     rib_anchor: bool = True         # number from the last rib pair where it is in view (pipeline.ribs)
     body_completion: bool = True    # bone refinement also fills bodies the networks missed (benchmark lever)
+    disc_gaps: bool = True          # gap filling also where the column's discs show a missed vertebra (benchmark lever)
     modality: str = ""              # the user's word for a scan whose header names none ("" = guess)
 
 

@@ -77,8 +77,8 @@ class ComponentsStage(Stage):
 def per_vertebra_stages() -> list[Stage]:
     from spine_core.pipeline.vertebra_seg import GapFillStage, VertebraSegStage
 
-    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(), LabelStage(),
-            RibAnchorStage(), BoneRefineStage()]
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(),
+            LabelStage(), RibAnchorStage(), BoneRefineStage()]
 
 
 def localizer_component_stages() -> list[Stage]:

@@ -9,12 +9,14 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
+from spine_core.pipeline.discs import missed_between_discs
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
 from spine_core.pipeline.preprocess import centre_weight_map, crop
 from spine_core.pipeline.sequence import local_spacing, missed_gaps
 from spine_core.pipeline.stages import Context, ModelStage
 
-DEFAULT_WEIGHT_SIGMA_VOX = 12.0   # training/configs/vertebra_seg.json task.weight_sigma_vox
+DEFAULT_WEIGHT_SIGMA_VOX = 12.0
+DUPLICATE_MM = 10.0               # two gap proposals closer than this are one vertebra   # training/configs/vertebra_seg.json task.weight_sigma_vox
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,10 @@ class GapFillStage(VertebraSegStage):
     apart, the detector missed what lies between. The segmentation network is run at evenly spaced
     centres there, after the off-spine filter (so gaps are measured along the real column), and takes
     only voxels no vertebra holds; what it finds smaller than ``min_size_fraction`` x the others'
-    median is not kept."""
+    median is not kept. A regular spacing can hide a miss (every other vertebra found), so it also
+    runs where two discs in the column's bone hold no found vertebra (``pipeline.discs``); there a
+    neighbour's mask has usually spilled over the disc into the missed body, and the new mask takes
+    the voxels where it is the surer of the two."""
     name = "gap-fill"
     weight = 1.0
 
@@ -171,15 +176,22 @@ class GapFillStage(VertebraSegStage):
         self.gap_factor = gap_factor      # as spine_core.pipeline.sequence.SequenceOptions.gap_factor
 
     def preprocess(self, ctx: Context, progress):
-        proposals = gap_centres(ctx.instances.centres_mm, self.gap_factor)
-        proposals = proposals[on_spine(ctx.localizer, proposals)]
-        # most scans have no gap: no second resampling of the crop for them
-        return (proposals, super().preprocess(ctx, progress)) if len(proposals) else None
+        grid, image = super().preprocess(ctx, progress)
+        lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
+        between = missed_between_discs(ctx.instances, image * (hi - lo) + lo) if ctx.options.disc_gaps else np.zeros((0, 3))
+        spacing = gap_centres(ctx.instances.centres_mm, self.gap_factor)
+        # a spacing gap the discs already fill is one proposal, not two
+        spacing = np.array([c for c in spacing if not len(between) or
+                            np.min(np.linalg.norm(between - c, axis=1)) > DUPLICATE_MM]).reshape(-1, 3)
+        proposals = np.concatenate([between, spacing])
+        from_discs = np.arange(len(proposals)) < len(between)
+        keep = on_spine(ctx.localizer, proposals)
+        return (proposals[keep], from_discs[keep], (grid, image)) if keep.any() else None
 
     def predict(self, ctx: Context, inputs, progress):
         if inputs is None:
             return None
-        proposals, (grid, image) = inputs
+        proposals, from_discs, (grid, image) = inputs
         inst = ctx.instances
         model = ctx.models.get(VERTEBRA_SEG_ID)
         name = model.card.inputs[0] if model.card.inputs else "image"
@@ -196,7 +208,9 @@ class GapFillStage(VertebraSegStage):
             if slices is None:
                 continue
             src, dst = slices
-            claim = (prob[dst] > self.options.threshold) & (state.owner[src] == 0)   # free voxels only
+            # free voxels only, unless the discs show a whole body there that a neighbour's mask spilled into
+            free = (state.owner[src] == 0) | ((prob[dst] > state.best[src]) & from_discs[n])
+            claim = (prob[dst] > self.options.threshold) & free
             state.owner[src][claim] = first + n
             state.best[src][claim] = prob[dst][claim]
         return state, first
