@@ -77,7 +77,8 @@ class ComponentsStage(Stage):
 def per_vertebra_stages() -> list[Stage]:
     from spine_core.pipeline.vertebra_seg import GapFillStage, VertebraSegStage
 
-    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(),
+    # the off-spine filter again after gap filling: a vertebra added past the chain's end is judged too
+    return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(), OffSpineStage(),
             LabelStage(), RibAnchorStage(), BoneRefineStage()]
 
 

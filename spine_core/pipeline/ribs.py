@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from spine_core.labels import L6, SACRUM
+from spine_core.labels import L6, SACRUM, vertebra_name
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
@@ -135,7 +135,8 @@ def _l6(ids: list[int], position: np.ndarray, sacrum: int, volumes: np.ndarray) 
 @dataclass(frozen=True)
 class RibEvidence:
     t12_index: int | None          # the vertebra the last rib pair belongs to (cranial-first index)
-    lowest_has_ribs: bool          # the lowest vertebra found sits at a rib peak (it is thoracic)
+    rib_bearing_index: int | None  # without an anchor: the lowest vertebra at or above the last rib peak
+    #                                (it and all above it are thoracic)
 
 
 def rib_evidence(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> RibEvidence:
@@ -143,18 +144,21 @@ def rib_evidence(volume, centres_mm: np.ndarray, options: RibOptions | None = No
     options = options or RibOptions()
     c = np.asarray(centres_mm, float)
     if len(c) < 4:
-        return RibEvidence(None, False)
+        return RibEvidence(None, None)
     zs, share = rib_profile(volume, c, options)
     pitch = float(np.median(np.abs(np.diff(c[:, 2]))))
     z = last_rib_z(zs, share, c[:, 2], options)
     if z is not None:
         nearest = int(np.argmin(np.abs(c[:, 2] - z)))
         if abs(c[nearest, 2] - z) <= options.max_offset_pitch * pitch:
-            return RibEvidence(nearest, False)
+            return RibEvidence(nearest, None)
     peaks, gaps = _peaks_and_gaps(share, options)
-    lowest_has_ribs = (not gaps and len(peaks) >= 2
-                       and abs(zs[peaks[-1]] - c[-1, 2]) <= options.max_offset_pitch * pitch)
-    return RibEvidence(None, bool(lowest_has_ribs))
+    if gaps or len(peaks) < 2:
+        return RibEvidence(None, None)
+    # ribs articulate at and between their vertebrae's bodies: a vertebra whose centre lies no more than
+    # max_offset_pitch below the last rib peak bears ribs, and so does every vertebra above it
+    bearing = np.flatnonzero(c[:, 2] >= zs[peaks[-1]] - options.max_offset_pitch * pitch)
+    return RibEvidence(None, int(bearing[-1]) if len(bearing) else None)
 
 
 def find_t12(volume, centres_mm: np.ndarray, options: RibOptions | None = None) -> int | None:
@@ -162,13 +166,13 @@ def find_t12(volume, centres_mm: np.ndarray, options: RibOptions | None = None) 
     return rib_evidence(volume, centres_mm, options).t12_index
 
 
-def thoracic_cap(ids: list[int]) -> list[int] | None:
-    """Where the lowest vertebra bears ribs but is named below T12, the names moved up so that it is
-    T12 at most (None when the names are already possible)."""
-    levels = list(chain((25, 28)))
-    if ids[-1] not in levels or levels.index(ids[-1]) <= levels.index(T12):
+def thoracic_cap(ids: list[int], index: int = -1) -> list[int] | None:
+    """Where vertebra ``index`` bears ribs but is named below T12, the names moved up so that it is
+    T12 at most (None when the names are already possible, or hold an L6 / T13 the shift cannot place)."""
+    levels = list(chain())
+    if ids[index] not in levels or levels.index(ids[index]) <= levels.index(T12):
         return None
-    shift = levels.index(ids[-1]) - levels.index(T12)
+    shift = levels.index(ids[index]) - levels.index(T12)
     if any(v not in levels or levels.index(v) - shift < 0 for v in ids):
         return None
     return [levels[levels.index(v) - shift] for v in ids]
@@ -193,8 +197,8 @@ class RibAnchorStage(Stage):
         if evidence.t12_index is not None:
             self._count_from_t12(ctx, evidence.t12_index)
             return
-        if evidence.lowest_has_ribs:
-            self._cap_at_t12(ctx)
+        if evidence.rib_bearing_index is not None:
+            self._cap_at_t12(ctx, evidence.rib_bearing_index)
         ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are the labeler's reading of each vertebra's "
                  "shape. Confirm them against C2 or the sacrum.")
 
@@ -220,12 +224,13 @@ class RibAnchorStage(Stage):
         probability = [min(p, 0.5) if v == L6 else p for p, v in zip(probability, ids)]
         ctx.levels = Levels(ids, probability, flags)
 
-    def _cap_at_t12(self, ctx: Context) -> None:
+    def _cap_at_t12(self, ctx: Context, index: int) -> None:
         old = ctx.levels
-        ids = thoracic_cap(old.ids)
+        ids = thoracic_cap(old.ids, index)
         if ids is None:
             return
-        ctx.warn("The lowest vertebra found bears ribs but the labeler named it lumbar; the levels were moved "
-                 "up to end at T12 at most. No anatomical anchor is in view: the levels are uncertain.")
+        which = "The lowest vertebra found" if index in (-1, len(ids) - 1) else "A vertebra found"
+        ctx.warn(f"{which} bears ribs but the labeler named it {vertebra_name(old.ids[index])}; the levels were "
+                 "moved up so that it is T12 at most. No anatomical anchor is in view: the levels are uncertain.")
         flags = [tuple(f for f in fl if not f.endswith("candidate")) + (RIBS_UNANCHORED,) for fl in old.flags]
         ctx.levels = Levels(ids, [min(p, 0.3) for p in old.probability], flags)

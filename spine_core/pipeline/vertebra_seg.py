@@ -13,7 +13,7 @@ from spine_core.pipeline.discs import missed_between_discs
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
 from spine_core.pipeline.preprocess import centre_weight_map, crop
 from spine_core.pipeline.sequence import local_spacing, missed_gaps
-from spine_core.pipeline.stages import Context, ModelStage
+from spine_core.pipeline.stages import Context, Instances, ModelStage
 
 DEFAULT_WEIGHT_SIGMA_VOX = 12.0
 DUPLICATE_MM = 10.0               # two gap proposals closer than this are one vertebra   # training/configs/vertebra_seg.json task.weight_sigma_vox
@@ -159,6 +159,31 @@ def on_spine(location, centres: np.ndarray, reach_mm: float = 6.0) -> np.ndarray
     return np.array(out, bool)
 
 
+def end_centres(centres: np.ndarray, location, reach_mm: float = 40.0, min_ml: float = 3.0) -> np.ndarray:
+    """Past each end of the chain ``centres`` (LPS mm, cranial first): the centroid of the localizer's
+    spine in the axial slab one local spacing further along z, within ``reach_mm`` (axial plane) of
+    the end vertebra (so it follows the column, not the last step's direction, which a stray end
+    candidate can turn sideways); none where the spine mask there holds less than ``min_ml`` (the spine
+    ends, or the scan does)."""
+    c = np.asarray(centres, float)
+    if len(c) < 3 or location is None:
+        return np.zeros((0, 3))
+    idx = np.argwhere(location.mask)
+    if not len(idx):
+        return np.zeros((0, 3))
+    points = location.grid.index_to_lps(idx)
+    voxel_ml = float(np.prod(location.grid.spacing)) / 1000.0
+    out = []
+    for end, inner, inner2, sign in ((c[0], c[1], c[2], 1.0), (c[-1], c[-2], c[-3], -1.0)):
+        dz = float(np.median(np.abs([end[2] - inner[2], inner[2] - inner2[2]])))
+        target = end[2] + sign * dz
+        near = points[(np.abs(points[:, 2] - target) <= 0.3 * dz)
+                      & (np.linalg.norm(points[:, :2] - end[:2], axis=1) <= reach_mm)]
+        if dz > 0 and len(near) * voxel_ml >= min_ml:
+            out.append(near.mean(axis=0))
+    return np.reshape(out, (-1, 3))
+
+
 class GapFillStage(VertebraSegStage):
     """Vertebrae are contiguous: where two kept vertebrae lie more than ``gap_factor`` x the local spacing
     apart, the detector missed what lies between. The segmentation network is run at evenly spaced
@@ -167,59 +192,82 @@ class GapFillStage(VertebraSegStage):
     median is not kept. A regular spacing can hide a miss (every other vertebra found), so it also
     runs where two discs in the column's bone hold no found vertebra (``pipeline.discs``); there a
     neighbour's mask has usually spilled over the disc into the missed body, and the new mask takes
-    the voxels where it is the surer of the two."""
+    the voxels where it is the surer of the two. And the detector can stop short of the column's
+    ends (cptac_abdomen, ricord_chest), so it runs one spacing past each end where the localizer's
+    spine goes on (``end_centres``), a vertebra further each round, up to ``rounds``; a place tried
+    once is not tried again. The off-spine filter runs again after this stage."""
     name = "gap-fill"
     weight = 1.0
 
-    def __init__(self, options: VertebraSegOptions | None = None, gap_factor: float = 1.6) -> None:
+    def __init__(self, options: VertebraSegOptions | None = None, gap_factor: float = 1.6, rounds: int = 8) -> None:
         super().__init__(options)
         self.gap_factor = gap_factor      # as spine_core.pipeline.sequence.SequenceOptions.gap_factor
+        self.rounds = rounds              # each round can reach one vertebra further past each end
 
     def preprocess(self, ctx: Context, progress):
         grid, image = super().preprocess(ctx, progress)
         lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
-        between = missed_between_discs(ctx.instances, image * (hi - lo) + lo) if ctx.options.disc_gaps else np.zeros((0, 3))
-        spacing = gap_centres(ctx.instances.centres_mm, self.gap_factor)
-        # a spacing gap the discs already fill is one proposal, not two
-        spacing = np.array([c for c in spacing if not len(between) or
-                            np.min(np.linalg.norm(between - c, axis=1)) > DUPLICATE_MM]).reshape(-1, 3)
-        proposals = np.concatenate([between, spacing])
+        return grid, image, (image * (hi - lo) + lo if ctx.options.disc_gaps else None)
+
+    def proposals(self, ctx: Context, inst: Instances, hu, tried: list, inside: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(centres to try, whether each comes from the discs), none within ``DUPLICATE_MM`` of one
+        tried in an earlier round; gaps ``inside`` the chain only when asked (the first round)."""
+        none = np.zeros((0, 3))
+        between = missed_between_discs(inst, hu) if hu is not None and inside else none
+        spacing = gap_centres(inst.centres_mm, self.gap_factor) if inside else none
+        ends = end_centres(inst.centres_mm, ctx.localizer) if ctx.options.chain_ends else np.zeros((0, 3))
+        proposals = np.concatenate([between, spacing, ends])
         from_discs = np.arange(len(proposals)) < len(between)
         keep = on_spine(ctx.localizer, proposals)
-        return (proposals[keep], from_discs[keep], (grid, image)) if keep.any() else None
+        for n, c in enumerate(proposals):
+            # a spacing gap the discs already fill is one proposal, not two
+            earlier = [*tried, *proposals[:n][keep[:n]]]
+            if keep[n] and earlier and np.min(np.linalg.norm(np.asarray(earlier) - c, axis=1)) <= DUPLICATE_MM:
+                keep[n] = False
+        return proposals[keep], from_discs[keep]
 
     def predict(self, ctx: Context, inputs, progress):
-        if inputs is None:
-            return None
-        proposals, from_discs, (grid, image) = inputs
+        grid, image, hu = inputs
         inst = ctx.instances
         model = ctx.models.get(VERTEBRA_SEG_ID)
         name = model.card.inputs[0] if model.card.inputs else "image"
         sigma = weight_sigma(model.card, self.options.weight_sigma_vox)
         best = np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
-        state = _Paste(inst.owner.astype(np.int16, copy=True), best, {}, {})
-        first = len(inst.centres_mm) + 1
-        for n, centre in enumerate(proposals):
-            progress.update(n / len(proposals), f"gap {n + 1} of {len(proposals)}")
-            index = grid.lps_to_index(centre)
-            feed, origin = roi_input(image, index, model.card.patch_size, sigma)
-            prob = sigmoid(model.run({name: feed})[0][0, 0])
-            slices = roi_slices(origin, prob.shape, state.owner.shape)
-            if slices is None:
-                continue
-            src, dst = slices
-            # free voxels only, unless the discs show a whole body there that a neighbour's mask spilled into
-            free = (state.owner[src] == 0) | ((prob[dst] > state.best[src]) & from_discs[n])
-            claim = (prob[dst] > self.options.threshold) & free
-            state.owner[src][claim] = first + n
-            state.best[src][claim] = prob[dst][claim]
-        return state, first
+        tried: list[np.ndarray] = []
+        added = 0
+        for round_ in range(self.rounds):
+            # the gaps inside the chain are judged once, on the chain the detector gave (later rounds
+            # found pieces between screws on ph-hardware); the ends are followed a vertebra per round
+            proposals, from_discs = self.proposals(ctx, inst, hu, tried, inside=round_ == 0)
+            if not len(proposals):
+                break
+            tried += list(proposals)
+            state = _Paste(inst.owner.astype(np.int16, copy=True), best, {}, {})
+            first = len(inst.centres_mm) + 1
+            for n, centre in enumerate(proposals):
+                progress.update(round_ / self.rounds, f"gap {n + 1} of {len(proposals)}")
+                index = grid.lps_to_index(centre)
+                feed, origin = roi_input(image, index, model.card.patch_size, sigma)
+                prob = sigmoid(model.run({name: feed})[0][0, 0])
+                slices = roi_slices(origin, prob.shape, state.owner.shape)
+                if slices is None:
+                    continue
+                src, dst = slices
+                # free voxels only, unless the discs show a whole body there that a neighbour's mask spilled into
+                free = (state.owner[src] == 0) | ((prob[dst] > state.best[src]) & from_discs[n])
+                claim = (prob[dst] > self.options.threshold) & free
+                state.owner[src][claim] = first + n
+                state.best[src][claim] = prob[dst][claim]
+            kept = self.keep_whole(state.owner, first)
+            if not kept:
+                break
+            added += kept
+            inst, best = instances_from_owner(inst.grid, state.owner, state.best), state.best
+        return inst, added
 
-    def postprocess(self, ctx: Context, outputs, progress) -> None:
-        if outputs is None:
-            return
-        state, first = outputs
-        owner = state.owner
+    def keep_whole(self, owner: np.ndarray, first: int) -> int:
+        """Of the labels from ``first`` on, keep the largest piece of each, and only if it is at least
+        ``min_size_fraction`` x the median of the others; returns how many are kept."""
         sizes = np.bincount(owner.ravel())
         existing = sizes[1:first][sizes[1:first] > 0]
         limit = self.options.min_size_fraction * float(np.median(existing)) if len(existing) else 0.0
@@ -231,9 +279,11 @@ class GapFillStage(VertebraSegStage):
                 owner[(part > 0) & (part != keep)] = 0
             if (owner == v).sum() < limit:
                 owner[owner == v] = 0
-        kept = sum(1 for v in added if (owner == v).any())
-        if kept:
-            ctx.instances = instances_from_owner(ctx.instances.grid, owner, state.best)
-            ctx.warn(f"{kept} vertebra(e) segmented where the detector had left a gap in the column; "
-                     "check them")
+        return sum(1 for v in added if (owner == v).any())
 
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        inst, added = outputs
+        if added:
+            ctx.instances = inst
+            ctx.warn(f"{added} vertebra(e) segmented where the detector had left a gap in the column; "
+                     "check them")

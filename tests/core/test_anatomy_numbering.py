@@ -80,9 +80,13 @@ def test_rib_bearing_vertebrae_named_lumbar_are_moved_up_to_t12_at_most():
 
     assert thoracic_cap([L1, L2, L3]) == [T10, T11, T12]
     assert thoracic_cap([T10, T11]) is None
+    assert thoracic_cap([L1, L2, L3], index=1) == [T11, T12, L1]     # the second lowest bears the last ribs
     volume, centres = _torso(rib_levels=9)               # a chest scan: ribs at every vertebra
     evidence = rib_evidence(volume, centres)
-    assert evidence.t12_index is None and evidence.lowest_has_ribs
+    assert evidence.t12_index is None and evidence.rib_bearing_index == len(centres) - 1
+    volume, centres = _torso(rib_levels=8)               # ribs end one vertebra above the scan's lowest
+    evidence = rib_evidence(volume, centres)
+    assert evidence.t12_index is None and evidence.rib_bearing_index == 7
 
 
 def test_candidates_side_by_side_are_not_a_spine():

@@ -29,3 +29,19 @@ def test_proposals_off_the_localizers_spine_are_not_tried():
                                mask=mask)
     centres = np.array([[30.0, 30.0, 60.0], [30.0, 57.0, 60.0]])          # on the column; 15 mm beside it
     assert on_spine(location, centres).tolist() == [True, False]
+
+
+def test_past_the_chains_ends_a_centre_is_proposed_only_where_the_localizers_spine_goes_on():
+    from spine_core.pipeline.vertebra_seg import end_centres
+
+    mask = np.zeros((20, 20, 100), bool)
+    mask[8:12, 8:12, 20:80] = True                                         # the spine: z 60-240 mm
+    location = SimpleNamespace(grid=Volume(np.zeros(mask.shape, np.float32), np.diag([3.0, 3.0, 3.0, 1.0])),
+                               mask=mask)
+    chain = np.array([[30.0, 30.0, z] for z in (180.0, 150.0, 120.0)])    # found: the middle of it
+    proposals = end_centres(chain, location)
+    assert len(proposals) == 2
+    np.testing.assert_allclose(sorted(proposals[:, 2]), [90.0, 210.0], atol=6.0)
+    np.testing.assert_allclose(proposals[:, :2], 28.5, atol=1.0)           # on the mask's own centre line
+    ends = np.array([[30.0, 30.0, z] for z in (237.0, 207.0, 177.0, 147.0, 117.0, 87.0, 66.0)])
+    assert len(end_centres(ends, location)) == 0                           # the spine ends where the chain does
