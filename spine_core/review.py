@@ -28,6 +28,7 @@ T13_CANDIDATE = "T13 candidate"
 RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
 UNIDENTIFIED = "level not identified"
 FRACTURE = "suspected fracture"
+OUT_OF_ORDER = "out of order"
 
 # Case-level QA flags (batch runs, centroids.json "case", the workstation's banner): "kind: detail".
 CASE_INPUT = "input problem"
@@ -64,7 +65,9 @@ FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
                               "count the levels from C2 or T12",
              UNIDENTIFIED: "no labeler was run: the level is a placeholder",
              FRACTURE: "its body is at least 20 % lower than its neighbours' (Genant grade 1 or more): "
-                       "check for a compression fracture or an incomplete segmentation"}
+                       "check for a compression fracture or an incomplete segmentation",
+             OUT_OF_ORDER: "its centre lies above the vertebra named above it (or below the one named below "
+                           "it): check its outline and number"}
 
 CASE_FLAG_HELP = {
     CASE_INPUT: "the scan was read with a warning (series choice, geometry, modality): check the input",
@@ -122,6 +125,7 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     heights = body_heights_mm(labels)
     too_small = {i for i in ids if counts[i] < SMALL_FRACTION * median}
     low = low_bodies(heights, edge | too_small)
+    crossed = _out_of_order([i for i in ids if not is_disc(i)], sums, counts, labels)
     rows = []
     for n, label_id in enumerate(ids):
         flags = []
@@ -134,6 +138,8 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
             flags.append(gap)
         if label_id in low:
             flags.append(FRACTURE)
+        if label_id in crossed:
+            flags.append(OUT_OF_ORDER)
         flags.extend(_analysis_flags(label_id, analysis.get(label_id), flags))
         result = analysis.get(label_id)
         centroid = labels.index_to_lps(sums[label_id] / counts[label_id])
@@ -141,6 +147,19 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
                                 counts[label_id] * voxel_ml, centroid, tuple(flags),
                                 None if result is None else float(result.confidence)))
     return rows
+
+
+def _out_of_order(vertebrae: list[int], sums: np.ndarray, counts: np.ndarray, labels: LabelMap,
+                  tolerance_mm: float = 3.0) -> set[int]:
+    """Neighbours (in anatomical order) whose centroids lie the wrong way round along S."""
+    if len(vertebrae) < 2:
+        return set()
+    z = labels.index_to_lps(np.array([sums[i] / counts[i] for i in vertebrae]))[:, 2]
+    crossed = set()
+    for upper, lower, z_upper, z_lower in zip(vertebrae, vertebrae[1:], z, z[1:]):
+        if z_lower > z_upper + tolerance_mm:
+            crossed |= {upper, lower}
+    return crossed
 
 
 def _analysis_flags(label_id: int, result, flags: list[str]) -> list[str]:
@@ -269,7 +288,8 @@ def case_review(rows: list[VertebraRow], volume=None, notes=(), labels: LabelMap
     add(CASE_FRACTURE, [r.name for r in vertebrae if FRACTURE in r.flags])
     add(CASE_NUMBERING, ([r.name for r in vertebrae if RIBS_UNANCHORED in r.flags][:1]
                          or (["the last rib pair is not in view"] if unanchored and vertebrae else [])))
-    add(CASE_SEGMENTATION, [f"{r.name} small" for r in vertebrae if SMALL in r.flags])
+    add(CASE_SEGMENTATION, [f"{r.name} small" for r in vertebrae if SMALL in r.flags]
+        + [f"{r.name} out of order" for r in vertebrae if OUT_OF_ORDER in r.flags])
     if labels is not None:
         flags.extend(_count_flags(vertebrae, labels))
     if volume is not None and labels is not None:

@@ -285,5 +285,5 @@ class GapFillStage(VertebraSegStage):
         inst, added = outputs
         if added:
             ctx.instances = inst
-            ctx.warn(f"{added} vertebra(e) segmented where the detector had left a gap in the column; "
-                     "check them")
+            ctx.warn(f"{added} vertebra(e) segmented where the detector had left a gap in the column or "
+                     "stopped short of its end; check them")

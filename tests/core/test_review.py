@@ -26,6 +26,26 @@ def test_rows_carry_label_map_and_analysis_flags_once():
     assert review_summary(list(rows.values())) == ["L3: small", f"L5: {AT_EDGE}, {GAP_ABOVE}, {LOW_CONFIDENCE}"]
 
 
+def test_neighbours_whose_centres_cross_are_flagged_out_of_order():
+    from spine_core.review import OUT_OF_ORDER, case_review
+
+    array = np.zeros((30, 30, 60), np.int16)
+    array[10:20, 10:20, 45:55] = 19          # T12
+    array[10:20, 10:20, 30:40] = 21          # L2 above L1: the names cross
+    array[10:20, 10:20, 15:25] = 20          # L1
+    array[10:20, 10:20, 0:8] = 22            # L3
+    labels = LabelMap(array, affine_from_geometry((1.0, 1.0, 1.0), None, (0.0, 0.0, 0.0)),
+                      names={19: "T12", 20: "L1", 21: "L2", 22: "L3"})
+    rows = {row.name: row for row in vertebra_rows(labels)}
+    assert OUT_OF_ORDER in rows["L1"].flags and OUT_OF_ORDER in rows["L2"].flags
+    assert OUT_OF_ORDER not in rows["T12"].flags and OUT_OF_ORDER not in rows["L3"].flags
+    review = case_review(list(rows.values()), labels=labels)
+    assert review.status == "review"
+    assert any("L1 out of order" in f and "L2 out of order" in f for f in review.flags)
+    in_order = LabelMap(np.where(array == 21, 20, np.where(array == 20, 21, array)), labels.affine, names=labels.names)
+    assert not any(OUT_OF_ORDER in r.flags for r in vertebra_rows(in_order))
+
+
 def _lumbar_phantom(**overrides):
     from spine_core.phantom import PhantomOptions, generate_phantom
 
