@@ -59,6 +59,7 @@ class Context:
     centres_mm: np.ndarray | None = None
     instances: Instances | None = None
     levels: Levels | None = None
+    last_input: tuple | None = None                           # (key, ModelInput): see ModelStage.preprocess
 
     def warn(self, message: str) -> None:
         log.warning(message)
@@ -114,4 +115,9 @@ class ModelStage(Stage):
     def preprocess(self, ctx: Context, progress: Progress) -> ModelInput:
         card = ctx.models.get(self.model_id).card
         grid = self.grid(ctx, card.input_spacing_mm)
-        return ModelInput(grid, model_input(ctx.volume, grid, card.intensity_window))
+        # a later stage on the same grid and window (gap filling after segmentation) reuses the input;
+        # one slot, so at most one model input stays alive. Stages read it and never write to it.
+        key = (grid.shape, np.asarray(grid.affine).tobytes(), tuple(card.intensity_window))
+        if ctx.last_input is None or ctx.last_input[0] != key:
+            ctx.last_input = (key, ModelInput(grid, model_input(ctx.volume, grid, card.intensity_window)))
+        return ctx.last_input[1]

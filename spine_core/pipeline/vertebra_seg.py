@@ -215,7 +215,7 @@ class GapFillStage(VertebraSegStage):
         none = np.zeros((0, 3))
         between = missed_between_discs(inst, hu) if hu is not None and inside else none
         spacing = gap_centres(inst.centres_mm, self.gap_factor) if inside else none
-        ends = end_centres(inst.centres_mm, ctx.localizer) if ctx.options.chain_ends else np.zeros((0, 3))
+        ends = end_centres(inst.centres_mm, ctx.localizer) if ctx.options.chain_ends else none
         proposals = np.concatenate([between, spacing, ends])
         from_discs = np.arange(len(proposals)) < len(between)
         keep = on_spine(ctx.localizer, proposals)
