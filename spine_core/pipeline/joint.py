@@ -25,6 +25,7 @@ from spine_core.pipeline.api import JOINT_ID
 from spine_core.pipeline.instance_ops import (drop_small, instances_from_owner, keep_at_most_levels,
                                               remove_fragments, sigmoid)
 from spine_core.pipeline.preprocess import resample_image
+from spine_core.pipeline.sizes import instance_sizes
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
 from spine_core.pipeline.stages import Context, Levels, ModelStage, SpineNotFound
@@ -213,5 +214,6 @@ class JointStage(ModelStage):
         ctx.centres_mm = ctx.instances.centres_mm
         probs = instance_level_probabilities(ctx.instances.owner, len(ctx.instances.centres_mm), level_probs)
         probs = keep_at_most_levels(ctx, probs)
-        result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence)
+        result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence,
+                               instance_sizes(ctx))
         ctx.levels = Levels(result.ids, result.probability, result.flags)

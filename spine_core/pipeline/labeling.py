@@ -12,6 +12,7 @@ from spine_core.labels import CRANIOCAUDAL
 from spine_core.pipeline.api import LABELER_ID
 from spine_core.pipeline.instance_ops import keep_at_most_levels
 from spine_core.pipeline.preprocess import box_grid
+from spine_core.pipeline.sizes import instance_sizes
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.stages import Context, Instances, Levels, Stage
 from spine_core.resample import resample_to_grid
@@ -108,7 +109,8 @@ class LabelStage(Stage):
             return
         label_ids = list(ctx.models.get(LABELER_ID).card.label_ids)
         probs = keep_at_most_levels(ctx, probs)
-        result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence)
+        result = assign_levels(probs, label_ids, ctx.instances.centres_mm, self.options.sequence,
+                               instance_sizes(ctx))
         ctx.levels = Levels(result.ids, result.probability, result.flags)
 
 
