@@ -38,14 +38,16 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
               "ricord_sagittal_reformat": "ricord_sagittal_reformat/dicom"}
 # docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
-# (name, pipeline, bone refinement[, rib anchor[, body completion[, disc gaps[, chain ends[, body size]]]]]):
-# one row per lever
+# (name, pipeline, bone refinement[, rib anchor[, body completion[, disc gaps[, chain ends[, body size
+# [, disc partition]]]]]]): one row per lever
 ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", "per-vertebra", True),
             ("per-vertebra (M1 -> M2) + bone refinement, no body completion", "per-vertebra", True, True, False),
             ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", "per-vertebra", True, True, True, False),
             ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", "per-vertebra", True, True, True, True, False),
             ("per-vertebra (M1 -> M2) + bone refinement, no body size", "per-vertebra", True, True, True, True, True,
              False),
+            ("per-vertebra (M1 -> M2) + bone refinement, no disc partition", "per-vertebra", True, True, True, True,
+             True, True, False),
             ("per-vertebra (M1 -> M2), no bone refinement", "per-vertebra", False),
             ("per-vertebra (M1 -> M2) + bone refinement, no rib anchor", "per-vertebra", True, False),
             ("joint (M1 -> M3) + bone refinement", "joint", True),
@@ -165,9 +167,10 @@ def main() -> None:
     for title, pipeline, refine, *levers in ABLATION:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
-        ribs, body, discs, ends, size = (list(levers) + [True] * 5)[:5]
+        ribs, body, discs, ends, size, partition = (list(levers) + [True] * 6)[:6]
         options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=ribs,
-                                 body_completion=body, disc_gaps=discs, chain_ends=ends, body_size=size)
+                                 body_completion=body, disc_gaps=discs, chain_ends=ends, body_size=size,
+                                 disc_partition=partition)
         rows = [score_case(case, options, models_for(case)) for case in LABELLED
                 if not args.cases or case in args.cases]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,

@@ -30,6 +30,7 @@ class SegmentOptions:
     body_completion: bool = True    # bone refinement also fills bodies the networks missed (benchmark lever)
     disc_gaps: bool = True          # gap filling also where the column's discs show a missed vertebra (benchmark lever)
     chain_ends: bool = True         # gap filling also past the chain's ends along the localizer's spine (benchmark lever)
+    disc_partition: bool = True     # masks re-divided at the column's discs (pipeline.discs; benchmark lever)
     body_size: bool = True          # numbering also weighs each vertebral body's size (pipeline.sizes; benchmark lever)
     modality: str = ""              # the user's word for a scan whose header names none ("" = guess)
 

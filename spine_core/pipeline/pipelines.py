@@ -75,11 +75,11 @@ class ComponentsStage(Stage):
 
 
 def per_vertebra_stages() -> list[Stage]:
-    from spine_core.pipeline.vertebra_seg import GapFillStage, VertebraSegStage
+    from spine_core.pipeline.vertebra_seg import DiscPartitionStage, GapFillStage, VertebraSegStage
 
     # the off-spine filter again after gap filling: a vertebra added past the chain's end is judged too
     return [LocalizeStage(), DetectStage(), VertebraSegStage(), OffSpineStage(), GapFillStage(), OffSpineStage(),
-            LabelStage(), RibAnchorStage(), BoneRefineStage()]
+            DiscPartitionStage(), LabelStage(), RibAnchorStage(), BoneRefineStage()]
 
 
 def localizer_component_stages() -> list[Stage]:

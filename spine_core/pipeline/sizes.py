@@ -132,10 +132,18 @@ def size_log_likelihood(dims: np.ndarray, levels: list[int], options: SizeOption
     logs = np.log(np.where(np.asarray(dims, float) > 0, dims, np.nan))                         # (n, 2)
     z = (logs[None, :, None, :] - means[None, None, :, :] - scales[:, None, None, None]) / options.level_sd
     # a measure far off every level (a fragment, a mask grown into a rib) is an outlier, not
-    # evidence of hundreds of nats; a size the table lacks costs what a right level costs on average
-    z2 = np.minimum(z * z, options.max_z ** 2)
-    z2 = np.where(np.isnan(means)[None, None] & ~np.isnan(logs)[None, :, None], 1.0, z2)
-    return scales, -0.5 * np.nansum(z2, axis=-1)
+    # evidence of hundreds of nats
+    terms = -0.5 * np.minimum(z * z, options.max_z ** 2)                                       # (k, n, m, 2)
+    # a dimension the table lacks for a level is not compared there: it scores as the median sized
+    # level does, so a lumbar-wide vertebra is not free to be cervical (the best-fitting level's
+    # score made it so, and put verse006's L4-L5 at C6-T3) nor barred from it
+    missing = np.isnan(means)
+    for dim in range(2):
+        if missing[:, dim].any() and not missing[:, dim].all():
+            sized = terms[:, :, ~missing[:, dim], dim]
+            typical = np.median(sized, axis=2, keepdims=True)         # NaN where the vertebra is unmeasured
+            terms[:, :, missing[:, dim], dim] = np.broadcast_to(typical, terms[:, :, missing[:, dim], dim].shape)
+    return scales, np.nansum(terms, axis=-1)
 
 
 def _level_mean(table: dict[int, np.ndarray], level: int) -> np.ndarray:

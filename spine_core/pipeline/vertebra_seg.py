@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
-from spine_core.pipeline.discs import missed_between_discs
+from spine_core.pipeline.discs import missed_between_discs, partition_at_discs
 from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
 from spine_core.pipeline.preprocess import centre_weight_map, crop
 from spine_core.pipeline.sequence import local_spacing, missed_gaps
@@ -287,3 +287,32 @@ class GapFillStage(VertebraSegStage):
             ctx.instances = inst
             ctx.warn(f"{added} vertebra(e) segmented where the detector had left a gap in the column or "
                      "stopped short of its end; check them")
+
+
+class DiscPartitionStage(VertebraSegStage):
+    """Vertebrae are separated by discs: where the column's bone shows them, a mask running across a
+    disc is cut there, its smaller part given to the vertebra beyond the disc or made a vertebra of its
+    own (``discs.partition_at_discs``). Reads the segmentation stage's model input; runs no network."""
+    name = "disc-partition"
+    weight = 0.3
+
+    def preprocess(self, ctx: Context, progress):
+        if not ctx.options.disc_partition or len(ctx.instances.centres_mm) < 2:
+            return None
+        grid, image = super().preprocess(ctx, progress)
+        lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
+        return image * (hi - lo) + lo
+
+    def predict(self, ctx: Context, hu, progress):
+        return None if hu is None else partition_at_discs(ctx.instances, hu)
+
+    def postprocess(self, ctx: Context, outputs, progress) -> None:
+        if outputs is None or not any(outputs[1:]):
+            return
+        owner, handed, added = outputs
+        inst = ctx.instances
+        best = np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
+        ctx.instances = instances_from_owner(inst.grid, owner, best)
+        said = [f"{handed} part(s) of a mask running across a disc given to the vertebra beyond it"] if handed else []
+        said += [f"{added} mask(s) holding two bodies split at the disc between them"] if added else []
+        ctx.warn("Vertebrae re-divided at the discs: " + "; ".join(said) + ". Check them")
