@@ -173,8 +173,8 @@ def partition_at_discs(inst: Instances, hu: np.ndarray, options: PartitionOption
     the column's bone shows them, a mask that runs on across a disc is cut there, by the plane through
     the disc across the column. The smaller part goes to the vertebra whose body lies beyond the disc
     (before the next disc), or, where none does, is a vertebra of its own (the networks took two
-    bodies as one). The verse006 fold's L5 was split between two masks, the lower one running on into
-    the sacrum. Only a disc with an endplate on both sides and another such disc a body's height away
+    bodies as one: on the held-out ph-hardware one mask held L3 and the missed L4; on the verse006 fold
+    the last mask ran on from L5 into the sacrum). Only a disc with an endplate on both sides and another such disc a body's height away
     counts (in osteoporotic bone the dark cancellous bone beside an endplate passes for a disc:
     tptbox_lumbar's fold has two such dips, inside L3 and L4). Where no disc is confirmed nothing
     changes. Pieces of one body with no disc between them are not joined: that needs the discs on
@@ -212,8 +212,9 @@ def partition_at_discs(inst: Instances, hu: np.ndarray, options: PartitionOption
             beyond = confirmed[k + 1] if further and k + 1 < len(confirmed) else (
                 confirmed[k - 1] if not further and k > 0 else d + (hi if further else -hi))
             lo_arc, hi_arc = sorted((d, beyond))
-            there = [n for n in range(len(bodies)) if n + 1 != v and lo_arc < body_arc[n] < hi_arc
-                     and np.any(owner == n + 1)]
+            present = set(np.unique(owner).tolist())
+            there = [n for n in range(len(bodies)) if n + 1 != v and n + 1 in present
+                     and lo_arc < body_arc[n] < hi_arc]
             if there:
                 target = min(there, key=lambda n: abs(body_arc[n] - (d + beyond) / 2)) + 1
                 handed += 1
