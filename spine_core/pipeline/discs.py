@@ -40,19 +40,28 @@ class DiscOptions:
     room: float = 1.5                     # found neighbours this many slots apart leave room for a missed one
 
 
+def mask_clouds(owner: np.ndarray, grid, count: int) -> list[np.ndarray | None]:
+    """The LPS points of each mask (mask n = owner value n + 1), None where it is empty."""
+    clouds: list[np.ndarray | None] = [None] * count
+    for n, box in enumerate(ndimage.find_objects(owner, max_label=count)):
+        if box is not None:
+            clouds[n] = grid.index_to_lps(np.argwhere(owner[box] == n + 1) + [s.start for s in box])
+    return clouds
+
+
+def front_centroid(points: np.ndarray, fraction: float) -> np.ndarray:
+    """The centroid of the front ``fraction`` of a mask's antero-posterior extent: its vertebral body."""
+    u = points @ ANTERIOR
+    return points[u >= u.max() - fraction * (u.max() - u.min())].mean(axis=0)
+
+
 def body_centres(inst: Instances, options: DiscOptions | None = None) -> np.ndarray:
-    """(n, 3) LPS: the centroid of each mask's front ``body_fraction`` (its vertebral body)."""
+    """(n, 3) LPS: each mask's body centroid (``front_centroid``); its centre where the mask is empty."""
     options = options or DiscOptions()
     out = np.array(inst.centres_mm, float)
-    boxes = ndimage.find_objects(inst.owner)
-    for n, box in enumerate(boxes[:len(out)]):
-        if box is None:
-            continue
-        idx = np.argwhere(inst.owner[box] == n + 1) + [s.start for s in box]
-        points = inst.grid.index_to_lps(idx)
-        u = points @ ANTERIOR
-        body = u >= u.max() - options.body_fraction * (u.max() - u.min())
-        out[n] = points[body].mean(axis=0)
+    for n, points in enumerate(mask_clouds(inst.owner, inst.grid, len(out))):
+        if points is not None:
+            out[n] = front_centroid(points, options.body_fraction)
     return out
 
 

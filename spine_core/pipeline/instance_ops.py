@@ -69,6 +69,11 @@ def drop_small(owner: np.ndarray, fraction: float) -> int:
     return len(small)
 
 
+def voxel_probability(inst: Instances) -> np.ndarray:
+    """Each voxel's mask probability as far as ``inst`` keeps it: its vertebra's mean (0 outside)."""
+    return np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
+
+
 def instances_from_owner(grid: Volume, owner: np.ndarray, best: np.ndarray) -> Instances:
     """Relabel 1..n cranial first by the masks' own centroids (the centre is recomputed, M2)."""
     labels = [int(v) for v in np.unique(owner) if v > 0]

@@ -23,11 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-
 from spine_core.labels import L6, SACRUM, T13
+from spine_core.pipeline.discs import ANTERIOR, front_centroid, mask_clouds
 
-ANTERIOR = np.array([0.0, -1.0, 0.0])      # LPS: anterior is -P
 SIZE_TABLE = Path(__file__).resolve().parents[2] / "resources" / "anatomy" / "body_sizes.json"
 # a variant level is the size of the standard level it sits beside
 _STAND_IN = {L6: 24, T13: 19}
@@ -58,18 +56,9 @@ def body_dimensions(owner: np.ndarray, grid, count: int, options: SizeOptions | 
     """(count, 2) antero-posterior depth and width (mm) of each mask's vertebral body, NaN where the
     cross-section through the body's middle is not readable. Mask n = owner value n + 1, cranial first."""
     options = options or SizeOptions()
-    boxes = ndimage.find_objects(owner, max_label=count)
-    clouds, bodies = [], np.full((count, 3), np.nan)
-    for n, box in enumerate(boxes):
-        if box is None:
-            clouds.append(None)
-            continue
-        idx = np.argwhere(owner[box] == n + 1) + [s.start for s in box]
-        points = grid.index_to_lps(idx)
-        u = points @ ANTERIOR
-        front = u >= u.max() - options.body_fraction * (u.max() - u.min())
-        bodies[n] = points[front].mean(axis=0)
-        clouds.append(points)
+    clouds = mask_clouds(owner, grid, count)
+    bodies = np.array([front_centroid(p, options.body_fraction) if p is not None else np.full(3, np.nan)
+                       for p in clouds]).reshape(-1, 3)
     found = ~np.isnan(bodies[:, 0])
     directions = np.full((count, 3), np.nan)
     directions[found] = _column_directions(bodies[found])

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from spine_core.pipeline.api import VERTEBRA_SEG_ID
 from spine_core.pipeline.discs import missed_between_discs, partition_at_discs
-from spine_core.pipeline.instance_ops import drop_small, instances_from_owner, remove_fragments, sigmoid
+from spine_core.pipeline.instance_ops import (drop_small, instances_from_owner, remove_fragments, sigmoid,
+                                              voxel_probability)
 from spine_core.pipeline.preprocess import centre_weight_map, crop
 from spine_core.pipeline.sequence import local_spacing, missed_gaps
 from spine_core.pipeline.stages import Context, Instances, ModelStage
@@ -184,6 +185,13 @@ def end_centres(centres: np.ndarray, location, reach_mm: float = 40.0, min_ml: f
     return np.reshape(out, (-1, 3))
 
 
+def hounsfield(ctx: Context, image: np.ndarray) -> np.ndarray:
+    """The segmentation network's input (its intensity window scaled to 0-1) back in HU, clipped to
+    the window: what the disc readings need, without resampling the scan again."""
+    lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
+    return image * (hi - lo) + lo
+
+
 class GapFillStage(VertebraSegStage):
     """Vertebrae are contiguous: where two kept vertebrae lie more than ``gap_factor`` x the local spacing
     apart, the detector missed what lies between. The segmentation network is run at evenly spaced
@@ -206,8 +214,7 @@ class GapFillStage(VertebraSegStage):
 
     def preprocess(self, ctx: Context, progress):
         grid, image = super().preprocess(ctx, progress)
-        lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
-        return grid, image, (image * (hi - lo) + lo if ctx.options.disc_gaps else None)
+        return grid, image, (hounsfield(ctx, image) if ctx.options.disc_gaps else None)
 
     def proposals(self, ctx: Context, inst: Instances, hu, tried: list, inside: bool) -> tuple[np.ndarray, np.ndarray]:
         """(centres to try, whether each comes from the discs), none within ``DUPLICATE_MM`` of one
@@ -232,7 +239,7 @@ class GapFillStage(VertebraSegStage):
         model = ctx.models.get(VERTEBRA_SEG_ID)
         name = model.card.inputs[0] if model.card.inputs else "image"
         sigma = weight_sigma(model.card, self.options.weight_sigma_vox)
-        best = np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
+        best = voxel_probability(inst)
         tried: list[np.ndarray] = []
         added = 0
         for round_ in range(self.rounds):
@@ -299,9 +306,7 @@ class DiscPartitionStage(VertebraSegStage):
     def preprocess(self, ctx: Context, progress):
         if not ctx.options.disc_partition or len(ctx.instances.centres_mm) < 2:
             return None
-        grid, image = super().preprocess(ctx, progress)
-        lo, hi = ctx.models.get(VERTEBRA_SEG_ID).card.intensity_window
-        return image * (hi - lo) + lo
+        return hounsfield(ctx, super().preprocess(ctx, progress).image)
 
     def predict(self, ctx: Context, hu, progress):
         return None if hu is None else partition_at_discs(ctx.instances, hu)
@@ -310,9 +315,7 @@ class DiscPartitionStage(VertebraSegStage):
         if outputs is None or not any(outputs[1:]):
             return
         owner, handed, added = outputs
-        inst = ctx.instances
-        best = np.where(inst.owner > 0, inst.seg_probability[np.maximum(inst.owner, 1) - 1], 0).astype(np.float32)
-        ctx.instances = instances_from_owner(inst.grid, owner, best)
+        ctx.instances = instances_from_owner(ctx.instances.grid, owner, voxel_probability(ctx.instances))
         said = [f"{handed} part(s) of a mask running across a disc given to the vertebra beyond it"] if handed else []
         said += [f"{added} mask(s) holding two bodies split at the disc between them"] if added else []
         ctx.warn("Vertebrae re-divided at the discs: " + "; ".join(said) + ". Check them")

@@ -2,6 +2,7 @@
 running across a disc is cut there, its far part given to the vertebra beyond or made a vertebra of
 its own, and nothing changes where the bone shows no disc with endplates on both sides."""
 import numpy as np
+import pytest
 
 from spine_core.pipeline.discs import partition_at_discs
 from spine_core.pipeline.stages import Instances
@@ -49,23 +50,23 @@ def test_right_masks_are_left_alone():
     assert (handed, added) == (0, 0)
 
 
-def test_a_mask_running_across_a_disc_gives_the_far_part_to_the_vertebra_there():
-    hu, bodies, xy = _column()
+def _across_a_disc(bodies):
+    """Body 3's top 8 mm went with body 2's mask: that part goes back to body 3's mask."""
     (a0, a1), (b0, b1), (c0, c1), (d0, d1) = bodies
-    cut = c1 - 8                          # body 3's top 8 mm went with body 2's mask
-    pieces = [(a0, a1), (cut, b1), (c0, cut), (d0, d1)]
-    owner, handed, added = partition_at_discs(_instances(hu.shape, xy, pieces), hu)
-    assert (handed, added) == (1, 0)
-    per_body = _labels_per_body(owner, xy, bodies)
-    assert all(len(labels) == 1 for labels in per_body) and len(set().union(*per_body)) == 4
+    return [(a0, a1), (c1 - 8, b1), (c0, c1 - 8), (d0, d1)]
 
 
-def test_a_mask_over_two_bodies_is_split_at_the_disc():
-    hu, bodies, xy = _column()
+def _two_bodies_as_one(bodies):
+    """Bodies 2 and 3 (and their disc) as one mask: split into two vertebrae."""
     (a0, a1), (b0, b1), (c0, c1), (d0, d1) = bodies
-    pieces = [(a0, a1), (c0, b1), (d0, d1)]          # bodies 2 and 3 (and their disc) as one mask
-    owner, handed, added = partition_at_discs(_instances(hu.shape, xy, pieces), hu)
-    assert (handed, added) == (0, 1)
+    return [(a0, a1), (c0, b1), (d0, d1)]
+
+
+@pytest.mark.parametrize("pieces, expected", [(_across_a_disc, (1, 0)), (_two_bodies_as_one, (0, 1))])
+def test_a_mask_running_across_a_disc_is_cut_there(pieces, expected):
+    hu, bodies, xy = _column()
+    owner, handed, added = partition_at_discs(_instances(hu.shape, xy, pieces(bodies)), hu)
+    assert (handed, added) == expected
     per_body = _labels_per_body(owner, xy, bodies)
     assert all(len(labels) == 1 for labels in per_body) and len(set().union(*per_body)) == 4
 
