@@ -35,7 +35,14 @@ MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 BATCH = 8
 # Body-centre peaks at least this far apart (half a small lumbar body) and this likely seed the split.
 MARKER_DISTANCE_MM, MARKER_LEVEL = 10.0, 0.3
+BODY_HALF_HEIGHT_MM = 35.0     # from its seed: past this a region reaches the centre of the next body (steps 30-40 mm)
+BODY_WIDTH_MM = 50.0           # peaks this far apart left-right at one height and depth: one lumbar body
 CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+# Levels on MR are counted from the bottom, not read from each body: a structure's confidence is its
+# segmentation's, capped by the share of levels such a count got right in the 4-fold cross-validation
+# (anchored or not; benchmarks/eval_mr.py, docs/BENCHMARKS.md "MR"), so that a high confidence never
+# hides a shifted count.
+LEVEL_TRUST = {True: 0.7, False: 0.4}      # measured 0.74 (146 structures) and 0.40 (30)
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
 
@@ -68,15 +75,43 @@ def split_bodies(body_mask: np.ndarray, body_prob: np.ndarray, centres: np.ndarr
                            exclude_border=False)
     if len(peaks):
         markers = np.zeros(body_mask.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        markers[tuple(peaks.T)] = one_seed_per_body(peaks, spacing) + 1
     else:
         markers = _body_cores(body_prob, body_mask, spacing)
     if markers.max() == 0:
         return ndimage.label(body_mask)[0]
     split = watershed(-body_prob, markers, mask=body_mask)
+    split = _within_a_body_height(split, markers, spacing)
     # parts of the mask without a seed stay as components of their own
     rest, _ = ndimage.label(body_mask & (split == 0))
     return np.where(rest > 0, rest + int(markers.max()), split)
+
+
+def _within_a_body_height(split: np.ndarray, markers: np.ndarray, spacing) -> np.ndarray:
+    """Each seed's region cut to a body's half height above and below its seed: where the body mask
+    runs on through lateral slices with no disc found, the watershed carries one seed's region over
+    its neighbours' heights (a 'body' 110 mm tall then falls out of the chain of bodies). What is cut
+    off becomes a part of its own."""
+    n = int(markers.max())
+    seed_s = np.asarray(ndimage.median(np.indices(markers.shape)[2], markers, index=np.arange(1, n + 1)), float)
+    s_mm = np.arange(split.shape[2]) * float(spacing[2])
+    lut = np.concatenate([[np.nan], seed_s * float(spacing[2])])
+    far = np.abs(s_mm[None, None, :] - lut[split]) > BODY_HALF_HEIGHT_MM
+    return np.where(far & (split > 0), 0, split)
+
+
+def one_seed_per_body(peaks: np.ndarray, spacing) -> np.ndarray:
+    """A body label for each centre peak (voxel indices L, P, S). The sagittal networks mark a body's
+    centre on every slice through it, so one body can give peaks side by side, left and right: those
+    at one height and depth, less than a body's width apart, are one body (split in two halves, its
+    halves would fall out of the chain of bodies)."""
+    from scipy.sparse.csgraph import connected_components
+
+    mm = peaks * np.asarray(spacing, float)
+    apart = np.abs(mm[:, None, :] - mm[None, :, :])
+    same = (apart[..., 0] <= BODY_WIDTH_MM) & (apart[..., 1] <= MARKER_DISTANCE_MM) & \
+        (apart[..., 2] <= MARKER_DISTANCE_MM)
+    return connected_components(same, directed=False)[1]
 
 
 def _body_cores(body_prob: np.ndarray, body_mask: np.ndarray, spacing) -> np.ndarray:
@@ -264,7 +299,8 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     for lut, comps, channel in ((lut_b, bodies, 0), (lut_d, discs, 1)):
         if len(lut) > 1:                              # one pass per class, not one per structure
             means = ndimage.mean(prob[channel], comps, index=np.arange(1, len(lut)))
-            confidence.update({int(i): float(m) for i, m in zip(lut[1:], np.atleast_1d(means))})
+            confidence.update({int(i): min(float(m), LEVEL_TRUST[anchored])
+                               for i, m in zip(lut[1:], np.atleast_1d(means))})
     array = to_input_grid(ids, grid, volume)
     present = sorted(int(i) for i in np.unique(array) if i)
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))

@@ -9,7 +9,7 @@ from spine_core.models.card import ModelCard
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
-from spine_core.pipeline.mr import MR_MODEL, NOT_ANCHORED, number_levels
+from spine_core.pipeline.mr import LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, number_levels, one_seed_per_body, split_bodies
 from spine_core.volume import ScanMetadata, Volume
 
 
@@ -38,6 +38,33 @@ def test_a_small_caudal_most_body_is_the_top_of_the_sacrum_not_l5():
     assert number_levels(body_s, disc_s, body_ml, lowest_at_border=True)[0] == [19, 20, 21, 22, 23, 24]
     # an L5 of ordinary size is L5
     assert number_levels(body_s[:5], disc_s[:5], body_ml[:5])[0] == [20, 21, 22, 23, 24]
+
+
+def test_centre_peaks_side_by_side_are_one_body_and_peaks_a_level_apart_are_two():
+    # (L, P, S) voxels of 1 mm: two peaks of one body 30 mm apart left-right, the next body 35 mm lower
+    peaks = np.array([[20, 50, 100], [50, 52, 101], [35, 50, 65]])
+    seeds = one_seed_per_body(peaks, (1.0, 1.0, 1.0))
+    assert seeds[0] == seeds[1] != seeds[2]
+    # on a 3 mm slice grid the same peaks in mm: left-right is read in mm, not voxels
+    assert one_seed_per_body(np.array([[7, 50, 100], [17, 52, 101]]), (3.0, 1.0, 1.0))[0] == 0 == \
+        one_seed_per_body(np.array([[7, 50, 100], [17, 52, 101]]), (3.0, 1.0, 1.0))[1]
+
+
+def test_a_body_mask_running_on_without_a_disc_is_cut_at_a_body_height_from_its_seed():
+    # one column of body mask 130 mm tall, two seeds 35 mm apart near its top: the watershed would give
+    # the lower seed everything below it; the part farther than a body's half height is its own part
+    mask = np.zeros((20, 20, 140), bool)
+    mask[5:15, 5:15, 5:135] = True
+    prob = np.where(mask, 0.9, 0.0)
+    centres = np.zeros(mask.shape)
+    centres[10, 10, 120] = centres[10, 10, 85] = 1.0
+    parts = split_bodies(mask, prob, centres, (1.0, 1.0, 1.0))
+    heights = {int(v): np.flatnonzero(np.any(parts == v, axis=(0, 1))) for v in np.unique(parts[mask])}
+    assert len(heights) == 3
+    for seed_s in (120, 85):
+        (label,) = {int(parts[10, 10, seed_s])}
+        assert heights[label].min() >= seed_s - 35 and heights[label].max() <= seed_s + 35
+    assert min(h.min() for h in heights.values()) == 5          # nothing of the mask is lost
 
 
 class IntensityOracle:
@@ -80,7 +107,8 @@ def test_an_mr_goes_through_the_mr_network_only():
     assert centres[24][2] < centres[23][2] < centres[22][2]        # L5 lowest (LPS: S grows upwards)
     assert centres[124][2] < centres[24][2] < centres[123][2]
     assert NOT_ANCHORED not in result.warnings
-    assert all(v.confidence > 0.9 for v in result.vertebrae)
+    # a sure segmentation, but a counted level: the confidence is the count's measured trust
+    assert all(v.confidence == LEVEL_TRUST[True] for v in result.vertebrae)
 
 
 def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
@@ -88,6 +116,7 @@ def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
     result = segment(mr_scan(with_sacrum_disc=False), SegmentOptions(), models=models)
     assert NOT_ANCHORED in result.warnings
     assert 24 in result.labels.ids()
+    assert all(v.confidence == LEVEL_TRUST[False] for v in result.vertebrae)
 
 
 def test_a_ct_never_reaches_the_mr_network_and_an_mr_never_the_ct_networks(tmp_path):
