@@ -4,7 +4,7 @@ and accept the result only if it is not worse.
 Stages (each resumes: state in OUT/work, the training checkpointed every few steps):
 
 1. scans: the site's studies (batch discovery), identified by voxel digests; MR scans are set aside
-   (no MR model ships to adapt yet);
+   (MR adaptation is not built yet);
 2. pseudo-labels: the parent pipeline (the models an analysis uses now, or ``--base``) runs on every
    scan; its vertebra centres anchor the unlabelled training regions;
 3. training (training.tasks_adapt): from the parent's weights, teacher-student consistency on the
@@ -178,7 +178,7 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
             skipped.append(f"a scan that does not load ({exc})")
             continue
         if modality != "CT":
-            skipped.append("an MR scan (no MR model ships to adapt yet)")
+            skipped.append("an MR scan (MR adaptation is not built yet)")
             continue
         digest = voxel_digest(volume)
         if digest in digests:

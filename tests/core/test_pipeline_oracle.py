@@ -180,7 +180,7 @@ def test_empty_scan_says_no_spine_was_found():
 
 
 @pytest.mark.parametrize("spacing,shape,modality,message", [
-    ((1.0, 1.0, 1.0), (70, 70, 100), "MR", "cannot read an MR"),
+    ((1.0, 1.0, 1.0), (70, 70, 100), "MR", "holds no anatomy"),     # through the MR analysis
     ((0.3, 0.3, 0.3), (70, 70, 100), "CT", "too small"),
     ((8.0, 8.0, 8.0), (20, 20, 20), "CT", "spacing"),
     ((0.1, 0.5, 0.5), (100, 100, 100), "CT", "spacing"),

@@ -197,7 +197,9 @@ def test_mixed_batch_survives_three_kills_and_matches_a_dask_cluster(tmp_path):
     fracture = next(r for r in records.values() if r.case_id == "phantom_fracture_L1")
     assert any(f.startswith("suspected fracture") for f in fracture.flags)
     assert any(f.startswith("metal") for f in records["phantom_hardware"].flags)
-    assert any("MR" in r.reason for r in records.values() if r.case_id.startswith("mr_lumbar"))
+    mr = next(r for r in records.values() if r.case_id.startswith("mr_lumbar"))
+    mr_metrics = json.loads((folder.case_dir(mr.case_id) / "metrics.json").read_text())
+    assert [m["id"] for m in mr_metrics["models"]] == ["mr-spine-seg"]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["cases"]) == len(records) and (out / "report.html").stat().st_size > 10_000
     # models were loaded once per worker process, not per case

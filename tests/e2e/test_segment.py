@@ -34,7 +34,7 @@ def _bad_inputs(tmp: Path) -> dict:
     write_dicom_series(make_volume(shape=(40, 40, 20), spacing=(1.0, 1.0, 2.0)), mr, DicomOptions(modality="MR"))
     zeros = lambda shape, spacing: Volume(np.zeros(shape, np.int16), affine_from_geometry(spacing))  # noqa: E731
     return {
-        "MR series": (mr, "cannot read an MR"),
+        "MR series of noise": (mr, "holds no anatomy"),     # reaches the MR analysis, refused for its content
         "tiny volume": (_write(zeros((20, 20, 20), (1.0, 1.0, 1.0)), tmp / "tiny.nii.gz"), "too small"),
         "thick slices": (_write(zeros((40, 40, 20), (1.0, 1.0, 8.0)), tmp / "thick.nii.gz"), "spacing"),
         "missing file": (tmp / "nothing.nii.gz", "does not exist"),

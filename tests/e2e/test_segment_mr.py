@@ -1,0 +1,44 @@
+"""`spineplan segment MR --modality mr` with the shipped MR model (mr-spine-seg) on a shared lumbar MR.
+
+The shipped model was trained on every shared MR case (docs/MODELS.md "MR"), so this is a regression
+check of the whole MR path, not an accuracy figure: the held-out figures are the cross-validation's
+(docs/BENCHMARKS.md "MR"). Measured 2026-11-30 on VB3_18 with the shipped model: body Dice (named)
+0.874, every level right, 6.3 s; floors sit below. (Trained on or not, VB3_12 and VB2_04 come out one
+level off or more: S1 taken for L5, the failure the benchmark describes.)"""
+import json
+
+import numpy as np
+import pytest
+
+from spine_core.io import load_labels
+from spine_core.models.shipped import SHIPPED_SHA256
+from tests.e2e.test_cli_io import spineplan
+
+CASE = "VB3_18"
+BODY_DICE_FLOOR, LEVELS_FLOOR = 0.75, 0.8
+
+
+@pytest.mark.shared_data
+def test_a_lumbar_mr_gets_numbered_bodies_and_discs_from_the_shipped_mr_model(shared_data, tmp_path):
+    from benchmarks.eval_mr import score
+    from training.mr_data import load_scan_and_labels
+
+    folder = shared_data / "mr" / CASE
+    out = tmp_path / "out"
+    result = spineplan("segment", folder / "image.nii.gz", "--modality", "mr", "-o", out)
+    assert result.returncode == 0, result.stderr
+    labels = load_labels(out / "labels.nii.gz")
+    ids = labels.ids()
+    bodies, discs = [i for i in ids if i < 100], [i for i in ids if i > 100]
+    assert len(bodies) >= 5 and set(bodies) <= set(range(17, 25)) | {26}
+    assert discs and set(discs) <= set(range(116, 125))
+    _, ref = load_scan_and_labels(shared_data / "mr", CASE)
+    scores = score(labels.array, ref.array)
+    assert scores["body_dice"] >= BODY_DICE_FLOOR and scores["identification"] >= LEVELS_FLOOR, scores
+    metrics = json.loads((out / "metrics.json").read_text())
+    used = {m["id"]: m for m in metrics["models"]}
+    assert set(used) == {"mr-spine-seg"} and used["mr-spine-seg"]["sha256"] == SHIPPED_SHA256["mr-spine-seg"]["onnx"]
+    # a level on MR is counted, not recognised: no structure claims more than the count's measured trust
+    shown = json.loads((out / "centroids.json").read_text())["vertebrae"]
+    assert shown and max(v["confidence"] for v in shown) <= 0.7 + 1e-6
+    assert np.all(np.isfinite([v["confidence"] for v in shown]))
