@@ -27,8 +27,8 @@ from spine_core.volume import LabelMap, Volume
 
 MR_MODEL = MR_SCAR_MODEL
 L5, DISC, SACRUM = 24, 100, 26
-# A caudal-most "body" this small next to the chain's others, not cut by the field of view, is the top of
-# the sacrum (S1 looks like a body on MR; the network finds part of it): it is not L5.
+# A caudal-most "body" this small next to the chain's others is the top of the sacrum (S1 looks like a
+# body on MR; the network finds part of it, or the field of view cuts it): it is not L5.
 SACRAL_TOP_FRACTION = 0.4
 MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 # Slices per network call: bounded memory on a 0.5 mm 512 x 512 reconstruction.
@@ -40,9 +40,13 @@ BODY_WIDTH_MM = 50.0           # peaks this far apart left-right at one height a
 CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 # Levels on MR are counted from the bottom, not read from each body: a structure's confidence is its
 # segmentation's, capped by the share of levels such a count got right in the 4-fold cross-validation
-# (anchored or not; benchmarks/eval_mr.py, docs/BENCHMARKS.md "MR"), so that a high confidence never
-# hides a shifted count.
-LEVEL_TRUST = {True: 0.7, False: 0.4}      # measured 0.74 (146 structures) and 0.40 (30)
+# (benchmarks/eval_mr.py, docs/BENCHMARKS.md "MR"): anchored 0.87 of 126 structures; not anchored 0.73 of
+# 44, kept below the review flag's 0.5 all the same, because an unanchored count that is wrong is wrong
+# everywhere at once. A high confidence never hides a shifted count.
+LEVEL_TRUST = {True: 0.85, False: 0.45}
+CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
+              "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
+              "against the sacrum")
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
 
@@ -221,13 +225,18 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
     the sacrum gets id 0 (dropped). ``body_ml``: the bodies' volumes, for telling S1 from L5."""
     body_order = np.argsort(body_s)                   # lowest first
     body_ids = np.zeros(len(body_s), int)
-    sacral = _sacral_top(body_order, body_ml, lowest_at_border)
+    sacral = _sacral_top(body_order, body_ml)
     for rank, index in enumerate(body_order[1:] if sacral else body_order):
         body_ids[index] = L5 - rank
     if sacral:
         body_ids[body_order[0]] = SACRUM
     lumbar = body_s[body_ids != SACRUM]
-    anchored = sacral or bool(len(disc_s) and len(lumbar) and disc_s.min() < lumbar.min())
+    # a small piece cut by the scan's lower edge is taken for S1 (lumbar MR shows the sacrum; in the
+    # cross-validation every such piece was S1), but it could be a cut L5: the count is then not anchored
+    if sacral and lowest_at_border:
+        anchored = False
+    else:
+        anchored = sacral or bool(len(disc_s) and len(lumbar) and disc_s.min() < lumbar.min())
     disc_ids = []
     for s in disc_s:
         above = [(b, vid) for b, vid in zip(body_s, body_ids) if b > s]
@@ -243,8 +252,8 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
     return [int(i) for i in body_ids], disc_ids, anchored
 
 
-def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None, at_border: bool) -> bool:
-    if body_ml is None or len(order) < 3 or at_border:
+def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None) -> bool:
+    if body_ml is None or len(order) < 3:
         return False
     others = np.asarray(body_ml, float)[order[1:]]
     return bool(body_ml[order[0]] < SACRAL_TOP_FRACTION * float(np.median(others)))
@@ -306,7 +315,7 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))
     warnings = list(volume.metadata.warnings)
     if present and not anchored:
-        warnings.append(NOT_ANCHORED)
+        warnings.append(CUT_SACRUM if SACRUM in body_ids else NOT_ANCHORED)
     timings["output"] = round(time.perf_counter() - began, 3)
     timings["total"] = round(time.perf_counter() - started, 3)
     progress.update(1.0, f"{len(body_ids)} bodies, {len(disc_ids)} discs")

@@ -33,9 +33,11 @@ def test_a_small_caudal_most_body_is_the_top_of_the_sacrum_not_l5():
     bodies, discs, anchored = number_levels(body_s, disc_s, body_ml)
     assert bodies == [20, 21, 22, 23, 24, 26] and anchored
     assert discs == [120, 121, 122, 123, 124, 0]          # the S1/S2 'disc' below the sacrum is dropped
-    # without volumes, or with the small one cut by the field of view, the old count stands
+    # without volumes the old count stands
     assert number_levels(body_s, disc_s)[0] == [19, 20, 21, 22, 23, 24]
-    assert number_levels(body_s, disc_s, body_ml, lowest_at_border=True)[0] == [19, 20, 21, 22, 23, 24]
+    # cut by the scan's lower edge it is still taken for S1, but the count is not anchored
+    bodies, _, anchored = number_levels(body_s, disc_s, body_ml, lowest_at_border=True)
+    assert bodies == [20, 21, 22, 23, 24, 26] and not anchored
     # an L5 of ordinary size is L5
     assert number_levels(body_s[:5], disc_s[:5], body_ml[:5])[0] == [20, 21, 22, 23, 24]
 
