@@ -96,12 +96,14 @@ def _within_a_body_height(split: np.ndarray, markers: np.ndarray, spacing) -> np
     runs on through lateral slices with no disc found, the watershed carries one seed's region over
     its neighbours' heights (a 'body' 110 mm tall then falls out of the chain of bodies). What is cut
     off becomes a part of its own."""
-    n = int(markers.max())
-    seed_s = np.asarray(ndimage.median(np.indices(markers.shape)[2], markers, index=np.arange(1, n + 1)), float)
-    s_mm = np.arange(split.shape[2]) * float(spacing[2])
-    lut = np.concatenate([[np.nan], seed_s * float(spacing[2])])
-    far = np.abs(s_mm[None, None, :] - lut[split]) > BODY_HALF_HEIGHT_MM
-    return np.where(far & (split > 0), 0, split)
+    seeded = np.flatnonzero(markers)                  # seed voxels only: no index grid of the whole volume
+    seed_k = ndimage.median(np.unravel_index(seeded, markers.shape)[2], markers.ravel()[seeded],
+                            index=np.arange(1, int(markers.max()) + 1))
+    reach = BODY_HALF_HEIGHT_MM / float(spacing[2])
+    low = np.concatenate([[-np.inf], np.asarray(seed_k, float) - reach]).astype(np.float32)
+    high = np.concatenate([[np.inf], np.asarray(seed_k, float) + reach]).astype(np.float32)
+    k = np.arange(split.shape[2], dtype=np.float32)
+    return np.where((k >= low[split]) & (k <= high[split]), split, 0)
 
 
 def one_seed_per_body(peaks: np.ndarray, spacing) -> np.ndarray:
