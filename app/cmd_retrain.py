@@ -1,5 +1,5 @@
-"""`spineplan retrain`: adapt the CT models to the site's own scans (training.retrain), guarded by a check
-on held-back corrections and the reference phantoms. Exit 0: the retrained model passed the check;
+"""`spineplan retrain`: adapt the CT vertebra segmentation or the MR model to the site's own scans
+(training.retrain), guarded by a check on held-back corrections and the reference phantoms. Exit 0: the retrained model passed the check;
 4: it was refused (nothing changes); 2: bad input; 130/143: cancelled or stopped (the last checkpoint is
 kept: the same command with the same -o resumes)."""
 from __future__ import annotations
@@ -51,7 +51,7 @@ def cmd_retrain(args) -> int:
         raise SpineError(f"'{args.base}' is not a folder of exported models (--base).")
     command = _recorded_command(args)
     options = RetrainOptions(scans=scans, out=Path(args.out), corrections=Path(args.corrections) if args.corrections
-                             else None, budget_minutes=args.budget_minutes, device=args.device,
+                             else None, modality=args.modality, budget_minutes=args.budget_minutes, device=args.device,
                              base=Path(args.base) if args.base else None, hold_back=args.hold_back,
                              tolerance=args.tolerance, max_steps=args.max_steps, threads=args.threads,
                              overrides=args.set or [], command=command,
@@ -106,9 +106,11 @@ def _register(outcome: dict, args) -> None:
 
 
 def add_retrain(sub) -> None:
-    p = sub.add_parser("retrain", help="adapt the CT models to this site's scans (needs torch); a worse model is "
-                       "refused")
-    p.add_argument("--scans", required=True, help="folder of the site's CT studies (DICOM series, NIfTI files)")
+    p = sub.add_parser("retrain", help="adapt the CT or MR models to this site's scans (needs torch); a worse model "
+                       "is refused")
+    p.add_argument("--scans", required=True, help="folder of the site's studies (DICOM series, NIfTI files)")
+    p.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto",
+                   help="which model to adapt; auto: CT when the folder holds CT scans, else MR (one per run)")
     p.add_argument("--corrections", help="folder of saved plans / batch review folders / image+labels pairs: the "
                    "site's corrected cases (a share is held back for the check)")
     p.add_argument("--budget-minutes", type=float, default=30.0, help="time for the whole run (default 30)")

@@ -40,15 +40,30 @@ def load_scan_and_labels(root: Path, name: str):
 
 
 def load_mr_case(root: Path, name: str) -> MRCase:
+    return mr_case(name, *load_scan_and_labels(root, name))
+
+
+def mr_case(name: str, scan, labels) -> MRCase:
+    """A scan (Volume) and its labels (LabelMap) as the MR networks read them."""
     from spine_core.pipeline.mr_input import mr_input
     from spine_core.resample import resample_to_grid
 
-    scan, labels = load_scan_and_labels(root, name)
     image, grid = mr_input(scan)
     lab = np.asarray(resample_to_grid(labels, grid).array).astype(np.int16)
     ids = np.unique(lab)
     return MRCase(name, image, lab, bool(np.any((ids > 0) & (ids < DISC))), bool(np.any(ids >= DISC)),
                   np.flatnonzero(lab.reshape(lab.shape[0], -1).max(axis=1) > 0))
+
+
+def unlabelled_mr_case(name: str, scan) -> MRCase:
+    """A scan without labels as the MR networks read it; its sampled slices are the middle half across,
+    where the spine mostly is."""
+    from spine_core.pipeline.mr_input import mr_input
+
+    image, _ = mr_input(scan)
+    n = image.shape[0]
+    middle = np.arange(n // 4, max(n // 4 + 1, 3 * n // 4))
+    return MRCase(name, image, np.zeros(image.shape, np.int16), False, False, middle)
 
 
 def _on_scan_grid(labels, scan, name: str):

@@ -1,19 +1,24 @@
-"""Site retraining (``spineplan retrain``): adapt the CT vertebra segmentation to a hospital's own scans,
-and accept the result only if it is not worse.
+"""Site retraining (``spineplan retrain``): adapt the CT vertebra segmentation or the MR body / disc
+model to a hospital's own scans, and accept the result only if it is not worse.
 
-Stages (each resumes: state in OUT/work, the training checkpointed every few steps):
+One run adapts one modality (``--modality``; auto: CT when the site's folder holds CT scans, else MR);
+scans of the other are set aside with a note. Stages (each resumes: state in OUT/work, the training
+checkpointed every few steps):
 
-1. scans: the site's studies (batch discovery), identified by voxel digests; MR scans are set aside
-   (MR adaptation is not built yet);
-2. pseudo-labels: the parent pipeline (the models an analysis uses now, or ``--base``) runs on every
-   scan; its vertebra centres anchor the unlabelled training regions;
-3. training (training.tasks_adapt): from the parent's weights, teacher-student consistency on the
-   site's scans plus supervised batches of generated phantoms and the site's corrected cases (a fixed
-   share of the corrections is held back for the check), within the time budget;
+1. scans: the site's studies (batch discovery), identified by voxel digests;
+2. pseudo-labels: CT: the parent pipeline (the models an analysis uses now, or ``--base``) runs on
+   every scan; its vertebra centres anchor the unlabelled training regions. MR: the scans are read
+   onto the MR networks' grid (cross pseudo supervision needs no pipeline run);
+3. training, from the parent's weights, within the time budget, with supervised batches of generated
+   phantoms and the site's corrected cases (a fixed share of the corrections is held back for the
+   check): CT (training.tasks_adapt) teacher-student consistency on the site's scans; MR
+   (training.tasks_mr_adapt) cross pseudo supervision between two copies of the parent;
 4. export: ONNX + card;
 5. check: the parent and the candidate pipelines on the held-back corrections and on a fixed set of
-   generated reference phantoms (nothing real ships); accepted only if neither mean vertebra Dice nor
-   binary spine Dice drops by more than ``tolerance`` on either set. The table is printed and saved.
+   generated reference phantoms (CT phantoms, or T2 MR phantoms from the same anatomy: nothing real
+   ships); accepted only if neither score drops by more than ``tolerance`` on either set (CT: mean
+   vertebra Dice and binary spine Dice; MR: mean structure Dice over bodies and discs and their
+   binary Dice). The table is printed and saved.
 
 An accepted model is written to OUT/models with a card naming its parent (id, sha256), the data it saw
 as counts and voxel digests (never names or patient identifiers), budget, hardware and the check's
@@ -36,8 +41,12 @@ from spine_core.errors import Cancelled, SpineError
 log = logging.getLogger("spineplan.retrain")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "training" / "configs" / "vertebra_seg_adapt.json"
+MR_CONFIG = ROOT / "training" / "configs" / "mr_scar_adapt.json"
 MODEL_ID = "ct-vertebra-seg"
+MODEL_IDS = {"CT": MODEL_ID, "MR": "mr-spine-seg"}
 REFERENCE_SEEDS = (77001, 77002, 77003)
+MR_REFERENCE_SEEDS = (78001, 78002, 78003)
+MR_ANALYSIS_S = 20.0          # an MR analysis on two cores, for the budget before one was timed
 REFERENCE_OPTIONS = {"first_level": "T10", "last_level": "sacrum", "spacing_mm": (1.0, 1.0, 1.5), "fov_mm": 220.0,
                      "centre_on_spine": True}
 MIN_CONFIDENCE = 0.3          # pseudo-centres the parent pipeline was at least this sure of
@@ -50,16 +59,17 @@ class RetrainOptions:
     scans: Path
     out: Path
     corrections: Path | None = None
+    modality: str = "auto"                # auto | ct | mr
     budget_minutes: float = 30.0
     device: str = "auto"                  # auto | cpu | gpu
     base: Path | None = None              # a folder of exported models to adapt instead of the active set
     hold_back: float = 0.34
     tolerance: float = 0.005
-    reference_seeds: tuple[int, ...] = REFERENCE_SEEDS
+    reference_seeds: tuple[int, ...] | None = None     # default: REFERENCE_SEEDS (CT), MR_REFERENCE_SEEDS
     reference_options: dict = field(default_factory=lambda: dict(REFERENCE_OPTIONS))
     max_steps: int | None = None          # tests and smoke runs
     threads: int = 0
-    config: Path = CONFIG
+    config: Path | None = None            # default: CONFIG (CT) or MR_CONFIG
     overrides: list[str] = field(default_factory=list)   # --set SECTION.KEY=VALUE on the training config
     command: str = ""
 
@@ -80,7 +90,7 @@ class Reporter:
 
 # --- models -----------------------------------------------------------------------------------------
 
-def _preset_from_folder(folder: Path, device: str) -> dict:
+def _preset_from_folder(folder: Path, device: str, model_id: str = MODEL_ID) -> dict:
     """Every model exported into ``folder`` (``<id>.onnx`` + ``<id>.json``), its sha256 checked against its card."""
     from spine_core.models.card import ModelCard, sha256_of
     from spine_core.pipeline.models import LoadedModel
@@ -96,43 +106,44 @@ def _preset_from_folder(folder: Path, device: str) -> dict:
             raise SpineError(f"'{onnx}' does not match its card (sha256); export it again.")
         session, info = create_session(onnx, device)
         preset[card.id] = LoadedModel(card, session, info.provider)
-    if MODEL_ID not in preset:
-        raise SpineError(f"'{folder}' holds no {MODEL_ID} model to adapt.")
+    if model_id not in preset:
+        raise SpineError(f"'{folder}' holds no {model_id} model to adapt.")
     return preset
 
 
-def model_set(base: Path | None, device: str, extra: dict | None = None):
+def model_set(base: Path | None, device: str, extra: dict | None = None, model_id: str = MODEL_ID):
     """The parent's models (the active set, or ``base``), with ``extra`` loaded models in place of theirs."""
     from spine_core.pipeline.models import ModelSet
 
-    preset = _preset_from_folder(base, device) if base else {}
+    preset = _preset_from_folder(base, device, model_id) if base else {}
     return ModelSet(None, device, preset={**preset, **(extra or {})})
 
 
-def parent_model(base: Path | None, device: str):
-    """(card, ONNX path) of the vertebra segmentation model the adaptation starts from."""
-    models = model_set(base, device)
-    card = models.get(MODEL_ID).card
+def parent_model(base: Path | None, device: str, model_id: str = MODEL_ID):
+    """(card, ONNX path) of the model the adaptation starts from."""
+    models = model_set(base, device, model_id=model_id)
+    card = models.get(model_id).card
     if base:
-        return card, Path(base) / f"{MODEL_ID}.onnx"
-    registry = models._registry_of(MODEL_ID)
-    return card, registry.onnx_path(MODEL_ID)
+        return card, Path(base) / f"{model_id}.onnx"
+    registry = models._registry_of(model_id)
+    return card, registry.onnx_path(model_id)
 
 
-def load_onnx_weights(model, onnx_path: Path) -> None:
-    """The parent's weights into the torch network: the exporter keeps parameter names, so every tensor
-    must be found by name and shape (a network of another design is refused, never half-loaded)."""
-    import onnx
+def start_pair(pair, onnx_path: Path, spread: float, seed: int) -> None:
+    """Both networks of a cross pseudo supervision pair from the parent: the first exactly, the second
+    with every weight moved by ``spread`` x that tensor's own standard deviation (seeded), so the two
+    start as good as the parent but disagree where it is unsure."""
     import torch
-    from onnx import numpy_helper
 
-    found = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(onnx_path)).graph.initializer}
-    own = model.state_dict()
-    bad = [k for k, v in own.items() if k not in found or tuple(found[k].shape) != tuple(v.shape)]
-    if bad:
-        raise SpineError(f"The parent model '{onnx_path.name}' does not match the adaptation network ({len(bad)} of "
-                         f"{len(own)} tensors differ, e.g. '{bad[0]}'); it cannot be adapted by this version.")
-    model.load_state_dict({k: torch.from_numpy(np.array(found[k])) for k in own})
+    from training.onnx_weights import load_onnx_weights
+
+    load_onnx_weights(pair.a, onnx_path)
+    pair.b.load_state_dict(pair.a.state_dict())
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for p in pair.b.parameters():
+            if p.numel() > 1:
+                p.add_(spread * float(p.std()) * torch.randn(p.shape, generator=gen))
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -151,23 +162,29 @@ def _save_state(out: Path, state: dict) -> None:
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
 
 
-def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, state: dict):
-    """Every site CT on the model's grid with the parent pipeline's vertebra centres (cached by digest)."""
+def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, state: dict, wanted=("CT", "MR")):
+    """The site's scans of the ``wanted`` modalities: per modality (training inputs, digests). CT: each
+    scan on the model's grid with the parent pipeline's vertebra centres (cached by digest). MR: each
+    scan on the MR networks' grid, unlabelled. Scans of another modality are counted in
+    ``state["set_aside"]``."""
     from spine_core.pipeline.api import SegmentOptions
     from spine_core.pipeline.pipelines import segment
     from spine_core.pipeline.pipelines import scan_modality
     from spine_core.pipeline.preprocess import FILL_HU, canonical_grid, resample_image, scale_window
     from spine_core.workflows.batch_discovery import load_study
     from spine_core.workflows.site_data import find_scans, voxel_digest
+    from training.mr_data import unlabelled_mr_case
 
     studies = find_scans(options.scans)
     if not studies:
         raise SpineError(f"No scans were found in '{options.scans}'. Give the folder that holds the site's CT "
-                         "studies (DICOM series or NIfTI files).")
+                         "or MR studies (DICOM series or NIfTI files).")
     cache = state.setdefault("scans", {})
     skipped = state.setdefault("skipped", [])
+    set_aside = {"CT": 0, "MR": 0}
+    seen = {"CT": 0, "MR": 0}
     models = None
-    regions, digests = [], []
+    found = {"CT": ([], []), "MR": ([], [])}
     started = time.monotonic()
     for n, study in enumerate(studies):
         report("pseudo-labels", n / len(studies), f"scan {n + 1} of {len(studies)}")
@@ -177,11 +194,17 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
         except SpineError as exc:
             skipped.append(f"a scan that does not load ({exc})")
             continue
-        if modality != "CT":
-            skipped.append("an MR scan (MR adaptation is not built yet)")
+        if modality not in wanted:
+            set_aside[modality] = set_aside.get(modality, 0) + 1
             continue
+        seen[modality] += 1
         digest = voxel_digest(volume)
+        inputs, digests = found[modality]
         if digest in digests:
+            continue
+        if modality == "MR":
+            inputs.append(unlabelled_mr_case(f"site-{digest}", volume))
+            digests.append(digest)
             continue
         if digest not in cache:
             models = models or model_set(options.base, options.device)
@@ -202,16 +225,18 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
             continue
         grid = canonical_grid(volume, data_cfg.spacing_mm)
         image = scale_window(resample_image(volume, grid, fill=FILL_HU), data_cfg.window)
-        regions.append((image.astype(np.float32), [grid.lps_to_index(np.asarray(c)) for c in centres]))
+        inputs.append((image.astype(np.float32), [grid.lps_to_index(np.asarray(c)) for c in centres]))
         digests.append(digest)
     state["pseudo_wall_s"] = state.get("pseudo_wall_s", 0.0) + (time.monotonic() - started)
+    state["set_aside"], state["seen"] = set_aside, seen
     _save_state(options.out, state)
     state["skipped"] = sorted(set(skipped))
-    return regions, digests
+    return found
 
 
-def load_corrections(options: RetrainOptions):
-    """(train, held back) corrections, each (digest, image, labels), and what was skipped."""
+def load_corrections(options: RetrainOptions, modality: str = "CT"):
+    """(train, held back) corrections of ``modality``, each (digest, image, labels), and what was skipped."""
+    from spine_core.pipeline.pipelines import scan_modality
     from spine_core.workflows.site_data import find_corrections, hold_back, voxel_digest
 
     if options.corrections is None:
@@ -221,10 +246,14 @@ def load_corrections(options: RetrainOptions):
     for correction in found:
         try:
             image, labels = correction.load()
+            kind, _ = scan_modality(image, "")
         except SpineError as exc:
             skipped.append(f"a {correction.origin} correction that does not load ({exc})")
             continue
-        if not [i for i in labels.ids() if 0 < i < 100]:
+        if kind != modality:
+            skipped.append(f"a {correction.origin} correction of an {kind} scan (this run adapts the {modality} model)")
+            continue
+        if not [i for i in labels.ids() if 0 < i < 100 or (modality == "MR" and i > 0)]:
             skipped.append(f"a {correction.origin} correction without vertebra labels")
             continue
         loaded.append((voxel_digest(image), image, labels))
@@ -234,40 +263,75 @@ def load_corrections(options: RetrainOptions):
 
 # --- the check -----------------------------------------------------------------------------------------
 
-def reference_cases(options: RetrainOptions):
-    """The fixed reference set: generated phantoms (same seeds on every site: nothing real ships)."""
+def reference_cases(options: RetrainOptions, modality: str = "CT"):
+    """The fixed reference set: generated phantoms (same seeds on every site: nothing real ships). MR: T2
+    phantoms of the same generated anatomy (spine_core.phantom.mr)."""
     from spine_core.phantom import PhantomOptions, generate_phantom
+    from spine_core.phantom.mr import MRPhantomOptions, generate_mr_phantom
 
     cases = []
-    for seed in options.reference_seeds:
+    seeds = options.reference_seeds or (MR_REFERENCE_SEEDS if modality == "MR" else REFERENCE_SEEDS)
+    for seed in seeds:
+        if modality == "MR":
+            phantom = generate_mr_phantom(MRPhantomOptions(seed=int(seed)))
+            cases.append((f"mr-phantom{seed}", phantom.image, phantom.labels))
+            continue
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.reference_options.items()}
         phantom = generate_phantom(PhantomOptions.sample(int(seed), **fixed))
         cases.append((f"phantom{seed}", phantom.image, phantom.labels))
     return cases
 
 
-def score_set(cases, models, options: RetrainOptions, report: Reporter, done: list, total: int) -> dict:
-    """Mean vertebra Dice (misnumbered = 0) and binary spine Dice of one pipeline over ``cases``."""
+CHECK_METRICS = {"CT": ("mean vertebra Dice", "binary spine Dice"),
+                 "MR": ("mean body/disc Dice", "binary body/disc Dice")}
+
+
+def mr_scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(mean Dice over the reference's bodies and discs, misnumbered = 0; Dice of bodies and discs at any
+    level, over the kinds the reference holds: a body-only reference does not count predicted discs)."""
+    from spine_core.labels import DISC_OFFSET, SACRUM
+
+    def dice(a, b):
+        total = int(a.sum()) + int(b.sum())
+        return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+    def kind(a):
+        return np.where(a >= DISC_OFFSET, 2, np.where((a > 0) & (a != SACRUM), 1, 0))
+
+    ids = [int(i) for i in np.unique(ref) if i]
+    structures = float(np.mean([dice(pred == i, ref == i) for i in ids])) if ids else 0.0
+    held = [k for k in (1, 2) if np.any(kind(ref) == k)]
+    return structures, dice(np.isin(kind(pred), held), kind(ref) > 0)
+
+
+def score_set(cases, models, options: RetrainOptions, report: Reporter, done: list, total: int,
+              modality: str = "CT") -> dict:
+    """The check's two scores (CHECK_METRICS) of one pipeline over ``cases``: CT mean vertebra Dice
+    (misnumbered = 0) and binary spine Dice; MR ``mr_scores``."""
     from spine_core.metrics.evaluate import evaluate
     from spine_core.pipeline.api import SegmentOptions
     from spine_core.pipeline.pipelines import segment
 
-    vertebra, binary = [], []
+    first, second = [], []
     for _, image, labels in cases:
         started = time.monotonic()
         try:
-            result = segment(image, SegmentOptions(device=options.device), models=models)
-            summary = evaluate(result.labels, labels).summary
-            vertebra.append(summary.mean_dice)
-            binary.append(summary.binary_dice)
+            result = segment(image, SegmentOptions(device=options.device, modality=modality), models=models)
+            if modality == "MR":
+                scores = mr_scores(np.asarray(result.labels.array), np.asarray(labels.array))
+            else:
+                summary = evaluate(result.labels, labels).summary
+                scores = (summary.mean_dice, summary.binary_dice)
         except SpineError as exc:        # a model so bad that the analysis fails scores nothing
             log.info("the check's analysis failed: %s", exc)
-            vertebra.append(0.0)
-            binary.append(0.0)
+            scores = (0.0, 0.0)
+        first.append(scores[0])
+        second.append(scores[1])
         done.append(time.monotonic() - started)
         left = (total - len(done)) * float(np.mean(done))
         report("check", len(done) / total, f"checking: {len(done)} of {total} analyses", left)
-    return {"mean vertebra Dice": float(np.mean(vertebra)), "binary spine Dice": float(np.mean(binary))}
+    names = CHECK_METRICS[modality]
+    return {names[0]: float(np.mean(first)), names[1]: float(np.mean(second))}
 
 
 def compare(sets: dict, tolerance: float) -> tuple[bool, list[dict], str]:
@@ -296,10 +360,14 @@ def table_text(rows: list[dict]) -> str:
 
 # --- the whole run ---------------------------------------------------------------------------------------
 
-def _training_config(options: RetrainOptions, minutes: float) -> dict:
+def _config_path(options: RetrainOptions, modality: str) -> Path:
+    return Path(options.config or (MR_CONFIG if modality == "MR" else CONFIG))
+
+
+def _training_config(options: RetrainOptions, minutes: float, modality: str = "CT") -> dict:
     from training.config import apply_overrides
 
-    config = json.loads(Path(options.config).read_text(encoding="utf-8"))
+    config = json.loads(_config_path(options, modality).read_text(encoding="utf-8"))
     config = apply_overrides(config, options.overrides)
     optim = config["optim"]
     optim["max_minutes"] = max(minutes, 0.05)
@@ -311,13 +379,10 @@ def _training_config(options: RetrainOptions, minutes: float) -> dict:
     return config
 
 
-def train_candidate(options, config, regions, train_corrections, parent_onnx: Path, report: Reporter,
-                    budget_s: float):
-    from training.data import Case, prepare
+def _ct_task(config, regions, train_corrections):
+    from training.data import Case, load_datasets, prepare
     from training.tasks import data_config
     from training.tasks_adapt import AdaptSegTask, UnlabelledRegions
-    from training.data import load_datasets
-    from training.trainer import Trainer
 
     data = data_config(config)
     train, _ = load_datasets(replace(data, val_cases=[], phantom_val_seeds=[]))
@@ -329,14 +394,50 @@ def train_candidate(options, config, regions, train_corrections, parent_onnx: Pa
         "train": {"phantoms": sum(c.source == "phantoms" for c in train), "site_corrections": len(train_corrections),
                   "site_correction_digests": [d for d, _, _ in train_corrections]},
         "unlabelled": {"site_scans": len(regions), "pseudo_centres": sum(len(c) for _, c in regions)}}
+    return task
+
+
+def _mr_task(config, site_cases, train_corrections):
+    from spine_core.phantom.mr import MRPhantomOptions, generate_mr_phantom
+    from training.mr_data import mr_case
+    from training.tasks_mr_adapt import MRAdaptTask
+
+    phantoms = []
+    for seed in config["data"].get("phantom_train_seeds", []):
+        phantom = generate_mr_phantom(MRPhantomOptions(seed=int(seed)))
+        phantoms.append(mr_case(f"mr-phantom{seed}", phantom.image, phantom.labels))
+    corrected = [mr_case(f"site-{digest}", image, labels) for digest, image, labels in train_corrections]
+    task = MRAdaptTask(config, phantoms + corrected, [], int(config["optim"].get("seed", 0)), unlabelled=site_cases)
+    task.data_description = {
+        "train": {"phantoms": len(phantoms), "site_corrections": len(corrected),
+                  "site_correction_digests": [d for d, _, _ in train_corrections]},
+        "unlabelled": {"site_scans": len(site_cases), "slices": int(sum(len(c.slices) for c in site_cases))}}
+    return task
+
+
+def train_candidate(options, config, inputs, train_corrections, parent_onnx: Path, report: Reporter,
+                    budget_s: float, modality: str = "CT"):
+    """Train the candidate from the parent's weights (resuming OUT/work/training/last.pt if there is one)."""
+    from training.trainer import Trainer
+
+    if modality == "MR":
+        task = _mr_task(config, inputs, train_corrections)
+    else:
+        task = _ct_task(config, inputs, train_corrections)
     work = options.out / "work" / "training"
     trainer = Trainer(task, config, work, options.command, progress_bar=False)
     last = work / "last.pt"
     if last.exists():
         trainer.resume(last)
+    elif modality == "MR":
+        start_pair(trainer.model, parent_onnx, float(config.get("task", {}).get("perturb", 0.05)),
+                   int(config["net"].get("pair_seed", 1)))
     else:
+        from training.onnx_weights import load_onnx_weights
+
         load_onnx_weights(trainer.model, parent_onnx)
-    task.start_teacher(trainer.model)
+    if modality == "CT":
+        task.start_teacher(trainer.model)
     limit_s = 60 * float(config["optim"]["max_minutes"])
     max_steps = int(config["optim"]["max_steps"])
 
@@ -347,6 +448,28 @@ def train_candidate(options, config, regions, train_corrections, parent_onnx: Pa
 
     trainer.on_step = on_step
     return trainer.fit(), trainer
+
+
+WANTED = {"auto": ("CT", "MR"), "ct": ("CT",), "mr": ("MR",)}
+
+
+def _adapted_modality(options: RetrainOptions, state: dict) -> str:
+    """The modality this run adapts: the one asked for, else CT when the site has CT scans, else MR."""
+    wanted = WANTED[options.modality]
+    if len(wanted) == 1:
+        return wanted[0]
+    seen = state.get("seen", {})
+    return "MR" if not seen.get("CT") and seen.get("MR") else "CT"
+
+
+def _set_aside_notes(state: dict, found: dict, modality: str) -> list[str]:
+    notes = []
+    other = "MR" if modality == "CT" else "CT"
+    count = state.get("set_aside", {}).get(other, 0) + len(found.get(other, ([], []))[1])
+    if count:
+        notes.append(f"{count} {other} scan(s) set aside: this run adapts the {modality} model "
+                     f"(run again with --modality {other.lower()})")
+    return notes
 
 
 def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict:
@@ -362,27 +485,42 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
     out.mkdir(parents=True, exist_ok=True)
     if (out / "retrain.json").exists():
         return json.loads((out / "retrain.json").read_text(encoding="utf-8"))
+    if options.modality not in WANTED:
+        raise SpineError(f"--modality must be one of {', '.join(WANTED)}, not '{options.modality}'.")
     state = _state(out)
     state.setdefault("started", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     report("scans", 0.0, "finding the site's scans and corrections")
-    parent_card, parent_onnx = parent_model(options.base, options.device)
-    config = _training_config(options, options.budget_minutes)
-    data = data_config(config)
-    train_corr, back_corr, skipped_corr = load_corrections(options)
-    regions, digests = pseudo_label_scans(options, data, report, state)
-    if not regions:
+    wanted = WANTED[options.modality]
+    if len(wanted) == 1:      # a base folder without the model is refused before any scan is read
+        parent_model(options.base, options.device, MODEL_IDS[wanted[0]])
+    found = pseudo_label_scans(options, data_config(_training_config(options, options.budget_minutes)), report,
+                               state, wanted)
+    modality = _adapted_modality(options, state)
+    model_id = MODEL_IDS[modality]
+    inputs, digests = found[modality]
+    if not inputs:
+        other = "MR" if modality == "CT" else "CT"
+        if not state.get("seen", {}).get(modality):
+            aside = state.get("set_aside", {}).get(other, 0)
+            raise SpineError(f"No {modality} scan that loads was found in '{options.scans}', so there is nothing to "
+                             f"adapt the {modality} model to" + (f"; it holds {aside} {other} scan(s): adapt the "
+                                                                 f"{other} model with --modality {other.lower()}."
+                                                                 if aside else "."))
         raise SpineError("The parent pipeline found no vertebra on any of the site's CT scans, so there is nothing "
                          "to adapt to. Check that the folder holds spine CTs.")
-    references = reference_cases(options)
+    parent_card, parent_onnx = parent_model(options.base, options.device, model_id)
+    train_corr, back_corr, skipped_corr = load_corrections(options, modality)
+    references = reference_cases(options, modality)
     # the check runs after training; keep the whole run within the budget using the measured analysis time
-    per_analysis = state.get("pseudo_s", 0.0) / max(len(state.get("scans", {})), 1) or 30.0
+    per_analysis = (MR_ANALYSIS_S if modality == "MR" else
+                    state.get("pseudo_s", 0.0) / max(len(state.get("scans", {})), 1) or 30.0)
     check_s = 2 * per_analysis * (len(back_corr) + len(references))
     train_minutes = (60 * options.budget_minutes - state.get("pseudo_wall_s", 0.0) - check_s) / 60
-    config = _training_config(options, train_minutes)
-    last, trainer = train_candidate(options, config, regions, train_corr, parent_onnx, report, check_s)
+    config = _training_config(options, train_minutes, modality)
+    last, trainer = train_candidate(options, config, inputs, train_corr, parent_onnx, report, check_s, modality)
     report("export", 0.0, "exporting the candidate model")
     candidate_dir = out / "work" / "candidate"
-    onnx_path, card_path, parity = export_checkpoint(last, candidate_dir, MODEL_ID)
+    onnx_path, card_path, parity = export_checkpoint(last, candidate_dir, model_id)
 
     from spine_core.models.card import ModelCard
     from spine_core.pipeline.models import LoadedModel
@@ -390,26 +528,27 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
 
     card = ModelCard.load(card_path)
     session, info = create_session(onnx_path, options.device)
-    candidate = {MODEL_ID: LoadedModel(card, session, info.provider)}
-    sets = {f"reference phantoms ({len(references)})": references}
+    candidate = {model_id: LoadedModel(card, session, info.provider)}
+    sets = {f"reference {'MR ' if modality == 'MR' else ''}phantoms ({len(references)})": references}
     if back_corr:
         sets[f"held-back corrections ({len(back_corr)})"] = [(d, i, lab) for d, i, lab in back_corr]
     total, done, scores = 2 * sum(len(c) for c in sets.values()), [], {}
-    parent_models = model_set(options.base, options.device)
-    candidate_models = model_set(options.base, options.device, candidate)
+    parent_models = model_set(options.base, options.device, model_id=model_id)
+    candidate_models = model_set(options.base, options.device, candidate, model_id=model_id)
     for name, cases in sets.items():
-        before = score_set(cases, parent_models, options, report, done, total)
-        after = score_set(cases, candidate_models, options, report, done, total)
+        before = score_set(cases, parent_models, options, report, done, total, modality)
+        after = score_set(cases, candidate_models, options, report, done, total, modality)
         scores[name] = (before, after)
     accepted, rows, reason = compare(scores, options.tolerance)
-    outcome = {"accepted": accepted, "model_id": MODEL_ID, "onnx": None, "card": None, "reason": reason,
-               "tolerance": options.tolerance, "comparison": rows, "budget_minutes": options.budget_minutes,
+    skipped = sorted(set(state.get("skipped", []) + skipped_corr + _set_aside_notes(state, found, modality)))
+    outcome = {"accepted": accepted, "model_id": model_id, "modality": modality, "onnx": None, "card": None,
+               "reason": reason, "tolerance": options.tolerance, "comparison": rows,
+               "budget_minutes": options.budget_minutes,
                "steps": trainer.step, "wall_s": round(trainer.wall_s + state.get("pseudo_wall_s", 0.0), 1),
                "parent": {"id": parent_card.id, "version": parent_card.version, "sha256": parent_card.sha256},
                "data": {"site_scans": len(digests), "site_scan_digests": digests,
                         "corrections_trained": len(train_corr), "corrections_held_back": len(back_corr),
-                        "held_back_digests": [d for d, _, _ in back_corr],
-                        "skipped": sorted(set(state.get("skipped", []) + skipped_corr))},
+                        "held_back_digests": [d for d, _, _ in back_corr], "skipped": skipped},
                "hardware": hardware(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if accepted:
         final = write_model(out / "models", onnx_path, card, parent_card, outcome, parity)
@@ -417,6 +556,12 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
     write_outcome(out, outcome)
     report("check", 1.0, reason, 0.0)
     return outcome
+
+
+METHODS = {"CT": ("teacher-student consistency on the site's scans around the parent pipeline's vertebra "
+                  "centres + supervised phantoms and corrections"),
+           "MR": ("cross pseudo supervision between two copies of the parent on the site's MR slices (CutMix) + "
+                  "supervised generated T2 MR phantoms and corrections")}
 
 
 def write_model(folder: Path, onnx_path: Path, card, parent_card, outcome: dict, parity: float) -> Path:
@@ -427,12 +572,12 @@ def write_model(folder: Path, onnx_path: Path, card, parent_card, outcome: dict,
 
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    model_id = outcome.get("model_id", MODEL_ID)
     training = dict(card.training)
     training["site_adaptation"] = {k: outcome[k] for k in ("parent", "data", "budget_minutes", "steps", "wall_s",
                                                            "hardware", "tolerance", "comparison")}
     training["parent_training"] = parent_card.training
-    training["site_adaptation"]["method"] = ("teacher-student consistency on the site's scans around the parent "
-                                             "pipeline's vertebra centres + supervised phantoms and corrections")
+    training["site_adaptation"]["method"] = METHODS[outcome.get("modality", "CT")]
     metrics = {**card.metrics, "onnx_parity_max_abs_error": parity,
                "site_check": {r["set"] + ": " + r["metric"]: {"parent": r["parent"], "candidate": r["candidate"]}
                               for r in outcome["comparison"]}}
@@ -440,10 +585,10 @@ def write_model(folder: Path, onnx_path: Path, card, parent_card, outcome: dict,
                     metrics=metrics, license=parent_card.license + "; adapted on the site's own scans and generated phantoms",
                     notes=card.notes + f" Adapted at a site from {outcome['parent']['id']} "
                                        f"(sha256 {outcome['parent']['sha256'][:12]}...).")
-    target = folder / f"{MODEL_ID}.onnx"
+    target = folder / f"{model_id}.onnx"
     with atomic_path(target) as tmp:
         shutil.copyfile(onnx_path, tmp)
-    return final.save(folder / f"{MODEL_ID}.json")
+    return final.save(folder / f"{model_id}.json")
 
 
 def write_outcome(out: Path, outcome: dict) -> None:

@@ -20,6 +20,7 @@ TASKS = {"localizer": "training.tasks:LocalizerTask",
          "labeler": "training.tasks_m2:LabelerTask",
          "joint": "training.tasks_m3:JointTask",
          "mr_scar": "training.tasks_mr:MRScarTask",
+         "mr_scar_pair": "training.tasks_mr_adapt:MRAdaptTask",
          "mr_sshs2d": "training.tasks_mr_sshs:MRSSHS2DTask",
          "mr_sshs3d": "training.tasks_mr_sshs:MRSSHS3DTask"}
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from training import augment
 from training.losses import dice_bce_loss
-from training.mr_data import DISC, MRCase, shared_mr_root
+from training.mr_data import DISC, MRCase, shared_mr_root, unlabelled_mr_case
 from training.tasks_mr import MRScarTask, MRSliceSampler, _bias_field, _crop, masked_dice
 
 
@@ -102,17 +102,13 @@ def ramp(step: int, steps: int) -> float:
 def load_unlabelled_mr(config: dict) -> list[MRCase]:
     """``data.unlabelled_cases``: scan paths or shared MR case names; their labels are never read."""
     from spine_core.io import load_scan
-    from spine_core.pipeline.mr_input import mr_input
 
     data = config.get("data", {})
     root = shared_mr_root(data.get("shared_root", ""))
     cases = []
     for entry in data.get("unlabelled_cases", []):
         path = Path(entry) if Path(entry).exists() else root / entry / "image.nii.gz"
-        image, _ = mr_input(load_scan(path))
-        n = image.shape[0]
-        middle = np.arange(n // 4, max(n // 4 + 1, 3 * n // 4))     # where the spine is, mostly
-        cases.append(MRCase(Path(entry).name, image, np.zeros(image.shape, np.int16), False, False, middle))
+        cases.append(unlabelled_mr_case(Path(entry).name, load_scan(path)))
     return cases
 
 
@@ -143,7 +139,7 @@ class MRSSHS2DTask(MRScarTask):
         return self.cps_weight * ramp(self.step, self.ramp_steps)
 
     def batch(self) -> dict:
-        batch = super().batch()
+        batch = super().batch() if self.sampler is not None else {}
         self.step += 1
         if self.unlabelled_sampler is not None:
             n = self.unlabelled_batch
@@ -158,6 +154,10 @@ class MRSSHS2DTask(MRScarTask):
         seg_b, _ = model.b(batch["image"])
         total, parts = masked_seg_loss(seg_a, batch["target"], batch["known"])
         total = total + masked_seg_loss(seg_b, batch["target"], batch["known"])[0]
+        return self.with_cps(model, batch, total, parts)
+
+    def with_cps(self, model, batch: dict, total, parts: dict):
+        """``total`` plus the weighted CPS loss of the batch's unlabelled part (if any); the parts logged."""
         if "u_image" in batch:
             weight = self.consistency_weight()
             cps = cps_loss(model.a, model.b, {k[2:]: v for k, v in batch.items() if k.startswith("u_")})

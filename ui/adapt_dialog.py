@@ -1,9 +1,9 @@
-"""Tools > Adapt to local scans: a site's imaging physicist adapts the CT models to the hospital's own
+"""Tools > Adapt to local scans: a site's imaging physicist adapts the CT or MR models to the hospital's own
 scanners with `spineplan retrain`, run in a subprocess (ui/retrain_process.py) while the window stays
 usable.
 
 The dialog is not modal. It takes the site's scans (required), its corrections (optional: saved plans or
-batch review folders), a time budget, the device and an output folder; shows the stage, progress and time
+batch review folders), which models (auto: CT when the folder holds CT scans, else MR), a time budget, the device and an output folder; shows the stage, progress and time
 left while training runs; and at the end the check's before/after table. A model that passed the check is
 not in use until **Use this model** registers it in the site registry and makes it active (Preferences >
 Models or `spineplan models rollback` go back); **Discard** leaves the active models as they are. Cancel
@@ -29,6 +29,8 @@ from ui.tables import style_rows
 
 STAGES = {"scans": "Reading the site's scans", "pseudo-labels": "Making pseudo-labels", "training": "Training",
           "export": "Exporting the model", "check": "Checking against the reference sets", "done": "Done"}
+MODALITIES = (("auto: CT if the folder holds CT scans, else MR", "auto"), ("CT: vertebra segmentation", "ct"),
+              ("MR: vertebral bodies and discs", "mr"))
 COLUMNS = ("Set", "Metric", "Before", "Adapted", "Verdict")
 RESUME_NOTE = "Cancel keeps the last checkpoint: Start with the same output folder resumes."
 USED_NOTE = ("New analyses use the adapted model; Preferences > Models or `spineplan models rollback` "
@@ -70,7 +72,7 @@ class AdaptDialog(QDialog):
         self.last_error = ""
         self._used = False                # the accepted model was put in use
         layout = QVBoxLayout(self)
-        intro = QLabel("Trains the CT models further on this hospital's own scans (and the cases its clinicians "
+        intro = QLabel("Trains the CT or MR models further on this hospital's own scans (and the cases its clinicians "
                        "corrected), then checks the result against the reference sets: a worse model is refused. "
                        "The models in use stay as they are until you choose <b>Use this model</b>.")
         intro.setWordWrap(True)
@@ -97,11 +99,17 @@ class AdaptDialog(QDialog):
         box = QGroupBox("Training data and budget")
         form = QFormLayout(box)
         self.scans_edit = QLineEdit()
-        self.scans_edit.setPlaceholderText("required: a folder of the site's CT scans (DICOM folders, NIfTI, ...)")
+        self.scans_edit.setPlaceholderText("required: a folder of the site's scans (DICOM folders, NIfTI, ...)")
         self._folder_row(form, "Site's scans", self.scans_edit, "Folder of the site's scans")
         self.corrections_edit = QLineEdit()
         self.corrections_edit.setPlaceholderText("optional: saved plans or batch review folders")
         self._folder_row(form, "Corrections", self.corrections_edit, "Folder of corrections (plans, batch reviews)")
+        self.modality_box = QComboBox()
+        for text, value in MODALITIES:
+            self.modality_box.addItem(text, value)
+        self.modality_box.setToolTip("One run adapts one modality; scans of the other are set aside "
+                                     "(`spineplan retrain --modality`)")
+        form.addRow("Models", self.modality_box)
         self.budget_box = QSpinBox()
         self.budget_box.setRange(1, 1440)
         self.budget_box.setValue(30)
@@ -222,7 +230,8 @@ class AdaptDialog(QDialog):
         if not out:
             return self._refuse("Choose an output folder.")
         return RetrainRequest(Path(scans).expanduser(), Path(corrections).expanduser() if corrections else None,
-                              self.budget_box.value(), self.device_box.currentText(), Path(out).expanduser())
+                              self.budget_box.value(), self.device_box.currentText(), Path(out).expanduser(),
+                              self.modality_box.currentData())
 
     def _refuse(self, text: str) -> None:
         self._say(text, WORSE)

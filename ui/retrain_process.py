@@ -45,6 +45,7 @@ class RetrainRequest:
     budget_minutes: int
     device: str
     out: Path
+    modality: str = "auto"           # auto | ct | mr: which model the run adapts
 
 
 def retrain_arguments(request: RetrainRequest) -> list[str]:
@@ -52,8 +53,8 @@ def retrain_arguments(request: RetrainRequest) -> list[str]:
     args = ["retrain", "--scans", str(request.scans)]
     if request.corrections is not None:
         args += ["--corrections", str(request.corrections)]
-    return args + ["--budget-minutes", str(int(request.budget_minutes)), "--device", request.device,
-                   "-o", str(request.out), "--progress", "json"]
+    return args + ["--modality", request.modality, "--budget-minutes", str(int(request.budget_minutes)),
+                   "--device", request.device, "-o", str(request.out), "--progress", "json"]
 
 
 def retrain_command(request: RetrainRequest) -> tuple[str, list[str]]:

@@ -10,8 +10,10 @@ from spine_core.volume import Volume
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    # float32 in, float32 out; clipping avoids overflow warnings for large logits
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
+    """float32 probabilities of logits, without overflow for large ones (every network's output)."""
+    from scipy.special import expit
+
+    return expit(x).astype(np.float32, copy=False)
 
 
 def reassign(owner: np.ndarray, freed: np.ndarray, steps: int = 6) -> None:

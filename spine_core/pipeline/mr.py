@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from spine_core.labels import label_names
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
+from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.mr_input import mr_input, slice_stack
 from spine_core.pipeline.output import result_rows, to_input_grid
@@ -61,7 +62,7 @@ def probabilities(image: np.ndarray, model, progress: Progress) -> np.ndarray:
         stop = min(n, start + BATCH)
         batch = np.stack([np.pad(slice_stack(image, i), [(0, 0), *pad]) for i in range(start, stop)])
         logits = np.concatenate(model.run({"image": batch})[:2], axis=1)[:, :, :p, :s]
-        out[:, start:stop] = np.moveaxis(1.0 / (1.0 + np.exp(-logits)), 1, 0)
+        out[:, start:stop] = np.moveaxis(sigmoid(logits), 1, 0)
         progress.update(stop / n, f"MR slices {stop}/{n}")
     return out
 

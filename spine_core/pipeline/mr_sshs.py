@@ -13,6 +13,7 @@ from itertools import product
 
 import numpy as np
 
+from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.mr_input import slice_stack
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
 from spine_core.progress import Progress, SubProgress
@@ -23,9 +24,6 @@ BATCH = 8          # slices per stage-1 call
 OVERLAP = 0.5
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
-
 
 def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Stage-1 body and disc probabilities (2, L, P, S) and features (F, L, P / r, S / r) of ``image``
@@ -35,7 +33,7 @@ def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.nda
     for start in range(0, n, BATCH):
         stop = min(n, start + BATCH)
         seg, feats = model.run({"image": np.stack([slice_stack(image, i) for i in range(start, stop)])})[:2]
-        probs[:, start:stop] = np.moveaxis(_sigmoid(seg), 1, 0)
+        probs[:, start:stop] = np.moveaxis(sigmoid(seg), 1, 0)
         if features is None:
             features = np.zeros((feats.shape[1], n, *feats.shape[2:]), np.float32)
         features[:, start:stop] = np.moveaxis(feats, 1, 0)
@@ -71,7 +69,7 @@ def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progre
                  slice(x // ratio, (x + patch[2]) // ratio))
         logits = model.run({"image": volume[(slice(None), *region)][None],
                             "features2d": features[(slice(None), *small)][None]})[0][0]
-        out[(slice(None), *region)] += _sigmoid(logits) * weight
+        out[(slice(None), *region)] += sigmoid(logits) * weight
         wsum[region] += weight
         progress.update((k + 1) / len(starts), f"MR window {k + 1}/{len(starts)} (3D)")
     return out[(slice(None), *[slice(0, s) for s in spatial])] / wsum[tuple(slice(0, s) for s in spatial)]

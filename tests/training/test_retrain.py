@@ -12,7 +12,8 @@ from spine_core.errors import Cancelled
 from spine_core.models.card import ModelCard, sha256_of
 from spine_core.models.registry import SHIPPED_FOLDER
 from spine_core.models.site import SITE_ENV, SiteModels
-from training.retrain import CONFIG, MODEL_ID, Reporter, RetrainOptions, compare, load_onnx_weights, run_retrain
+from training.onnx_weights import load_onnx_weights
+from training.retrain import CONFIG, MODEL_ID, Reporter, RetrainOptions, compare, run_retrain
 
 SMALL = {"first_level": "T12", "last_level": "L3", "spacing_mm": (1.5, 1.5, 1.5), "fov_mm": 150.0,
          "centre_on_spine": True}

@@ -113,10 +113,21 @@ def test_the_command_is_spineplan_retrain_with_json_progress(tmp_path):
     request = RetrainRequest(tmp_path / "scans", None, 45, "cpu", tmp_path / "out")
     program, args = retrain_command(request)
     assert program == sys.executable
-    assert args == ["-m", "app", "retrain", "--scans", str(tmp_path / "scans"), "--budget-minutes", "45",
-                    "--device", "cpu", "-o", str(tmp_path / "out"), "--progress", "json"]
-    with_corrections = RetrainRequest(tmp_path / "scans", tmp_path / "plans", 30, "auto", tmp_path / "out")
-    assert retrain_arguments(with_corrections)[3:5] == ["--corrections", str(tmp_path / "plans")]
+    assert args == ["-m", "app", "retrain", "--scans", str(tmp_path / "scans"), "--modality", "auto",
+                    "--budget-minutes", "45", "--device", "cpu", "-o", str(tmp_path / "out"), "--progress", "json"]
+    with_corrections = RetrainRequest(tmp_path / "scans", tmp_path / "plans", 30, "auto", tmp_path / "out", "mr")
+    assert retrain_arguments(with_corrections)[3:7] == ["--corrections", str(tmp_path / "plans"), "--modality", "mr"]
+
+
+def test_the_models_choice_reaches_the_command(qtbot, tmp_path):
+    dialog = AdaptDialog(command=lambda r: pytest.fail("must not start"))
+    qtbot.addWidget(dialog)
+    assert dialog.modality_box.currentData() == "auto"
+    (tmp_path / "scans").mkdir()
+    dialog.scans_edit.setText(str(tmp_path / "scans"))
+    dialog.modality_box.setCurrentIndex(dialog.modality_box.findData("mr"))
+    request = dialog.request()
+    assert request.modality == "mr" and retrain_arguments(request)[3:5] == ["--modality", "mr"]
 
 
 def test_defaults_and_missing_scans_are_said(qtbot, tmp_path):

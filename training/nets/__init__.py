@@ -32,6 +32,9 @@ NETS: dict[str, NetSpec] = {s.name: s for s in (
     NetSpec("mr_scar", "training.nets.mr_scar", "MRScarNet", "MRScarConfig", "mr-body-disc-segmentation",
             "M5 SCAR-Net style: 2D residual encoder + ASPP, U-Net decoder, body / disc branches with "
             "cross-class attention, key-point recognition branch"),
+    NetSpec("mr_scar_pair", "training.nets.mr_scar", "MRScarPair", "MRScarPairConfig", "mr-body-disc-segmentation",
+            "M5 SCAR-Net style (as mr_scar), adapted to a site's scans as a cross pseudo supervision pair "
+            "(first network exported)"),
     NetSpec("mr_sshs2d", "training.nets.mr_sshs", "MRSSHS2DPair", "MRSSHS2DConfig", "mr-body-disc-segmentation-2d",
             "M4 SSHSNet style, stage 1: 2D DeepLabv3+-style residual encoder + ASPP, low-level skip decoder, "
             "half-resolution input, trained as a cross pseudo supervision pair (first network exported)"),

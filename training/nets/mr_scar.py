@@ -14,12 +14,12 @@ centres, disc centres. The paper's version has a heavier encoder and an explicit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
-from training.nets.base import ExportableNet2D
+from training.nets.base import CPSPair, ExportableNet2D
 from training.nets.blocks import ASPP, ResBlock, Up2d
 
 
@@ -94,3 +94,28 @@ class MRScarNet(ExportableNet2D):
         segmentation = torch.cat([self.seg_body(body), self.seg_disc(disc)], dim=1)
         keypoints = self.recognition(torch.cat([x, body, disc], dim=1))
         return segmentation, keypoints
+
+
+@dataclass
+class MRScarPairConfig(MRScarConfig):
+    pair_seed: int = 1              # the second network's initialisation (site adaptation replaces both)
+
+
+class MRScarPair(CPSPair):
+    """Two ``MRScarNet`` trained by cross pseudo supervision (the MR site adaptation,
+    training/tasks_mr_adapt.py); export takes ``.a``, so the ONNX file is one MRScarNet."""
+
+    def __init__(self, config: MRScarPairConfig | None = None) -> None:
+        config = config or MRScarPairConfig()
+        net = MRScarConfig(**{f.name: getattr(config, f.name) for f in fields(MRScarConfig)})
+        super().__init__(lambda: MRScarNet(net), config.pair_seed)
+        self.config = config
+
+    def train(self, mode: bool = True) -> "MRScarPair":
+        """BatchNorm statistics stay frozen: the parent's are restored from a folded ONNX file
+        (training/onnx_weights.py) and the adaptation's small batches would not estimate them better."""
+        from training.onnx_weights import freeze_batch_norm
+
+        super().train(mode)
+        freeze_batch_norm(self)
+        return self
