@@ -1,6 +1,7 @@
 """docs/images/adapt/*.png: Tools > Adapt to local scans running the real `spineplan retrain` (on a generated
 phantom "site": two scans and one corrected case, a short training so the picture takes minutes, not the
-budget) mid-run and with its real result table, then Preferences > Models with the adapted model in use.
+budget) mid-run and with its real result table, then Preferences > Models with the adapted model in use;
+then the same dialog adapting the MR model on a site of two generated T2 MR scans (its result table).
 
     xvfb-run -a .venv/bin/python scripts/make_adapt_screenshots.py
 
@@ -25,8 +26,13 @@ def make_site() -> None:
     from spine_core.io.writers import save_labelmap
     from spine_core.phantom import PhantomOptions, generate_phantom
 
-    for name in ("site-ct-scans", "corrected-cases/case1"):
+    from spine_core.phantom.mr import MRPhantomOptions, generate_mr_phantom
+
+    for name in ("site-ct-scans", "corrected-cases/case1", "site-mr-scans"):
         (WORK / name).mkdir(parents=True)
+    for seed in (4545, 4546):
+        save_volume(generate_mr_phantom(MRPhantomOptions(seed=seed, first_level="L1", width_mm=50.0)).image,
+                    WORK / "site-mr-scans" / f"mr{seed}.nii.gz")
     for seed in (4242, 4244):
         save_volume(generate_phantom(PhantomOptions.sample(seed, **SMALL)).image,
                     WORK / "site-ct-scans" / f"scan{seed}.nii.gz")
@@ -40,7 +46,8 @@ def short_run(request):
     from ui.retrain_process import retrain_command
 
     program, args = retrain_command(request)
-    return program, [*args, "--max-steps", "40", "--threads", "1", "--reference-seeds", "77001"]
+    reference = "78001" if request.modality == "mr" else "77001"
+    return program, [*args, "--max-steps", "40", "--threads", "1", "--reference-seeds", reference]
 
 
 def wait(app, predicate, seconds: float) -> None:
@@ -97,8 +104,28 @@ def main() -> None:
     wait(app, lambda: False, 0.3)
     prefs.grab().save(str(OUT / "preferences_models.png"))
     prefs.close()
+    adapt_mr(app, window)
     window.close()
     print(f"pictures in {OUT}; the run's files in {WORK}")
+
+
+def adapt_mr(app, window) -> None:
+    """The MR model adapted on the MR phantom site: the result table (a picture, not a measurement)."""
+    from ui.retrain_process import default_output_folder
+
+    tools = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
+    next(a for a in tools.actions() if a.text().startswith("&Adapt")).trigger()
+    dialog = window.adapt.dialog
+    dialog.scans_edit.setText(str(WORK / "site-mr-scans"))
+    dialog.corrections_edit.setText("")
+    dialog.modality_box.setCurrentIndex(dialog.modality_box.findData("mr"))
+    dialog.out_edit.setText(str(default_output_folder()) + "-mr")
+    dialog.start_button.click()
+    wait(app, lambda: dialog.outcome is not None, 1200)
+    dialog.adjustSize()
+    wait(app, lambda: False, 0.3)
+    dialog.grab().save(str(OUT / "adapt_mr_result.png"))
+    dialog.close()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ slices of the site's scans (tasks_mr_sshs.cps_loss). When the site has corrected
 also has a supervised batch of them: segmentation and key points for both networks, masked per case
 (tasks_mr.MRScarTask.loss). Generated MR phantoms (``data.phantom_train_seeds``) can join that batch,
 but the shipped config leaves them out: they are not realistic MR (a few steps on them moved the
-parent's numbering on the reference phantoms from 0.41 to 0.16 mean Dice), and the acceptance check
-runs on phantoms of the same generator, which training on them would make circular. Export takes the
-first network.
+parent's numbering on the first version of the reference phantoms from 0.41 to 0.16 mean Dice), and
+the acceptance check runs on phantoms of the same generator, which training on them would make
+circular. Export takes the first network.
 """
 from __future__ import annotations
 

@@ -90,6 +90,33 @@ def mr_labels(labels: np.ndarray, affine: np.ndarray, options: PhantomOptions) -
     return out, sleeve
 
 
+def add_lumbosacral_disc(hu: np.ndarray, labels: np.ndarray, affine: np.ndarray, options: PhantomOptions) -> None:
+    """The L5/S1 disc, which the CT anatomy leaves out (its discs join two vertebrae, and the sacrum is not
+    one), drawn in place as ``skeleton`` draws the others: on the curve from the S1 endplate up to the
+    lowest vertebra, that vertebra's body outline, nucleus to annulus by radius; only where no bone is.
+    MR numbering counts from this disc, so without it no phantom count would be anchored."""
+    from spine_core.phantom.skeleton import DISC_HU
+
+    anatomy = phantom_layout(options)
+    lowest = anatomy["placements"][-1]
+    if lowest.disc_below <= 0 or "sacralised" in lowest.flags:
+        return
+    centre, rot = anatomy["curve"].frame(lowest.disc_below / 2)
+    a, b, half = lowest.dims.body_w / 2, lowest.dims.body_d / 2, lowest.disc_below / 2
+    rotation, origin = affine[:3, :3], affine[:3, 3]
+    reach = np.array([a + 4, b + 4, a + 4])
+    lo = np.floor(np.linalg.solve(rotation, centre - reach - origin)).astype(int)
+    hi = np.ceil(np.linalg.solve(rotation, centre + reach - origin)).astype(int) + 1
+    lo, hi = np.maximum(np.minimum(lo, hi), 0), np.minimum(np.maximum(lo, hi), labels.shape)
+    box = tuple(slice(int(l), int(h)) for l, h in zip(lo, hi))
+    idx = np.stack(np.meshgrid(*[np.arange(sl.start, sl.stop) for sl in box], indexing="ij"), -1)
+    u, v, w = np.moveaxis((idx @ rotation.T + origin - centre) @ rot, -1, 0)
+    r2 = (u / a) ** 2 + (v / (0.95 * b)) ** 2
+    inside = (r2 <= 1.0) & (np.abs(w) <= half) & (labels[box] == 0)
+    labels[box][inside] = DISC_OFFSET + lowest.vid
+    hu[box][inside] = DISC_HU["nucleus"] + (DISC_HU["annulus"] - DISC_HU["nucleus"]) * r2[inside]
+
+
 def generate_mr_phantom(options: MRPhantomOptions | None = None, progress: Progress | None = None) -> Phantom:
     """The phantom of ``options`` as a sagittal stack (array axes: inferior, posterior, right, as the
     shared MR sets store it), 1 mm in-plane and across, uint16 signal."""
@@ -102,6 +129,8 @@ def generate_mr_phantom(options: MRPhantomOptions | None = None, progress: Progr
     # The CT phantom is LPS-ordered (HFS): crop left-right to the sagittal stack around the spine.
     hu = ct.image.array.astype(np.float32)
     labels, sleeve = mr_labels(ct.labels.array, ct.image.affine, ct_opts)
+    if opts.last_level in ("sacrum", "S1"):
+        add_lumbosacral_disc(hu, labels, ct.image.affine, ct_opts)
     centre = np.mean([c for i, c in ct.centroids.items() if 0 < i < DISC_OFFSET], axis=0)
     x0 = int(round(ct.image.lps_to_index(centre)[0] - opts.width_mm / 2))
     x0 = int(np.clip(x0, 0, hu.shape[0] - int(opts.width_mm)))

@@ -27,7 +27,7 @@ def test_labels_hold_bodies_and_discs_only(phantom):
     bodies = [i for i in ids if i < DISC_OFFSET]
     discs = [i for i in ids if i >= DISC_OFFSET]
     assert bodies == [20, 21, 22, 23, 24] and SACRUM not in ids            # L2-L5, the sacrum unlabelled
-    assert discs == [120, 121, 122, 123]            # L2/L3 .. L4/L5; the CT anatomy draws no L5/S1 disc
+    assert discs == [120, 121, 122, 123, 124]                               # L2/L3 .. L5/S1
     labels = phantom.labels.array
     for i in bodies:                                                        # no arch: ~35 mm deep, not ~90
         depth = np.ptp(np.nonzero(labels == i)[1]) + 1
