@@ -1,7 +1,8 @@
 """docs/images/adapt/*.png: Tools > Adapt to local scans running the real `spineplan retrain` (on a generated
 phantom "site": two scans and one corrected case, a short training so the picture takes minutes, not the
 budget) mid-run and with its real result table, then Preferences > Models with the adapted model in use;
-then the same dialog adapting the MR model on a site of two generated T2 MR scans (its result table).
+then the same dialog adapting the MR model on a site of two generated T2 MR scans and two corrected ones
+(its result table).
 
     xvfb-run -a .venv/bin/python scripts/make_adapt_screenshots.py
 
@@ -30,9 +31,14 @@ def make_site() -> None:
 
     for name in ("site-ct-scans", "corrected-cases/case1", "site-mr-scans"):
         (WORK / name).mkdir(parents=True)
-    for seed in (4545, 4546):
-        save_volume(generate_mr_phantom(MRPhantomOptions(seed=seed, first_level="L1", width_mm=50.0)).image,
-                    WORK / "site-mr-scans" / f"mr{seed}.nii.gz")
+    for seed in (4545, 4546, 4646, 4747):
+        mr = generate_mr_phantom(MRPhantomOptions(seed=seed, first_level="L1", width_mm=50.0))
+        if seed < 4600:
+            save_volume(mr.image, WORK / "site-mr-scans" / f"mr{seed}.nii.gz")
+            continue
+        (WORK / f"corrected-mr/case{seed}").mkdir(parents=True)
+        save_volume(mr.image, WORK / f"corrected-mr/case{seed}/image.nii.gz")
+        save_labelmap(mr.labels, WORK / f"corrected-mr/case{seed}/labels.nii.gz")
     for seed in (4242, 4244):
         save_volume(generate_phantom(PhantomOptions.sample(seed, **SMALL)).image,
                     WORK / "site-ct-scans" / f"scan{seed}.nii.gz")
@@ -117,7 +123,7 @@ def adapt_mr(app, window) -> None:
     next(a for a in tools.actions() if a.text().startswith("&Adapt")).trigger()
     dialog = window.adapt.dialog
     dialog.scans_edit.setText(str(WORK / "site-mr-scans"))
-    dialog.corrections_edit.setText("")
+    dialog.corrections_edit.setText(str(WORK / "corrected-mr"))
     dialog.modality_box.setCurrentIndex(dialog.modality_box.findData("mr"))
     dialog.out_edit.setText(str(default_output_folder()) + "-mr")
     dialog.start_button.click()

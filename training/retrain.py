@@ -8,7 +8,8 @@ checkpointed every few steps):
 1. scans: the site's studies (batch discovery), identified by voxel digests;
 2. pseudo-labels: CT: the parent pipeline (the models an analysis uses now, or ``--base``) runs on
    every scan; its vertebra centres anchor the unlabelled training regions. MR: the scans are read
-   onto the MR networks' grid (cross pseudo supervision needs no pipeline run);
+   onto the MR networks' grid (cross pseudo supervision needs no pipeline run); MR needs corrected MR
+   cases too (without them the measured adaptation collapsed);
 3. training, from the parent's weights, within the time budget, with supervised batches of generated
    phantoms and the site's corrected cases (a fixed share of the corrections is held back for the
    check): CT (training.tasks_adapt) teacher-student consistency on the site's scans; MR
@@ -510,6 +511,11 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
                          "to adapt to. Check that the folder holds spine CTs.")
     parent_card, parent_onnx = parent_model(options.base, options.device, model_id)
     train_corr, back_corr, skipped_corr = load_corrections(options, modality)
+    if modality == "MR" and not train_corr:
+        raise SpineError("Adapting the MR model needs the site's corrected MR cases (--corrections: at least two, "
+                         "a third are held back for the check). Cross pseudo supervision on unlabelled MR scans "
+                         "alone lost every vertebral body when measured (docs/BENCHMARKS.md \"Site adaptation\"); "
+                         "the check would refuse such a model.")
     references = reference_cases(options, modality)
     # the check runs after training; keep the whole run within the budget using the measured analysis time
     per_analysis = (MR_ANALYSIS_S if modality == "MR" else

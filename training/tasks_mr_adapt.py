@@ -4,8 +4,9 @@ on the site's unlabelled MR scans, as M4 trains its stage 1, starting from the p
 The model is a pair of MRScarNet (training/nets/mr_scar.py ``MRScarPair``). Both start from the parent:
 the first exactly, the second with its weights perturbed (training.retrain), so the two disagree
 where the parent is unsure and each learns the other's hard pseudo-labels there, on CutMix-ed
-slices of the site's scans (tasks_mr_sshs.cps_loss). When the site has corrected MR cases, each step
-also has a supervised batch of them: segmentation and key points for both networks, masked per case
+slices of the site's scans (tasks_mr_sshs.cps_loss). Each step also has a supervised batch of the site's
+corrected MR cases (training.retrain refuses to start without them: CPS alone, measured, drifted to
+calling nothing a body): segmentation and key points for both networks, masked per case
 (tasks_mr.MRScarTask.loss). Generated MR phantoms (``data.phantom_train_seeds``) can join that batch,
 but the shipped config leaves them out: they are not realistic MR (a few steps on them moved the
 parent's numbering on the first version of the reference phantoms from 0.41 to 0.16 mean Dice), and

@@ -1,7 +1,8 @@
 """`spineplan retrain --modality mr` (training/retrain.py, training/tasks_mr_adapt.py) with tiny budgets: the
 shipped MR model's weights come back into torch exactly although its BatchNorms were folded at export; an
-MR site folder is adapted end to end and the accepted model is what `segment --modality mr` runs; a
-reckless retrain is refused with the active model unchanged."""
+MR site folder with corrected cases is adapted end to end and the accepted model is what `segment
+--modality mr` runs; a reckless retrain is refused with the active model unchanged; without corrections
+the MR adaptation is refused before it trains."""
 import json
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from training.onnx_weights import load_onnx_weights
 MR_ID = "mr-spine-seg"
 
 
+def _small(seed):
+    return generate_mr_phantom(MRPhantomOptions(seed=seed, first_level="L2", width_mm=40.0))
+
+
 @pytest.fixture(scope="module")
 def mr_site(tmp_path_factory):
     """A site folder holding one (generated) lumbar T2 MR under a patient-like name."""
@@ -25,9 +30,23 @@ def mr_site(tmp_path_factory):
 
     scans = tmp_path_factory.mktemp("mr-site") / "scans"
     scans.mkdir()
-    phantom = generate_mr_phantom(MRPhantomOptions(seed=4545, first_level="L2", width_mm=40.0))
-    save_volume(phantom.image, scans / "ROE_JANE_1961.nii.gz")
+    save_volume(_small(4545).image, scans / "ROE_JANE_1961.nii.gz")
     return scans
+
+
+@pytest.fixture(scope="module")
+def mr_corrections(tmp_path_factory):
+    """Two corrected MR cases (image + labels pairs): one trains, one is held back for the check."""
+    from spine_core.io import save_volume
+    from spine_core.io.writers import save_labelmap
+
+    root = tmp_path_factory.mktemp("mr-corrections")
+    for seed in (4646, 4747):
+        case, phantom = root / f"case{seed}", _small(seed)
+        case.mkdir()
+        save_volume(phantom.image, case / "image.nii.gz")
+        save_labelmap(phantom.labels, case / "labels.nii.gz")
+    return root
 
 
 @pytest.fixture()
@@ -66,14 +85,16 @@ def test_the_shipped_mr_model_loads_into_torch_although_its_batch_norms_were_fol
     assert np.allclose(conv.detach().reshape(conv.shape[0], -1).pow(2).mean(1).sqrt().numpy(), he, rtol=1e-3)
 
 
-def test_mr_retrain_runs_end_to_end_and_the_accepted_model_is_what_segment_runs(mr_site, tmp_path, site, capsys):
+def test_mr_retrain_runs_end_to_end_and_the_accepted_model_is_what_segment_runs(mr_site, mr_corrections, tmp_path,
+                                                                                site, capsys):
     out = tmp_path / "retrain"
-    code = _retrain(mr_site, out, "--max-steps", "2", "--set", "optim.lr=1e-7")
+    code = _retrain(mr_site, out, "--corrections", str(mr_corrections), "--max-steps", "2", "--set", "optim.lr=1e-7")
     assert code == 0, capsys.readouterr().err
     outcome = json.loads((out / "retrain.json").read_text())
     assert outcome["accepted"] and outcome["modality"] == "MR" and outcome["model_id"] == MR_ID
     assert {r["metric"] for r in outcome["comparison"]} == {"mean body/disc Dice", "binary body/disc Dice"}
-    assert {r["set"] for r in outcome["comparison"]} == {"reference MR phantoms (1)"}
+    assert {r["set"] for r in outcome["comparison"]} == {"reference MR phantoms (1)", "held-back corrections (1)"}
+    assert outcome["data"]["corrections_trained"] == 1 and outcome["data"]["corrections_held_back"] == 1
     card = ModelCard.load(outcome["card"])
     adaptation = card.training["site_adaptation"]
     assert card.id == MR_ID and "+site" in card.version and card.sha256 == sha256_of(outcome["onnx"])
@@ -89,10 +110,11 @@ def test_mr_retrain_runs_end_to_end_and_the_accepted_model_is_what_segment_runs(
     assert used[MR_ID] == card.sha256 != sha256_of(SHIPPED_FOLDER / f"{MR_ID}.onnx")
 
 
-def test_a_reckless_mr_retrain_is_refused_and_the_active_model_is_unchanged(mr_site, tmp_path, site, capsys):
+def test_a_reckless_mr_retrain_is_refused_and_the_active_model_is_unchanged(mr_site, mr_corrections, tmp_path, site,
+                                                                            capsys):
     before = SiteModels().active()
-    code = _retrain(mr_site, tmp_path / "out", "--modality", "mr", "--activate", "--max-steps", "3",
-                    "--set", "optim.lr=0.5")
+    code = _retrain(mr_site, tmp_path / "out", "--corrections", str(mr_corrections), "--modality", "mr", "--activate",
+                    "--max-steps", "3", "--set", "optim.lr=0.5")
     captured = capsys.readouterr()
     printed = captured.out
     assert code == 4, captured.err
@@ -107,3 +129,13 @@ def test_scans_of_the_other_modality_are_set_aside_with_a_note(mr_site, tmp_path
     assert _retrain(mr_site, tmp_path / "out", "--modality", "ct", "--max-steps", "1") == 2
     err = capsys.readouterr().err
     assert "No CT scan that loads was found" in err and "1 MR scan(s): adapt the MR model with --modality mr" in err
+
+
+def test_mr_adaptation_without_corrections_is_refused_before_training(mr_site, tmp_path, capsys):
+    """Cross pseudo supervision alone collapsed when measured: the run says what it needs instead of
+    spending the budget on a model the check would refuse."""
+    assert _retrain(mr_site, tmp_path / "out", "--modality", "mr", "--max-steps", "1") == 2
+    err = capsys.readouterr().err
+    assert "needs the site's corrected MR cases" in err and "--corrections" in err
+    assert not (tmp_path / "out" / "work" / "training").exists()
+
