@@ -42,7 +42,7 @@ from spine_core.errors import Cancelled, SpineError
 log = logging.getLogger("spineplan.retrain")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "training" / "configs" / "vertebra_seg_adapt.json"
-MR_CONFIG = ROOT / "training" / "configs" / "mr_scar_adapt.json"
+MR_CONFIG = ROOT / "training" / "configs" / "mr_scar_pair.json"
 MODEL_ID = "ct-vertebra-seg"
 MODEL_IDS = {"CT": MODEL_ID, "MR": "mr-spine-seg"}
 REFERENCE_SEEDS = (77001, 77002, 77003)
