@@ -70,7 +70,7 @@ def build_inputs(root: Path, real: bool = True) -> Path:
         for case in ("verse006", "tptbox_lumbar"):
             shutil.copy(SHARED / "ct" / case / "image.nii.gz", ct / f"{case}.nii.gz")
         shutil.copytree(SHARED / "ct" / "ts_dicom" / "dicom", ct / "ts_dicom")
-        mr = load_scan(SHARED / "mr" / "VB2_04" / "image.nii.gz")
+        mr = load_scan(SHARED / "mr" / "VB3_18" / "image.nii.gz")      # 224 x 224 x 77: seconds per analysis
         mr_array = np.clip(mr.array.astype(np.float32), 0, None)
         from dataclasses import replace
 
