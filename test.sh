@@ -30,4 +30,6 @@ if missing_system_packages; then
 fi
 
 ensure_venv "training,dev"
-exec .venv/bin/python -m pytest "$@"
+# Two worker processes (the machine's two cores), a test file's tests together on one: the suite takes
+# ~10 minutes instead of ~18. SPINEPLAN_TEST_WORKERS=0 runs everything in this process.
+exec .venv/bin/python -m pytest -n "${SPINEPLAN_TEST_WORKERS:-2}" --dist loadfile "$@"
