@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from training.retrain import (MODEL_IDS, Reporter, RetrainOptions, compare, model_set, reference_cases, score_set,
-                              table_text)
+from training.retrain import (MODEL_IDS, Reporter, RetrainOptions, check, model_set, reference_cases,
+                              reference_set_name, table_text)
 
 
 def main(argv=None) -> int:
@@ -27,13 +27,10 @@ def main(argv=None) -> int:
     model_id = MODEL_IDS[modality]
     options = RetrainOptions(scans=Path("."), out=Path("."), device="cpu")
     references = reference_cases(options, modality)
-    scores, done = {}, []
-    before = score_set(references, model_set(Path(args.parent), "cpu", model_id=model_id), options, Reporter(), done,
-                       2 * len(references), modality)
-    after = score_set(references, model_set(Path(args.candidate), "cpu", model_id=model_id), options, Reporter(), done,
-                      2 * len(references), modality)
-    scores[f"reference {'MR ' if modality == 'MR' else ''}phantoms ({len(references)})"] = (before, after)
-    accepted, rows, reason = compare(scores, options.tolerance)
+    accepted, rows, reason = check({reference_set_name(modality, len(references)): references},
+                                   model_set(Path(args.parent), "cpu", model_id=model_id),
+                                   model_set(Path(args.candidate), "cpu", model_id=model_id),
+                                   options, Reporter(), modality)
     print(table_text(rows))
     print(("not worse: " if accepted else "refused: ") + reason)
     if args.json:

@@ -28,6 +28,7 @@ before/after figures. It is not used until the site says so (``--register``/``--
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -165,13 +166,10 @@ def _save_state(out: Path, state: dict) -> None:
 
 def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, state: dict, wanted=("CT", "MR")):
     """The site's scans of the ``wanted`` modalities: per modality (training inputs, digests). CT: each
-    scan on the model's grid with the parent pipeline's vertebra centres (cached by digest). MR: each
+    scan on the model's grid with the parent pipeline's vertebra centres (``_pseudo_labelled_ct``). MR: each
     scan on the MR networks' grid, unlabelled. Scans of another modality are counted in
     ``state["set_aside"]``."""
-    from spine_core.pipeline.api import SegmentOptions
-    from spine_core.pipeline.pipelines import segment
     from spine_core.pipeline.pipelines import scan_modality
-    from spine_core.pipeline.preprocess import FILL_HU, canonical_grid, resample_image, scale_window
     from spine_core.workflows.batch_discovery import load_study
     from spine_core.workflows.site_data import find_scans, voxel_digest
     from training.mr_data import unlabelled_mr_case
@@ -180,11 +178,11 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
     if not studies:
         raise SpineError(f"No scans were found in '{options.scans}'. Give the folder that holds the site's CT "
                          "or MR studies (DICOM series or NIfTI files).")
-    cache = state.setdefault("scans", {})
+    state.setdefault("scans", {})
     skipped = state.setdefault("skipped", [])
     set_aside = {"CT": 0, "MR": 0}
     seen = {"CT": 0, "MR": 0}
-    models = None
+    parent_models = functools.cache(lambda: model_set(options.base, options.device))
     found = {"CT": ([], []), "MR": ([], [])}
     started = time.monotonic()
     for n, study in enumerate(studies):
@@ -204,35 +202,47 @@ def pseudo_label_scans(options: RetrainOptions, data_cfg, report: Reporter, stat
         if digest in digests:
             continue
         if modality == "MR":
-            inputs.append(unlabelled_mr_case(f"site-{digest}", volume))
+            item = unlabelled_mr_case(f"site-{digest}", volume)
+        else:
+            item = _pseudo_labelled_ct(volume, digest, options, data_cfg, state, parent_models)
+        if item is not None:
+            inputs.append(item)
             digests.append(digest)
-            continue
-        if digest not in cache:
-            models = models or model_set(options.base, options.device)
-            try:
-                result = segment(volume, SegmentOptions(device=options.device), models=models)
-            except SpineError as exc:
-                skipped.append(f"a scan the parent pipeline refused ({exc})")
-                cache[digest] = {"centres_lps": [], "refused": str(exc)}
-                continue
-            cache[digest] = {"centres_lps": [v.position.tolist() for v in result.vertebrae
-                                             if v.confidence >= MIN_CONFIDENCE]}
-            state["pseudo_s"] = state.get("pseudo_s", 0.0) + result.timings_s.get("total", 0.0)
-            _save_state(options.out, state)
-        centres = cache[digest]["centres_lps"]
-        if not centres:
-            if "refused" not in cache[digest]:
-                skipped.append("a scan on which the parent pipeline found no vertebra it was sure of")
-            continue
-        grid = canonical_grid(volume, data_cfg.spacing_mm)
-        image = scale_window(resample_image(volume, grid, fill=FILL_HU), data_cfg.window)
-        inputs.append((image.astype(np.float32), [grid.lps_to_index(np.asarray(c)) for c in centres]))
-        digests.append(digest)
     state["pseudo_wall_s"] = state.get("pseudo_wall_s", 0.0) + (time.monotonic() - started)
     state["set_aside"], state["seen"] = set_aside, seen
     _save_state(options.out, state)
     state["skipped"] = sorted(set(skipped))
     return found
+
+
+def _pseudo_labelled_ct(volume, digest: str, options: RetrainOptions, data_cfg, state: dict, parent_models):
+    """(image on the model's grid, the parent pipeline's sure vertebra centres as indices) of a site CT, or
+    None when the parent found none it was sure of. The centres are cached in ``state`` by digest, so a
+    resumed run does not analyse the scan again."""
+    from spine_core.pipeline.api import SegmentOptions
+    from spine_core.pipeline.pipelines import segment
+    from spine_core.pipeline.preprocess import FILL_HU, canonical_grid, resample_image, scale_window
+
+    cache, skipped = state["scans"], state["skipped"]
+    if digest not in cache:
+        try:
+            result = segment(volume, SegmentOptions(device=options.device), models=parent_models())
+        except SpineError as exc:
+            skipped.append(f"a scan the parent pipeline refused ({exc})")
+            cache[digest] = {"centres_lps": [], "refused": str(exc)}
+            return None
+        cache[digest] = {"centres_lps": [v.position.tolist() for v in result.vertebrae
+                                         if v.confidence >= MIN_CONFIDENCE]}
+        state["pseudo_s"] = state.get("pseudo_s", 0.0) + result.timings_s.get("total", 0.0)
+        _save_state(options.out, state)
+    centres = cache[digest]["centres_lps"]
+    if not centres:
+        if "refused" not in cache[digest]:
+            skipped.append("a scan on which the parent pipeline found no vertebra it was sure of")
+        return None
+    grid = canonical_grid(volume, data_cfg.spacing_mm)
+    image = scale_window(resample_image(volume, grid, fill=FILL_HU), data_cfg.window)
+    return image.astype(np.float32), [grid.lps_to_index(np.asarray(c)) for c in centres]
 
 
 def load_corrections(options: RetrainOptions, modality: str = "CT"):
@@ -333,6 +343,21 @@ def score_set(cases, models, options: RetrainOptions, report: Reporter, done: li
         report("check", len(done) / total, f"checking: {len(done)} of {total} analyses", left)
     names = CHECK_METRICS[modality]
     return {names[0]: float(np.mean(first)), names[1]: float(np.mean(second))}
+
+
+def reference_set_name(modality: str, n: int) -> str:
+    return f"reference {'MR ' if modality == 'MR' else ''}phantoms ({n})"
+
+
+def check(sets: dict, parent_models, candidate_models, options: RetrainOptions, report: Reporter,
+          modality: str = "CT") -> tuple[bool, list[dict], str]:
+    """``sets``: name -> cases. The parent's and the candidate's pipelines on every set, compared."""
+    total, done, scores = 2 * sum(len(c) for c in sets.values()), [], {}
+    for name, cases in sets.items():
+        before = score_set(cases, parent_models, options, report, done, total, modality)
+        after = score_set(cases, candidate_models, options, report, done, total, modality)
+        scores[name] = (before, after)
+    return compare(scores, options.tolerance)
 
 
 def compare(sets: dict, tolerance: float) -> tuple[bool, list[dict], str]:
@@ -535,17 +560,12 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
     card = ModelCard.load(card_path)
     session, info = create_session(onnx_path, options.device)
     candidate = {model_id: LoadedModel(card, session, info.provider)}
-    sets = {f"reference {'MR ' if modality == 'MR' else ''}phantoms ({len(references)})": references}
+    sets = {reference_set_name(modality, len(references)): references}
     if back_corr:
         sets[f"held-back corrections ({len(back_corr)})"] = [(d, i, lab) for d, i, lab in back_corr]
-    total, done, scores = 2 * sum(len(c) for c in sets.values()), [], {}
-    parent_models = model_set(options.base, options.device, model_id=model_id)
-    candidate_models = model_set(options.base, options.device, candidate, model_id=model_id)
-    for name, cases in sets.items():
-        before = score_set(cases, parent_models, options, report, done, total, modality)
-        after = score_set(cases, candidate_models, options, report, done, total, modality)
-        scores[name] = (before, after)
-    accepted, rows, reason = compare(scores, options.tolerance)
+    accepted, rows, reason = check(sets, model_set(options.base, options.device, model_id=model_id),
+                                   model_set(options.base, options.device, candidate, model_id=model_id),
+                                   options, report, modality)
     skipped = sorted(set(state.get("skipped", []) + skipped_corr + _set_aside_notes(state, found, modality)))
     outcome = {"accepted": accepted, "model_id": model_id, "modality": modality, "onnx": None, "card": None,
                "reason": reason, "tolerance": options.tolerance, "comparison": rows,
