@@ -7,7 +7,9 @@ from pathlib import Path
 
 from spine_core.errors import SpineError
 
-MODELS = ("localizer", "joint", "detector2d", "vertebra_seg", "labeler", "mr_scar")
+# training.tasks.TASKS, named here so that `spineplan --help` does not import torch (a test keeps them equal)
+MODELS = ("localizer", "joint", "detector2d", "vertebra_seg", "labeler", "mr_scar", "mr_scar_pair", "mr_sshs2d",
+          "mr_sshs3d")
 
 
 def _read_config(path, model: str) -> dict:

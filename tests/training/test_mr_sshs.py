@@ -259,3 +259,12 @@ def test_cross_validation_plans_stage_one_then_stage_two_per_fold(tmp_path, monk
         for line in (train1, train2):
             train_cases = json.loads(line.split("data.train_cases=")[1].split(" --set")[0])
             assert sorted(train_cases + folds[f"fold{k}"]) == sorted(names)
+
+
+def test_the_train_command_accepts_every_network_the_trainer_knows():
+    """The cross-validation runs `spineplan train mr_sshs2d ...` as a subprocess: its dry run above cannot
+    tell that the command refuses the network's name."""
+    from app.cmd_train import MODELS
+    from training.tasks import TASKS
+
+    assert sorted(MODELS) == sorted(TASKS)
