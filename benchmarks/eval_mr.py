@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.fold_models import fold_model_set
+from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.mr_input import normalise
@@ -32,28 +33,23 @@ PAPERS = {"M4 SSHSNet (MRSpineSeg, 19 structures)": "mean Dice ~0.87-0.90",
           "M5 SCAR-Net (T2, L1-L5 bodies / 5 discs)": "body Dice 0.961, disc Dice 0.951"}
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
 def score(pred: np.ndarray, ref: np.ndarray) -> dict:
     ref_ids = [int(i) for i in np.unique(ref) if i]
     bodies = [i for i in ref_ids if i < DISC]
     discs = [i for i in ref_ids if i >= DISC]
     structures, identified = {}, {}
     for i in ref_ids:
-        structures[i] = round(_dice(pred == i, ref == i), 4)
+        structures[i] = round(mask_dice(pred == i, ref == i), 4)
         overlap = pred[ref == i]
         overlap = overlap[overlap > 0]
         identified[i] = bool(overlap.size) and int(np.bincount(overlap).argmax()) == i
     out = {"structures": structures, "identified": identified}
     if bodies:
         out["body_dice"] = round(float(np.mean([structures[i] for i in bodies])), 4)
-        out["bodies_any_level"] = round(_dice((pred > 0) & (pred < DISC), (ref > 0) & (ref < DISC)), 4)
+        out["bodies_any_level"] = round(mask_dice((pred > 0) & (pred < DISC), (ref > 0) & (ref < DISC)), 4)
     if discs:
         out["disc_dice"] = round(float(np.mean([structures[i] for i in discs])), 4)
-        out["discs_any_level"] = round(_dice(pred >= DISC, ref >= DISC), 4)
+        out["discs_any_level"] = round(mask_dice(pred >= DISC, ref >= DISC), 4)
     out["identification"] = round(float(np.mean(list(identified.values()))), 4) if identified else None
     return out
 

@@ -301,10 +301,7 @@ def mr_scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """(mean Dice over the reference's bodies and discs, misnumbered = 0; Dice of bodies and discs at any
     level, over the kinds the reference holds: a body-only reference does not count predicted discs)."""
     from spine_core.labels import DISC_OFFSET, SACRUM
-    from spine_core.metrics.overlap import dice as dice_of_counts
-
-    def dice(a, b):
-        return dice_of_counts(int((a & b).sum()), int(a.sum()), int(b.sum()))
+    from spine_core.metrics.overlap import mask_dice as dice
 
     def kind(a):
         return np.where(a >= DISC_OFFSET, 2, np.where((a > 0) & (a != SACRUM), 1, 0))

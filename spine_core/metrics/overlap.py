@@ -78,6 +78,11 @@ def dice(intersection: int, size_a: int, size_b: int) -> float:
     return 1.0 if total == 0 else 2.0 * intersection / total
 
 
+def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks of one shape."""
+    return dice(int(np.count_nonzero(a & b)), int(np.count_nonzero(a)), int(np.count_nonzero(b)))
+
+
 def iou(intersection: int, size_a: int, size_b: int) -> float:
     """|A∩B| / |A∪B|; two empty sets agree perfectly (1.0)."""
     union = size_a + size_b - intersection
