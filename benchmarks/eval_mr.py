@@ -105,8 +105,9 @@ def main(argv=None) -> int:
             print(json.dumps({k: row[k] for k in ("case", "fold", "found", "identification", "seconds")}
                              | {k: row.get(k) for k in ("body_dice", "disc_dice")}), flush=True)
             if args.pictures and case in args.picture_cases:
-                picture(scan, result.labels, Path(args.pictures) / f"mr_{case}.png",
-                        f"{case} (held out, {fold})")
+                suffix = "" if args.pipeline == "mr-scar" else f"_{args.pipeline}"     # M5's names as before
+                picture(scan, result.labels, Path(args.pictures) / f"mr_{case}{suffix}.png",
+                        f"{case} (held out, {fold}, {args.pipeline})")
     sets = sorted({r["set"] for r in rows})
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}",
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
