@@ -301,15 +301,15 @@ def mr_scores(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     """(mean Dice over the reference's bodies and discs, misnumbered = 0; Dice of bodies and discs at any
     level, over the kinds the reference holds: a body-only reference does not count predicted discs)."""
     from spine_core.labels import DISC_OFFSET, SACRUM
-    from spine_core.metrics.overlap import mask_dice as dice
+    from spine_core.metrics.overlap import mask_dice
 
     def kind(a):
         return np.where(a >= DISC_OFFSET, 2, np.where((a > 0) & (a != SACRUM), 1, 0))
 
     ids = [int(i) for i in np.unique(ref) if i]
-    structures = float(np.mean([dice(pred == i, ref == i) for i in ids])) if ids else 0.0
+    structures = float(np.mean([mask_dice(pred == i, ref == i) for i in ids])) if ids else 0.0
     held = [k for k in (1, 2) if np.any(kind(ref) == k)]
-    return structures, dice(np.isin(kind(pred), held), kind(ref) > 0)
+    return structures, mask_dice(np.isin(kind(pred), held), kind(ref) > 0)
 
 
 def score_set(cases, models, options: RetrainOptions, report: Reporter, done: list, total: int,
@@ -559,7 +559,7 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
     candidate = {model_id: LoadedModel(card, session, info.provider)}
     sets = {reference_set_name(modality, len(references)): references}
     if back_corr:
-        sets[f"held-back corrections ({len(back_corr)})"] = [(d, i, lab) for d, i, lab in back_corr]
+        sets[f"held-back corrections ({len(back_corr)})"] = back_corr
     accepted, rows, reason = check(sets, model_set(options.base, options.device, model_id=model_id),
                                    model_set(options.base, options.device, candidate, model_id=model_id),
                                    options, report, modality)
