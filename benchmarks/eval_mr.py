@@ -2,7 +2,7 @@
 saw it (python -m training.mr_cv), scored per structure, per set and pooled.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds runs/mr_cv [--json OUT] [--pictures DIR]
-                                                        [--pipeline mr-scar|mr-sshs]
+                                                        [--pipeline mr-scar|mr-sshs] [--cache DIR]
 
 Per case only what its reference holds is scored (VB2 / VB3: bodies, IVD: discs, cervical: both).
 Dice per structure uses the level names (a body labelled one level off scores 0 there); "bodies
@@ -10,6 +10,10 @@ Dice per structure uses the level names (a body labelled one level off scores 0 
 numbering can be told apart. A level is identified when the predicted label overlapping its
 reference structure most carries its id. Cervical crops cannot be numbered from the sacrum: their
 level figures are reported, not hidden.
+
+``--cache DIR`` keeps each case's network output (float16), so a change to the shared post-processing
+(bodies, discs, numbering) is rescored in seconds; the time reported for a cached case is the
+network's stored time plus the post-processing's.
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ from benchmarks.fold_models import fold_model_set
 from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
-from spine_core.pipeline.mr_input import normalise
+from spine_core.progress import NullProgress
+from spine_core.pipeline.mr import mr_probabilities, mr_structures
+from spine_core.pipeline.mr_input import mr_grid, normalise
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
 PAPERS = {"M4 SSHSNet (MRSpineSeg, 19 structures)": "mean Dice ~0.87-0.90",
@@ -74,6 +80,28 @@ def picture(scan, labels, path: Path, title: str) -> None:
     save_sagittal_coronal(shown, labels, path, title)
 
 
+def segment_cached(scan, options: SegmentOptions, models, cache: Path | None):
+    """The MR result of ``scan`` and its seconds, the network's output read from ``cache`` when there."""
+    if cache is None:
+        began = time.perf_counter()
+        result = segment(scan, options, models=models)
+        return result, time.perf_counter() - began
+    if cache.with_suffix(".npy").exists():
+        prob = np.load(cache.with_suffix(".npy")).astype(np.float32)
+        network_s = json.loads(cache.with_suffix(".json").read_text())["seconds"]
+        grid = mr_grid(scan)
+    else:
+        began = time.perf_counter()
+        prob, grid, _ = mr_probabilities(scan, options, NullProgress(), models)
+        network_s = time.perf_counter() - began
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache.with_suffix(".npy"), prob.astype(np.float16))
+        cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
+    began = time.perf_counter()
+    result = mr_structures(scan, prob, grid)
+    return result, network_s + time.perf_counter() - began
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="runs/mr_cv", help="the folder of python -m training.mr_cv")
@@ -82,6 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--picture-cases", nargs="*", default=["VB2_05", "VB3_03", "IVD_20"])
     parser.add_argument("--pipeline", choices=["mr-scar", "mr-sshs"], default="mr-scar",
                         help="the MR method the folds were trained for (python -m training.mr_cv --method)")
+    parser.add_argument("--cache", help="keep the networks' output per case here and reuse it")
     args = parser.parse_args(argv)
     folds = json.loads((Path(args.folds) / "folds.json").read_text())
     root = shared_mr_root()
@@ -94,10 +123,9 @@ def main(argv=None) -> int:
         models = fold_model_set(models_dir)
         for case in cases:
             scan, ref = load_scan_and_labels(root, case)
-            began = time.perf_counter()
             options = SegmentOptions(device="cpu", modality="MR", pipeline=args.pipeline)
-            result = segment(scan, options, models=models)
-            seconds = time.perf_counter() - began
+            cache = Path(args.cache) / args.pipeline / fold / case if args.cache else None
+            result, seconds = segment_cached(scan, options, models, cache)
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
                    "found": result.labels.ids(), **score(result.labels.array, ref.array)}

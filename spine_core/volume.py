@@ -24,6 +24,7 @@ class ScanMetadata:
     source: str = ""
     warnings: tuple[str, ...] = ()
     frame_of_reference_uid: str = ""     # DICOM FrameOfReferenceUID: the patient coordinates' origin
+    body_part: str = ""                  # DICOM BodyPartExamined (e.g. "CSPINE"), as the scanner wrote it
     # Identifies the patient: kept for export headers, never written to logs or reprs.
     patient_id: str = field(default="", repr=False)
 

@@ -45,6 +45,7 @@ class SeriesInfo:
     other_orientation: int = 0      # images of the series in another plane (reference images), left out
     unplaced: int = 0               # images of the series without position or orientation, left out
     unreadable: list[Path] = field(default_factory=list, repr=False)   # DICOM-looking files beside it
+    body_part: str = ""             # BodyPartExamined, e.g. "CSPINE"
 
     @property
     def n_slices(self) -> int:
@@ -96,7 +97,7 @@ def _new_series(ds, uid: str, first: _Slice) -> SeriesInfo:
     return SeriesInfo(uid=uid, modality=text(ds, "Modality"), description=text(ds, "SeriesDescription"),
                       study_uid=text(ds, "StudyInstanceUID"), rows=first.rows, columns=first.columns,
                       pixel_spacing=first.spacing, orientation=first.direction or (1, 0, 0, 0, 1, 0),
-                      patient_id=text(ds, "PatientID"))
+                      patient_id=text(ds, "PatientID"), body_part=text(ds, "BodyPartExamined"))
 
 
 # Image kinds whose IOD requires ImagePositionPatient (Type 1).
@@ -334,7 +335,8 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
                                "(a series of slices). Choose the CT/MR volume series instead.")
     meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
                         description=info.description, source=str(info.slices[0].path.parent),
-                        patient_id=info.patient_id, frame_of_reference_uid=info.slices[0].frame_uid)
+                        patient_id=info.patient_id, frame_of_reference_uid=info.slices[0].frame_uid,
+                        body_part=info.body_part)
     if len(info.slices) == 1:  # one multi-frame (enhanced) object: GDCM knows its geometry
         image, affine = read_image(info.slices[0].path)
         return validate.checked_volume(array_from_sitk(image), affine, replace(meta, source=str(info.slices[0].path)))

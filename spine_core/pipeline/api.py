@@ -33,6 +33,7 @@ class SegmentOptions:
     disc_partition: bool = True     # masks re-divided at the column's discs (pipeline.discs; benchmark lever)
     body_size: bool = True          # numbering also weighs each vertebral body's size (pipeline.sizes; benchmark lever)
     modality: str = ""              # the user's word for a scan whose header names none ("" = guess)
+    mr_method: str = ""             # the MR method where ``pipeline`` names a CT pipeline ("" = the default)
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,4 @@ class SegmentResult:
     provider: str = ""              # onnxruntime provider that really ran
     warnings: list[str] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)   # {"id", "version", "sha256"} of each model run
+    pipeline: str = ""              # the pipeline (or MR method) that ran, by its registry name

@@ -8,26 +8,31 @@ become 3D components; discs cut the bodies apart where the body mask bridges the
 counted from the bottom: a disc below the lowest body is L5/S1, so that body is L5 and the rest
 follow upwards; a disc is named after the body above it (100 + its id). Without that disc the
 count is still made from the lowest body as L5, and the result says the numbering is not anchored.
+A body the network missed inside the column (a step of two bodies' spacing, or two discs between two
+bodies) is counted as a level, flagged, and named in the warnings. A cervical MR (its header says so,
+or its bodies are too small to be lumbar) is counted down from the top body as C2, never anchored.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 from scipy import ndimage
 
-from spine_core.labels import label_names
+from spine_core.labels import label_name, label_names
 from spine_core.pipeline.api import SegmentOptions, SegmentResult
 from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.mr_input import mr_input, slice_stack
 from spine_core.pipeline.output import result_rows, to_input_grid
-from spine_core.pipeline.registry import MR_SCAR_MODEL, mr_pipeline
+from spine_core.pipeline.registry import MR_SCAR_MODEL, mr_method
 from spine_core.progress import NullProgress, Progress
+from spine_core.review import MISSED_ABOVE
 from spine_core.volume import LabelMap, Volume
 
 MR_MODEL = MR_SCAR_MODEL
-L5, DISC, SACRUM = 24, 100, 26
+C2, L5, DISC, SACRUM = 2, 24, 100, 26
 # A caudal-most "body" this small next to the chain's others is the top of the sacrum (S1 looks like a
 # body on MR; the network finds part of it, or the field of view cuts it): it is not L5.
 SACRAL_TOP_FRACTION = 0.4
@@ -48,6 +53,8 @@ LEVEL_TRUST = {True: 0.85, False: 0.45}
 CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
               "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
               "against the sacrum")
+CERVICAL = ("numbering not anchored: this MR shows the cervical spine ({why}), so the levels were counted down "
+            "from the top body as C2; check them against the dens")
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
 
@@ -155,6 +162,14 @@ def _components(mask: np.ndarray, min_voxels: float, labelled: np.ndarray | None
 BODY_ML = (2.0, 120.0)
 BODY_EXTENT_MM = 90.0      # a lumbar body is up to ~55 mm wide; the abdominal wall or gut run longer
 STEP_MM = (12.0, 55.0)          # centre to centre, cranio-caudal
+GAP_STEP_MM = 2 * STEP_MM[1]    # a step over one body the network missed
+GAP_SHIFT_FACTOR = 1.5          # over a missed body the column may drift further sideways
+GAP_FACTOR = 1.6                # a step this many median steps long spans a missed body (as on CT)
+DISC_GAP_FACTOR = 1.4           # two discs between two bodies mean a missed body only over a long step
+# Lumbar bodies (and T11-T12) as the MR networks find them on the VB sets: 20-45 ml; C3-C7: ~4-8 ml.
+LUMBAR_MIN_ML = 12.0
+CERVICAL_WORDS = re.compile(r"\b(C-?SPINE|C SPINE|CERVICAL|NECK|HWS)\b")
+SAME_DISC_MM = 8.0              # disc parts closer in height than a disc is thick are one disc
 MAX_SHIFT_MM = (15.0, 20.0)     # left-right, antero-posterior between neighbours
 DISC_OFF_CHAIN_MM = 20.0
 
@@ -175,7 +190,9 @@ def _stats(labelled: np.ndarray, n: int, spacing) -> tuple[np.ndarray, np.ndarra
 def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -> list[int]:
     """Indices of the body components that form the spine: the longest run of plausible bodies in which
     each follows the last at a body's spacing without jumping sideways or forwards (gut, fat and
-    the abdominal wall light up too on an MR, but not as such a chain). Ties go to the larger volume."""
+    the abdominal wall light up too on an MR, but not as such a chain). A step may span a body the
+    network missed (up to ``GAP_STEP_MM``, a little more sideways): the run then goes on past it, and
+    the numbering counts the missing level. Ties go to the larger volume."""
     ok = [i for i in range(len(volumes)) if BODY_ML[0] <= volumes[i] <= BODY_ML[1] and extents[i] <= BODY_EXTENT_MM]
     ok.sort(key=lambda i: centres[i][2])
     best: dict[int, tuple[int, float, int]] = {}        # index -> (length, volume, previous)
@@ -183,8 +200,9 @@ def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -
         best[i] = (1, volumes[i], -1)
         for j in ok[:k]:
             step = centres[i] - centres[j]
-            if STEP_MM[0] <= step[2] <= STEP_MM[1] and abs(step[0]) <= MAX_SHIFT_MM[0] and \
-                    abs(step[1]) <= MAX_SHIFT_MM[1]:
+            slack = 1.0 if step[2] <= STEP_MM[1] else GAP_SHIFT_FACTOR
+            if STEP_MM[0] <= step[2] <= GAP_STEP_MM and abs(step[0]) <= MAX_SHIFT_MM[0] * slack and \
+                    abs(step[1]) <= MAX_SHIFT_MM[1] * slack:
                 length, volume, _ = best[j]
                 if (length + 1, volume + volumes[i]) > best[i][:2]:
                     best[i] = (length + 1, volume + volumes[i], j)
@@ -221,38 +239,93 @@ def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray,
     return lut[labelled], len(indices)
 
 
+def level_steps(body_s: np.ndarray, disc_s: np.ndarray) -> list[int]:
+    """Levels between each pair of neighbouring bodies (``body_s`` sorted upwards): 1, or more where the
+    network missed a body between them. Where the discs were found, the discs between the two say so
+    (two discs: a body between them), if the step is long enough to hold a missed body; elsewhere a
+    step more than ``GAP_FACTOR`` times the chain's median step spans round(step / median) levels."""
+    steps = np.diff(body_s)
+    if not len(steps):
+        return []
+    discs = _distinct(np.sort(disc_s))
+    reference = float(np.median(steps)) if len(steps) >= 3 else 0.0
+    read_discs = len(discs) >= len(steps) / 2
+    levels = []
+    for low, high, step in zip(body_s[:-1], body_s[1:], steps):
+        between = int(np.sum((discs > low) & (discs < high)))
+        long_enough = reference > 0 and step > GAP_FACTOR * reference
+        if read_discs and between >= 1:
+            levels.append(between if between == 1 or step > DISC_GAP_FACTOR * (reference or step) else 1)
+        elif long_enough:
+            levels.append(max(1, int(round(step / reference))))
+        else:
+            levels.append(1)
+    return levels
+
+
+def _distinct(disc_s: np.ndarray) -> np.ndarray:
+    """Disc heights with parts of one disc (found left and right of the midline) taken once."""
+    out: list[float] = []
+    for s in disc_s:
+        if out and s - out[-1] < SAME_DISC_MM:
+            continue
+        out.append(float(s))
+    return np.array(out)
+
+
 def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | None = None,
-                  lowest_at_border: bool = False) -> tuple[list[int], list[int], bool]:
-    """VerSe ids of the bodies and discs (given their S coordinates, any order) and whether the count
-    is anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found). A disc below
-    the sacrum gets id 0 (dropped). ``body_ml``: the bodies' volumes, for telling S1 from L5."""
+                  lowest_at_border: bool = False, cervical: bool = False
+                  ) -> tuple[list[int], list[int], bool, list[tuple[int, int]]]:
+    """VerSe ids of the bodies and discs (given their S coordinates, any order), whether the count is
+    anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found) and the levels
+    counted as missing between found bodies (pairs of ids above and below). A disc below the sacrum
+    gets id 0 (dropped). ``body_ml``: the bodies' volumes, for telling S1 from L5. ``cervical``: the
+    scan shows the neck, so the count runs down from the top body as C2 (never anchored: the dens is
+    not checked)."""
+    body_s, disc_s = np.asarray(body_s, float), np.asarray(disc_s, float)
     body_order = np.argsort(body_s)                   # lowest first
     body_ids = np.zeros(len(body_s), int)
-    sacral = _sacral_top(body_order, body_ml)
-    for rank, index in enumerate(body_order[1:] if sacral else body_order):
-        body_ids[index] = L5 - rank
+    sacral = not cervical and _sacral_top(body_order, body_ml)
+    counted = body_order[1:] if sacral else body_order
+    steps = level_steps(body_s[counted], disc_s)
+    if cervical:                                      # from the top down: C2, then each step's levels
+        levels = C2 + np.concatenate([[0], np.cumsum(steps[::-1])])[::-1]
+    else:                                             # from the bottom up: L5, then each step's levels
+        levels = L5 - np.concatenate([[0], np.cumsum(steps)])
+    body_ids[counted] = levels
+    gaps = [(int(levels[k + 1]), int(levels[k])) for k, n in enumerate(steps) if n > 1]
     if sacral:
         body_ids[body_order[0]] = SACRUM
     lumbar = body_s[body_ids != SACRUM]
     # a small piece cut by the scan's lower edge is taken for S1 (lumbar MR shows the sacrum; in the
     # cross-validation every such piece was S1), but it could be a cut L5: the count is then not anchored
-    if sacral and lowest_at_border:
+    if cervical or (sacral and lowest_at_border):
         anchored = False
     else:
         anchored = sacral or bool(len(disc_s) and len(lumbar) and disc_s.min() < lumbar.min())
-    disc_ids = []
-    for s in disc_s:
-        above = [(b, vid) for b, vid in zip(body_s, body_ids) if b > s]
-        below = [(b, vid) for b, vid in zip(body_s, body_ids) if b < s]
-        if above and min(above)[1] == SACRUM:         # below the sacrum's top: no disc of ours
-            disc_ids.append(0)
-        elif above:                                   # named after the nearest body above
-            disc_ids.append(DISC + int(min(above)[1]))
-        elif below:                                   # above the top body: named after the level above it
-            disc_ids.append(DISC + int(max(below)[1]) - 1)
-        else:
-            disc_ids.append(DISC + L5)
-    return [int(i) for i in body_ids], disc_ids, anchored
+    disc_ids = [_disc_id(s, body_s, body_ids) for s in disc_s]
+    return [int(i) for i in body_ids], disc_ids, anchored, sorted(gaps)
+
+
+def _disc_id(s: float, body_s: np.ndarray, body_ids: np.ndarray) -> int:
+    """A disc is named after the vertebra above it: between two found bodies whose levels are apart
+    (a body missed between them), after the level whose expected disc height lies nearest."""
+    above = [(b, int(vid)) for b, vid in zip(body_s, body_ids) if b > s]
+    below = [(b, int(vid)) for b, vid in zip(body_s, body_ids) if b < s]
+    if above and min(above)[1] == SACRUM:             # below the sacrum's top: no disc of ours
+        return 0
+    if above and below:
+        (s_up, top), (s_low, bottom) = min(above), max(below)
+        bottom = L5 + 1 if bottom == SACRUM else bottom
+        slots = np.arange(top, max(bottom, top + 1))
+        expected = s_up + (s_low - s_up) * (slots - top + 0.5) / max(bottom - top, 1)
+        return DISC + int(slots[int(np.argmin(np.abs(expected - s)))])
+    if above:                                         # below the lowest body
+        return DISC + min(above)[1]
+    if below:                                         # above the top body: named after the level above it
+        level = max(below)[1] - 1
+        return DISC + level if level >= C2 else 0     # no disc between C1 and C2
+    return DISC + L5
 
 
 def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None) -> bool:
@@ -270,12 +343,32 @@ def _lowest_at_border(bodies: np.ndarray, n: int, centres: np.ndarray) -> bool:
     return box is not None and box[2].start == 0
 
 
-def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
-               models: ModelSet | None = None) -> SegmentResult:
-    options, progress = options or SegmentOptions(), progress or NullProgress()
-    models = models or ModelSet(options.models_dir, options.device)
+def cervical_evidence(metadata, body_ml: np.ndarray) -> str:
+    """Why this MR shows the neck rather than the lumbar spine, in words ("" where nothing says so): the
+    series' header (BodyPartExamined, the series description), or bodies too small to be lumbar."""
+    words = f"{metadata.body_part} {metadata.description}".upper()
+    said = CERVICAL_WORDS.search(words)
+    if said:
+        return f"the series' header says '{said.group(0)}'"
+    if len(body_ml) >= 2 and float(np.median(body_ml)) < LUMBAR_MIN_ML:
+        return (f"its vertebral bodies are too small for lumbar ones (median {float(np.median(body_ml)):.0f} ml; "
+                f"lumbar bodies are {LUMBAR_MIN_ML:.0f} ml and more)")
+    return ""
+
+
+def missing_levels(upper: int, lower: int) -> str:
+    """The warning for levels counted between two found bodies but not segmented."""
+    missing = ", ".join(label_name(i) for i in range(upper + 1, lower))
+    return (f"{missing} not found: the spacing or the discs between {label_name(upper)} and "
+            f"{label_name(lower)} show a body there, so it was counted; check those levels")
+
+
+def mr_probabilities(volume: Volume, options: SegmentOptions, progress: Progress,
+                     models: ModelSet) -> tuple[np.ndarray, Volume, dict]:
+    """The MR method's body, disc and centre probabilities (4, L, P, S) on the scan's MR grid, that
+    grid, and the seconds each step took."""
     started = time.perf_counter()
-    method = mr_pipeline(options.pipeline)
+    method = mr_method(options.pipeline, options.mr_method)
     networks = [models.get(m) for m in method.models]
     image, grid = mr_input(volume)
     timings = {"preprocess": round(time.perf_counter() - started, 3)}
@@ -287,6 +380,26 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     else:
         prob = probabilities(image, networks[0], progress)
     timings["network"] = round(time.perf_counter() - began, 3)
+    return prob, grid, timings
+
+
+def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
+               models: ModelSet | None = None) -> SegmentResult:
+    options, progress = options or SegmentOptions(), progress or NullProgress()
+    models = models or ModelSet(options.models_dir, options.device)
+    prob, grid, timings = mr_probabilities(volume, options, progress, models)
+    result = mr_structures(volume, prob, grid, progress)
+    result.timings_s = {**timings, **result.timings_s,
+                        "total": round(sum(timings.values()) + result.timings_s["output"], 3)}
+    result.provider = models.provider
+    return result
+
+
+def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None) -> SegmentResult:
+    """Bodies and discs, numbered, from the MR method's probabilities ``prob`` on ``grid``, as labels
+    on ``volume``'s grid (the post-processing shared by both MR methods; the benchmark reruns it on
+    stored probabilities)."""
+    progress = progress or NullProgress()
     began = time.perf_counter()
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
     disc_mask = (prob[1] > 0.5) & (prob[1] >= prob[0])
@@ -302,8 +415,10 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     discs, n_discs = _keep(discs, n_discs, kept_discs)
     # the centroids found for the chain, reused: column 2 is S on the LPS grid (up)
     centres = body_stats[0][chain]
-    body_ids, disc_ids, anchored = number_levels(centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain],
-                                                 _lowest_at_border(bodies, n_bodies, centres))
+    neck = cervical_evidence(volume.metadata, body_stats[1][chain])
+    body_ids, disc_ids, anchored, gaps = number_levels(
+        centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
+        cervical=bool(neck))
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)
@@ -318,9 +433,9 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))
     warnings = list(volume.metadata.warnings)
     if present and not anchored:
-        warnings.append(CUT_SACRUM if SACRUM in body_ids else NOT_ANCHORED)
-    timings["output"] = round(time.perf_counter() - began, 3)
-    timings["total"] = round(time.perf_counter() - started, 3)
+        warnings.append(CERVICAL.format(why=neck) if neck else CUT_SACRUM if SACRUM in body_ids else NOT_ANCHORED)
+    warnings += [missing_levels(upper, lower) for upper, lower in gaps]
     progress.update(1.0, f"{len(body_ids)} bodies, {len(disc_ids)} discs")
-    return SegmentResult(labels=labels, vertebrae=result_rows(labels, confidence, {}), timings_s=timings,
-                         provider=models.provider, warnings=warnings)
+    flags = {lower: (MISSED_ABOVE,) for _, lower in gaps}
+    return SegmentResult(labels=labels, vertebrae=result_rows(labels, confidence, flags),
+                         timings_s={"output": round(time.perf_counter() - began, 3)}, warnings=warnings)

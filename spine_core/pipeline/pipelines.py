@@ -30,7 +30,7 @@ from spine_core.pipeline.labeling import LabelStage
 from spine_core.pipeline.localize import LocalizeStage
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.off_spine import OffSpineStage
-from spine_core.pipeline.registry import is_mr, mr_pipeline, resolve
+from spine_core.pipeline.registry import is_mr, mr_method, resolve
 from spine_core.pipeline.ribs import RibAnchorStage
 from spine_core.pipeline.output import finalize
 from spine_core.pipeline.preprocess import box_grid, resample_image
@@ -138,7 +138,7 @@ def _plan(options: SegmentOptions) -> _Plan:
 def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
     from spine_core.pipeline.mr import segment_mr
 
-    method = mr_pipeline(options.pipeline)
+    method = mr_method(options.pipeline, options.mr_method)
     missing = [m for m in method.models if not models.has(m)]
     if missing:
         what = " and ".join(f"'{m}'" for m in missing)
@@ -151,6 +151,7 @@ def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
     result = segment_mr(volume, options, progress, models)
     result.warnings = [*notes, *result.warnings]
     result.models = models.records(list(method.models))
+    result.pipeline = method.name
     log.info("segmented %d MR structures in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
              result.provider)
     return result
@@ -159,7 +160,7 @@ def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
 def required_models(options: SegmentOptions) -> list[str]:
     """The model ids the pipeline of ``options`` runs (a batch worker loads them once, up front)."""
     if is_mr(options.pipeline):
-        return list(mr_pipeline(options.pipeline).models)
+        return list(mr_method(options.pipeline, options.mr_method).models)
     return list(dict.fromkeys(m for s in _plan(options).stages for m in s.model_ids))
 
 
@@ -185,6 +186,7 @@ def segment(volume: Volume, options: SegmentOptions | None = None, progress: Pro
     result.timings_s["output"] = round(time.perf_counter() - began, 3)
     result.timings_s["total"] = round(time.perf_counter() - started, 3)
     result.models = models.records(required_models(options))
+    result.pipeline = resolve(options.pipeline)
     progress.update(1.0, f"{len(result.vertebrae)} vertebrae")
     log.info("segmented %d vertebrae in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],
              result.provider)

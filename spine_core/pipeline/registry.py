@@ -6,8 +6,9 @@ Names say what a pipeline does. The names of the first release (``default``, ``m
 from the planning documents) are still accepted as aliases, and resolve to these.
 
 An MR scan runs an MR method (``MR_PIPELINES``): the one ``SegmentOptions.pipeline`` names, else the
-default (``mr-scar``); the CT pipelines' names choose the default there. An MR method on a CT is
-refused. Preferences offers the CT pipelines only.
+one ``SegmentOptions.mr_method`` names (the workstation's MR preference), else the default
+(``mr-scar``). An MR method on a CT is refused. Preferences offers the CT pipelines and, apart, the MR
+methods.
 """
 from __future__ import annotations
 
@@ -55,6 +56,11 @@ MR_DEFAULT = MR_PIPELINES[0].name
 def mr_pipeline(name: str) -> MRPipeline:
     """The MR method ``name`` chooses; a CT pipeline's name (the default ones) chooses the default MR method."""
     return next((p for p in MR_PIPELINES if p.name == name), MR_PIPELINES[0])
+
+
+def mr_method(pipeline: str, preferred: str = "") -> MRPipeline:
+    """The MR method an MR scan runs: the pipeline's if it names one, else the preferred one, else the default."""
+    return mr_pipeline(pipeline if is_mr(pipeline) else preferred)
 
 
 def is_mr(name: str) -> bool:

@@ -130,7 +130,7 @@ def write_results(result, volume, folder: Path, pipeline: str, fast: bool):
                                                                frame_of_reference_uid=meta.frame_of_reference_uid))
     result.timings_s["meshes"] = round(time.perf_counter() - began, 3)
     with atomic_path(folder / "metrics.json") as tmp:
-        metrics = metrics_dict(result, volume, pipeline, flags, case)
+        metrics = metrics_dict(result, volume, result.pipeline or pipeline, flags, case)
         tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return flags, case
 

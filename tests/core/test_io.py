@@ -30,6 +30,7 @@ def test_dicom_round_trip_keeps_voxels_and_geometry(series_dir):
     assert np.array_equal(loaded.array, vol.array)
     assert np.allclose(loaded.affine, vol.affine, atol=1e-4)
     assert loaded.metadata.modality == "CT" and loaded.metadata.series_uid
+    assert loaded.metadata.body_part == "SPINE"           # BodyPartExamined: the MR numbering reads it
 
 
 def test_dicom_slices_are_sorted_by_position_not_name(series_dir, tmp_path):

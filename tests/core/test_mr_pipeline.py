@@ -14,14 +14,14 @@ from spine_core.volume import ScanMetadata, Volume
 
 
 def test_levels_counted_from_the_disc_below_the_lowest_body():
-    bodies, discs, anchored = number_levels(np.array([40.0, 10.0, 70.0]), np.array([0.0, 25.0, 55.0, 85.0]))
-    assert anchored
+    bodies, discs, anchored, gaps = number_levels(np.array([40.0, 10.0, 70.0]), np.array([0.0, 25.0, 55.0, 85.0]))
+    assert anchored and gaps == []
     assert bodies == [23, 24, 22]
     assert discs == [124, 123, 122, 121]          # 100 + the vertebra above; the top one above L3
 
 
 def test_without_the_l5_s1_disc_the_count_is_not_anchored():
-    bodies, discs, anchored = number_levels(np.array([10.0, 40.0]), np.array([25.0]))
+    bodies, discs, anchored, _ = number_levels(np.array([10.0, 40.0]), np.array([25.0]))
     assert not anchored and bodies == [24, 23] and discs == [123]
 
 
@@ -30,16 +30,68 @@ def test_a_small_caudal_most_body_is_the_top_of_the_sacrum_not_l5():
     body_s = np.array([180.0, 145.0, 110.0, 75.0, 40.0, 8.0])
     body_ml = np.array([22.0, 25.0, 30.0, 33.0, 35.0, 4.0])
     disc_s = np.array([162.0, 127.0, 92.0, 57.0, 24.0, -5.0])
-    bodies, discs, anchored = number_levels(body_s, disc_s, body_ml)
+    bodies, discs, anchored, _ = number_levels(body_s, disc_s, body_ml)
     assert bodies == [20, 21, 22, 23, 24, 26] and anchored
     assert discs == [120, 121, 122, 123, 124, 0]          # the S1/S2 'disc' below the sacrum is dropped
     # without volumes the old count stands
     assert number_levels(body_s, disc_s)[0] == [19, 20, 21, 22, 23, 24]
     # cut by the scan's lower edge it is still taken for S1, but the count is not anchored
-    bodies, _, anchored = number_levels(body_s, disc_s, body_ml, lowest_at_border=True)
+    bodies, _, anchored, _ = number_levels(body_s, disc_s, body_ml, lowest_at_border=True)
     assert bodies == [20, 21, 22, 23, 24, 26] and not anchored
     # an L5 of ordinary size is L5
     assert number_levels(body_s[:5], disc_s[:5], body_ml[:5])[0] == [20, 21, 22, 23, 24]
+
+
+def test_a_body_the_network_missed_is_counted_from_the_spacing_or_the_discs():
+    # L1-L5 and S1 as found, with L3 missed: the spacing shows it, the levels above are not shifted
+    body_s = np.array([180.0, 145.0, 75.0, 40.0, 8.0])
+    body_ml = np.array([22.0, 25.0, 33.0, 35.0, 4.0])
+    disc_s = np.array([162.0, 127.0, 92.0, 57.0, 24.0])
+    bodies, discs, anchored, gaps = number_levels(body_s, disc_s, body_ml)
+    assert bodies == [20, 21, 23, 24, 26] and anchored
+    assert gaps == [(21, 23)]
+    assert discs == [120, 121, 122, 123, 124]          # L2/L3 and L3/L4 around the missed L3
+    # no discs found: the spacing alone counts the missed level
+    assert number_levels(body_s, np.array([]), body_ml)[0] == [20, 21, 23, 24, 26]
+    # two discs between two bodies a normal step apart are not a missed body (parts of one disc or noise)
+    bodies, _, _, gaps = number_levels(np.array([10.0, 45.0, 80.0, 115.0]), np.array([-5.0, 25.0, 31.0, 62.0, 97.0]))
+    assert bodies == [24, 23, 22, 21] and gaps == []
+
+
+def test_a_cervical_mr_is_counted_down_from_c2_never_from_the_sacrum():
+    from spine_core.pipeline.mr import cervical_evidence
+
+    # C2-C6 bodies 15 mm apart (C4 missed), their discs; no sacrum in view
+    body_s = np.array([100.0, 85.0, 55.0, 40.0])
+    disc_s = np.array([92.0, 77.0, 63.0, 47.0, 32.0])
+    bodies, discs, anchored, gaps = number_levels(body_s, disc_s, np.full(4, 5.0), cervical=True)
+    assert bodies == [2, 3, 5, 6] and not anchored and gaps == [(3, 5)]
+    assert discs == [102, 103, 104, 105, 106]
+    # a 'disc' above the top body would be C1/C2, which has none: dropped
+    assert number_levels(body_s, np.array([108.0]), cervical=True)[1] == [0]
+    # what says cervical: the header, or bodies too small to be lumbar; lumbar-sized bodies say nothing
+    assert "CSPINE" in cervical_evidence(ScanMetadata(body_part="CSPINE"), np.full(4, 30.0))
+    assert "C-SPINE" in cervical_evidence(ScanMetadata(description="T2 SAG C-SPINE"), np.full(4, 30.0))
+    assert "too small" in cervical_evidence(ScanMetadata(), np.array([5.0, 6.0, 7.0]))
+    assert cervical_evidence(ScanMetadata(description="T2 SAG L-SPINE"), np.array([25.0, 30.0, 35.0])) == ""
+    assert cervical_evidence(ScanMetadata(description="SHOWS NECKLINE"), np.array([25.0, 30.0])) == ""
+
+
+def test_the_chain_goes_on_past_a_missed_body():
+    from spine_core.pipeline.mr import spine_chain
+
+    s = [0.0, 35.0, 70.0, 140.0, 175.0]                                  # the body at 105 mm was missed
+    centres = np.array([[0.0, 0.0, z] for z in s])
+    assert spine_chain(centres, np.full(5, 30.0), np.full(5, 35.0)) == [0, 1, 2, 3, 4]
+    # two bodies missed in a row is no longer one column
+    centres[3:, 2] += 60.0
+    assert spine_chain(centres, np.full(5, 30.0), np.full(5, 35.0)) == [0, 1, 2]
+
+
+def test_a_missed_body_is_named_in_the_warnings():
+    from spine_core.pipeline.mr import missing_levels
+
+    assert missing_levels(21, 23).startswith("L3 not found") and "between L2 and L4" in missing_levels(21, 23)
 
 
 def test_centre_peaks_side_by_side_are_one_body_and_peaks_a_level_apart_are_two():
@@ -186,6 +238,10 @@ def test_the_mr_sshs_method_runs_both_m4_networks_and_the_shared_numbering():
     result = segment(mr_scan(), SegmentOptions(pipeline="mr-sshs"), models=models)
     assert result.labels.ids() == [21, 22, 23, 24, 121, 122, 123, 124]
     assert stage1.calls > 0 and stage2.windows > 1
+    assert result.pipeline == "mr-sshs"
+    # the workstation's MR preference beside a CT pipeline chooses the same method on an MR
+    again = segment(mr_scan(), SegmentOptions(pipeline="per-vertebra", mr_method="mr-sshs"), models=models)
+    assert again.pipeline == "mr-sshs" and again.labels.ids() == result.labels.ids()
     assert [m["id"] for m in result.models] == ["mr-sshs-2d", "mr-sshs-3d"]
     assert NOT_ANCHORED not in result.warnings
     centres = {v.id: v.position for v in result.vertebrae}
