@@ -59,7 +59,7 @@ class AnalysisController(QObject):
             self.host.report_error(SpineError(f"Analysis is unavailable: {self.segment_unavailable}."), "Analysis")
             return None
         self.ready.expect()
-        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method)
+        options = SegmentOptions(device=self.prefs.device, pipeline=self.prefs.method, mr_method=self.prefs.mr_method)
         return self.host.run_task("analyze", "Analysing the spine", jobs.run_analysis, self.segment_fn,
                                   self.session.volume, options, on_result=self.show_result)
 
@@ -68,8 +68,9 @@ class AnalysisController(QObject):
         flags in the banner (the vocabulary `segment` and batch runs write)."""
         self.session.set_labels(result.labels)          # rows first drop stale analysis ...
         self.vertebrae = {v.id: v for v in result.vertebrae}
-        self.record = {"pipeline": self.prefs.method, "provider": result.provider,
-                       "models": list(getattr(result, "models", [])), "notes": list(result.warnings)}
+        self.record = {"pipeline": getattr(result, "pipeline", "") or self.prefs.method,
+                       "provider": result.provider, "models": list(getattr(result, "models", [])),
+                       "notes": list(result.warnings)}
         self.warnings = []
         self.refresh_rows()                             # ... then show the new one
         case = case_review(self.rows, self.session.volume, result.warnings, result.labels)

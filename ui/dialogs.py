@@ -93,14 +93,50 @@ class ExportMeshesDialog(QDialog):
 METHODS = {p.name: p.description for p in registry.PIPELINES if p.in_preferences}
 
 
+def _installed(model_id: str) -> bool:
+    """Whether the analysis would find the model; with an unreadable site registry (the Models tab
+    says so) the shipped folder alone answers, so Preferences still opens."""
+    from spine_core.errors import SpineError
+    from spine_core.models.registry import SHIPPED_FOLDER
+    from spine_core.pipeline.models import ModelSet
+
+    try:
+        return ModelSet().has(model_id)
+    except SpineError:
+        return (SHIPPED_FOLDER / f"{model_id}.onnx").exists()
+
+
+def mr_method_box(current: str, installed=None) -> QComboBox:
+    """The MR methods; one whose models are not installed (``installed(model_id)`` false) is shown
+    greyed with the reason, so a site sees it exists and what it needs."""
+    if installed is None:
+        installed = _installed
+    box = QComboBox()
+    for method in registry.MR_PIPELINES:
+        missing = [m for m in method.models if not installed(m)]
+        box.addItem(method.description + (" (not installed)" if missing else ""), method.name)
+        item = box.model().item(box.count() - 1)
+        if missing:
+            item.setEnabled(False)
+            item.setToolTip(f"Needs the model{'s' * (len(missing) > 1)} {', '.join(missing)}: register "
+                            "them under Models, or install a release that ships them")
+    index = box.findData(current)
+    if index < 0 or not box.model().item(index).isEnabled():
+        index = box.findData(registry.MR_DEFAULT)
+    box.setCurrentIndex(max(index, 0))
+    box.setToolTip("Used when the open scan is an MR; compare the methods in docs/BENCHMARKS.md (MR)")
+    return box
+
+
 class PreferencesDialog(QDialog):
-    """General: analysis device (auto / cpu / gpu), analysis method, and the autosave interval (applied on
-    OK). Models (ui/models_panel.py): the shipped and site models and which one runs by default (changed at
+    """General: analysis device (auto / cpu / gpu), analysis method (CT), MR method (a method whose models
+    are not installed is listed, not choosable), and the autosave interval (applied on OK). Models (ui/models_panel.py): the shipped and site models and which one runs by default (changed at
     once). ``tab``: "general" or "models", the tab shown first; ``site``: the SiteModels shown (default:
     the site folder)."""
 
     def __init__(self, device: str, autosave_s: int, parent: QWidget | None = None,
-                 method: str = registry.DEFAULT, tab: str = "general", site=None) -> None:
+                 method: str = registry.DEFAULT, tab: str = "general", site=None,
+                 mr_method: str = registry.MR_DEFAULT, installed=None) -> None:
         from PySide6.QtWidgets import QSpinBox, QTabWidget
 
         from spine_core.pipeline.runtime import DEVICES
@@ -122,7 +158,9 @@ class PreferencesDialog(QDialog):
         self.method_box.setCurrentIndex(max(self.method_box.findData(registry.normalise(method)), 0))
         self.method_box.setToolTip("Both number the vertebrae and flag what needs review; compare them in "
                                    "docs/BENCHMARKS.md")
-        form.addRow("Analysis method", self.method_box)
+        form.addRow("CT analysis method", self.method_box)
+        self.mr_method_box = mr_method_box(mr_method, installed)
+        form.addRow("MR method", self.mr_method_box)
         self.autosave_box = QSpinBox()
         self.autosave_box.setRange(5, 3600)
         self.autosave_box.setSuffix(" s")
@@ -147,3 +185,6 @@ class PreferencesDialog(QDialog):
 
     def autosave_s(self) -> int:
         return int(self.autosave_box.value())
+
+    def mr_method(self) -> str:
+        return str(self.mr_method_box.currentData())

@@ -178,6 +178,8 @@ class FileController(QObject):
     def choose_preferences(self, tab: str = "general") -> None:
         """``tab``: "general" or "models" (Tools > Models...)."""
         prefs = self.prefs
-        dialog = PreferencesDialog(prefs.device, prefs.autosave_s, self.host.window(), method=prefs.method, tab=tab)
+        dialog = PreferencesDialog(prefs.device, prefs.autosave_s, self.host.window(), method=prefs.method, tab=tab,
+                                   mr_method=prefs.mr_method)
         if dialog.exec():
             prefs.device, prefs.method, prefs.autosave_s = dialog.device(), dialog.method(), dialog.autosave_s()
+            prefs.mr_method = dialog.mr_method()

@@ -52,6 +52,18 @@ class Preferences:
             raise ValueError(f"method must be one of {tuple(registry.offered())}")
         self._set("analysis/method", method)
 
+    @property
+    def mr_method(self) -> str:
+        """The MR method an MR scan runs (spine_core.pipeline.registry.MR_PIPELINES)."""
+        method = str(self._get("analysis/mr_method", registry.MR_DEFAULT))
+        return method if registry.is_mr(method) else registry.MR_DEFAULT
+
+    @mr_method.setter
+    def mr_method(self, method: str) -> None:
+        if not registry.is_mr(method):
+            raise ValueError(f"MR method must be one of {tuple(p.name for p in registry.MR_PIPELINES)}")
+        self._set("analysis/mr_method", method)
+
     # --- plans and edits ------------------------------------------------------------------------
     @property
     def autosave_s(self) -> int:
