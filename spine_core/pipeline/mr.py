@@ -169,9 +169,56 @@ DISC_GAP_FACTOR = 1.4           # two discs between two bodies mean a missed bod
 # Lumbar bodies (and T11-T12) as the MR networks find them on the VB sets: 20-45 ml; C3-C7: ~4-8 ml.
 LUMBAR_MIN_ML = 12.0
 CERVICAL_WORDS = re.compile(r"\b(C-?SPINE|C SPINE|CERVICAL|NECK|HWS)\b")
+FLAT_DISC_RATIO = 0.5          # a disc's thickness spread under half its width's
+SPLIT_PART_FRACTION = 0.3      # of the median body: the least a disc may cut off a mask as a body
+SAME_BODY_FACTOR = 0.6         # pieces this many median steps apart, no disc between: one body
 SAME_DISC_MM = 8.0              # disc parts closer in height than a disc is thick are one disc
 MAX_SHIFT_MM = (15.0, 20.0)     # left-right, antero-posterior between neighbours
 DISC_OFF_CHAIN_MM = 20.0
+
+
+def split_at_discs(bodies: np.ndarray, n: int, discs: np.ndarray, n_discs: int, spacing) -> tuple[np.ndarray, int]:
+    """Body components cut by the plane of each disc that runs through them: a mask that bridges a disc
+    round its rim holds two bodies (counted as one level, it shifts every level above). A part under
+    ``SPLIT_PART_FRACTION`` of the median body, or under a body's minimum, is not cut off."""
+    if n == 0 or n_discs == 0:
+        return bodies, n
+    spacing = np.asarray(spacing, float)
+    volumes = ndimage.sum_labels(np.ones_like(bodies), bodies, np.arange(1, n + 1)) * float(np.prod(spacing)) / 1000.0
+    smallest = max(MIN_BODY_ML, SPLIT_PART_FRACTION * float(np.median(volumes)))
+    bodies = bodies.copy()
+    for box, j in zip(ndimage.find_objects(discs, n_discs), range(1, n_discs + 1)):
+        start = np.array([b.start for b in box])
+        points = (np.argwhere(discs[box] == j) + start) * spacing
+        if len(points) < 10:
+            continue
+        centre = points.mean(axis=0)
+        spread, axes = np.linalg.eigh(np.cov((points - centre).T))
+        if spread[0] > (FLAT_DISC_RATIO ** 2) * spread[1]:
+            continue                                  # not a flat disc: no plane to cut along
+        normal = axes[:, 0]                           # the disc's thinnest direction
+        lo = np.maximum(np.floor((points.min(axis=0) - BODY_HALF_HEIGHT_MM) / spacing), 0).astype(int)
+        hi = np.minimum(np.ceil((points.max(axis=0) + BODY_HALF_HEIGHT_MM) / spacing) + 1, bodies.shape).astype(int)
+        part = bodies[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        for i in np.unique(part[part > 0]):
+            where = np.argwhere(part == i) + lo
+            side = (where * spacing - centre) @ normal > 0
+            ml = np.array([np.sum(~side), np.sum(side)]) * float(np.prod(spacing)) / 1000.0
+            if ml.min() < smallest or not _straddles(where, side, points, spacing):
+                continue
+            n += 1
+            moved = where[side] - lo
+            part[tuple(moved.T)] = n
+    return bodies, n
+
+
+def _straddles(voxels: np.ndarray, side: np.ndarray, disc_points: np.ndarray, spacing) -> bool:
+    """Whether body voxels lie on both sides of the disc where the disc is (within its radius of its
+    centre across the column), not only beside it."""
+    centre = disc_points.mean(axis=0)
+    radius = float(np.percentile(np.linalg.norm((disc_points - centre)[:, :2], axis=1), 90))
+    near = np.linalg.norm((voxels * spacing - centre)[:, :2], axis=1) <= radius
+    return bool(np.any(near & side) and np.any(near & ~side))
 
 
 def _stats(labelled: np.ndarray, n: int, spacing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,24 +287,29 @@ def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray,
 
 
 def level_steps(body_s: np.ndarray, disc_s: np.ndarray) -> list[int]:
-    """Levels between each pair of neighbouring bodies (``body_s`` sorted upwards): 1, or more where the
-    network missed a body between them. Where the discs were found, the discs between the two say so
-    (two discs: a body between them), if the step is long enough to hold a missed body; elsewhere a
-    step more than ``GAP_FACTOR`` times the chain's median step spans round(step / median) levels."""
+    """Levels between each pair of neighbouring bodies (``body_s`` sorted upwards): 1; more where the
+    network missed a body between them; 0 where the two are pieces of one body. Where the discs were
+    found, the discs between the two say so (two discs: a body between them), if the step is long
+    enough to hold a missed body; elsewhere a step more than ``GAP_FACTOR`` times the chain's median
+    step spans round(step / median) levels. Two pieces closer than ``SAME_BODY_FACTOR`` median steps
+    with no disc between them, where the discs are found just above and below, are one body."""
     steps = np.diff(body_s)
     if not len(steps):
         return []
     discs = _distinct(np.sort(disc_s))
     reference = float(np.median(steps)) if len(steps) >= 3 else 0.0
     read_discs = len(discs) >= len(steps) / 2
+    between = [int(np.sum((discs > low) & (discs < high))) for low, high in zip(body_s[:-1], body_s[1:])]
     levels = []
-    for low, high, step in zip(body_s[:-1], body_s[1:], steps):
-        between = int(np.sum((discs > low) & (discs < high)))
+    for k, step in enumerate(steps):
         long_enough = reference > 0 and step > GAP_FACTOR * reference
-        if read_discs and between >= 1:
-            levels.append(between if between == 1 or step > DISC_GAP_FACTOR * (reference or step) else 1)
+        beside = [between[j] for j in (k - 1, k + 1) if 0 <= j < len(steps)]
+        if read_discs and between[k] >= 1:
+            levels.append(between[k] if between[k] == 1 or step > DISC_GAP_FACTOR * (reference or step) else 1)
         elif long_enough:
             levels.append(max(1, int(round(step / reference))))
+        elif reference > 0 and step < SAME_BODY_FACTOR * reference and beside and all(beside):
+            levels.append(0)
         else:
             levels.append(1)
     return levels
@@ -407,6 +459,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     bodies, n_bodies = _components(body_mask, MIN_BODY_ML / voxel_ml,
                                    split_bodies(body_mask, prob[0], prob[2], grid.spacing))
     discs, n_discs = _components(disc_mask, MIN_DISC_ML / voxel_ml)
+    bodies, n_bodies = split_at_discs(bodies, n_bodies, discs, n_discs, grid.spacing)
     body_stats = _stats(bodies, n_bodies, grid.spacing)
     chain = spine_chain(*body_stats)
     disc_centres = _stats(discs, n_discs, grid.spacing)[0]

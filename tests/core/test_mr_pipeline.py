@@ -268,3 +268,32 @@ def test_an_mr_method_on_a_ct_is_refused(tmp_path):
     ct = replace(scan, array=(scan.array.astype(np.int16) - 1100), metadata=ScanMetadata(modality="CT"))
     with pytest.raises(UnsupportedImage, match="'mr-sshs' analyses MR scans"):
         segment(ct, SegmentOptions(pipeline="mr-sshs"), models=ModelSet(tmp_path))
+
+
+def test_a_body_mask_bridging_a_disc_is_cut_at_the_disc_and_separate_bodies_are_left_alone():
+    from spine_core.pipeline.mr import split_at_discs
+
+    bodies = np.zeros((30, 40, 90), np.int32)        # L, P, S at 1 mm
+    bodies[5:25, 5:35, 10:40] = 1                    # a lower body ...
+    bodies[5:25, 5:35, 46:76] = 1                    # ... and the one above, one component through a rim:
+    bodies[5:7, 5:35, 40:46] = 1
+    discs = np.zeros_like(bodies)
+    discs[8:25, 5:35, 41:45] = 1                     # the disc between them
+    split, n = split_at_discs(bodies, 1, discs, 1, (1.0, 1.0, 1.0))
+    assert n == 2
+    assert np.unique(split[:, :, 10:40][bodies[:, :, 10:40] > 0]).tolist() == [1]
+    assert np.unique(split[:, :, 46:76][bodies[:, :, 46:76] > 0]).tolist() == [2]
+    # two bodies already apart: nothing to cut
+    apart = np.where(bodies > 0, 1, 0)
+    apart[5:7, 5:35, 40:46] = 0
+    apart[:, :, 46:] *= 2
+    same, n = split_at_discs(apart, 2, discs, 1, (1.0, 1.0, 1.0))
+    assert n == 2 and np.array_equal(same, apart)
+
+
+def test_pieces_of_one_body_with_no_disc_between_are_one_level():
+    # L1, L2 in two pieces 14 mm apart (no disc between; discs read above and below), L3-L5
+    body_s = np.array([10.0, 45.0, 80.0, 108.0, 122.0, 150.0])
+    disc_s = np.array([-5.0, 27.0, 62.0, 96.0, 136.0])
+    bodies, discs, anchored, gaps = number_levels(body_s, disc_s)
+    assert bodies == [24, 23, 22, 21, 21, 20] and anchored and gaps == []
