@@ -226,9 +226,14 @@ def _stats(labelled: np.ndarray, n: int, spacing) -> tuple[np.ndarray, np.ndarra
     if n == 0:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
     spacing = np.asarray(spacing, float)
-    index = np.arange(1, n + 1)
-    centres = np.array(ndimage.center_of_mass(np.ones_like(labelled), labelled, index)) * spacing
-    volumes = ndimage.sum_labels(np.ones_like(labelled), labelled, index) * float(np.prod(spacing)) / 1000.0
+    # over the labelled voxels only (a few per cent of an MR grid), not the whole grid per statistic
+    where = np.flatnonzero(labelled)
+    ids = labelled.ravel()[where]
+    counts = np.bincount(ids, minlength=n + 1)[1:].astype(float)
+    centres = np.column_stack([np.bincount(ids, weights=axis, minlength=n + 1)[1:]
+                               for axis in np.unravel_index(where, labelled.shape)])
+    centres = centres / np.maximum(counts, 1)[:, None] * spacing
+    volumes = counts * float(np.prod(spacing)) / 1000.0
     extents = np.array([max((s.stop - s.start) * d for s, d in zip(box, spacing))
                         for box in ndimage.find_objects(labelled, n)])
     return centres, volumes, extents
