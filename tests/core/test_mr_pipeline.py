@@ -297,3 +297,16 @@ def test_pieces_of_one_body_with_no_disc_between_are_one_level():
     disc_s = np.array([-5.0, 27.0, 62.0, 96.0, 136.0])
     bodies, discs, anchored, gaps = number_levels(body_s, disc_s)
     assert bodies == [24, 23, 22, 21, 21, 20] and anchored and gaps == []
+
+
+def test_m4_stage_2_refines_only_windows_where_stage_1_found_something():
+    from spine_core.pipeline.mr_sshs import _windows, stage2_probabilities
+    from spine_core.progress import NullProgress
+
+    volume = np.zeros((3, 16, 192, 192), np.float32)
+    volume[1, 4:12, 20:60, 20:60] = 0.9                  # stage 1 found a body in one corner only
+    features = np.zeros((4, 16, 48, 48), np.float32)
+    stage2 = SSHSStage2Oracle()
+    prob = stage2_probabilities(volume, features, stage2, NullProgress())
+    assert 0 < stage2.windows < len(_windows((16, 192, 192), (16, 64, 64), 4))
+    assert prob[0, 8, 40, 40] > 0.99 and prob[:, :, 150:, 150:].max() < 0.01
