@@ -22,7 +22,7 @@ from spine_core.progress import Progress, SubProgress
 DIVISOR = 32
 BATCH = 8          # slices per stage-1 call
 OVERLAP = 0.5
-
+NOTHING_BELOW = 0.1   # stage-1 probability under which a window holds no body or disc to refine
 
 
 def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +51,9 @@ def _windows(shape, patch, ratio: int) -> list[tuple[int, ...]]:
 
 def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progress: Progress) -> np.ndarray:
     """Stage-2 body and disc probabilities (2, L, P, S) of ``volume`` = [image, stage-1 probabilities]
-    (3, L, P, S), in windows of the model card's patch size."""
+    (3, L, P, S), in windows of the model card's patch size. Stage 2 refines what stage 1 found: a
+    window where stage 1 gives no body or disc anywhere (all under ``NOTHING_BELOW``) keeps stage 1's
+    probabilities, and is not run (most of a lumbar MR's field of view is gut, fat and muscle)."""
     spatial = volume.shape[1:]
     ratio = spatial[1] // features.shape[2]
     d, h, w = (int(s) for s in model.card.patch_size[-3:])
@@ -67,9 +69,13 @@ def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progre
         region = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
         small = (slice(z, z + patch[0]), slice(y // ratio, (y + patch[1]) // ratio),
                  slice(x // ratio, (x + patch[2]) // ratio))
-        logits = model.run({"image": volume[(slice(None), *region)][None],
-                            "features2d": features[(slice(None), *small)][None]})[0][0]
-        out[(slice(None), *region)] += sigmoid(logits) * weight
+        coarse = volume[(slice(1, 3), *region)]
+        if coarse.max() < NOTHING_BELOW:
+            out[(slice(None), *region)] += coarse * weight
+        else:
+            logits = model.run({"image": volume[(slice(None), *region)][None],
+                                "features2d": features[(slice(None), *small)][None]})[0][0]
+            out[(slice(None), *region)] += sigmoid(logits) * weight
         wsum[region] += weight
         progress.update((k + 1) / len(starts), f"MR window {k + 1}/{len(starts)} (3D)")
     return out[(slice(None), *[slice(0, s) for s in spatial])] / wsum[tuple(slice(0, s) for s in spatial)]
