@@ -268,7 +268,23 @@ def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -
     while end >= 0:
         chain.append(end)
         end = best[end][2]
-    return chain[::-1]
+    return _trim_gap_ends(chain[::-1], centres, volumes)
+
+
+def _trim_gap_ends(chain: list[int], centres: np.ndarray, volumes: np.ndarray) -> list[int]:
+    """The chain without a small piece reached over a gap at either end: a missed body is believed
+    between two bodies, not between a body and a fragment far beyond the column's end (a piece of the
+    sacrum or of gut below L5 would otherwise become 'L5' and push every level up)."""
+    while len(chain) >= 3:
+        median = float(np.median(volumes[chain]))
+        for end, neighbour in ((0, 1), (-1, -2)):
+            gap = abs(centres[chain[end]][2] - centres[chain[neighbour]][2]) > STEP_MM[1]
+            if gap and volumes[chain[end]] < SACRAL_TOP_FRACTION * median:
+                chain = chain[1:] if end == 0 else chain[:-1]
+                break
+        else:
+            return chain
+    return chain
 
 
 def near_chain(disc_centres: np.ndarray, body_centres: np.ndarray) -> list[int]:

@@ -310,3 +310,14 @@ def test_m4_stage_2_refines_only_windows_where_stage_1_found_something():
     prob = stage2_probabilities(volume, features, stage2, NullProgress())
     assert 0 < stage2.windows < len(_windows((16, 192, 192), (16, 64, 64), 4))
     assert prob[0, 8, 40, 40] > 0.99 and prob[:, :, 150:, 150:].max() < 0.01
+
+
+def test_a_small_piece_far_below_the_column_is_not_chained_over_a_gap():
+    from spine_core.pipeline.mr import spine_chain
+
+    s = [0.0, 90.0, 125.0, 160.0, 195.0]               # a 9 ml piece 90 mm below the lowest body
+    centres = np.array([[0.0, 0.0, z] for z in s])
+    volumes = np.array([9.0, 40.0, 42.0, 45.0, 44.0])
+    assert spine_chain(centres, volumes, np.full(5, 35.0)) == [1, 2, 3, 4]
+    volumes[0] = 38.0                                  # a whole body there: a missed body between
+    assert spine_chain(centres, volumes, np.full(5, 35.0)) == [0, 1, 2, 3, 4]
