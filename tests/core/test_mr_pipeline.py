@@ -321,3 +321,12 @@ def test_a_small_piece_far_below_the_column_is_not_chained_over_a_gap():
     assert spine_chain(centres, volumes, np.full(5, 35.0)) == [1, 2, 3, 4]
     volumes[0] = 38.0                                  # a whole body there: a missed body between
     assert spine_chain(centres, volumes, np.full(5, 35.0)) == [0, 1, 2, 3, 4]
+
+
+def test_an_mr_whose_header_says_cervical_is_named_from_c2_with_the_reason():
+    scan = mr_scan()
+    neck = replace(scan, metadata=ScanMetadata(modality="MR", body_part="CSPINE"))
+    result = segment(neck, SegmentOptions(), models=ModelSet(preset={MR_MODEL: IntensityOracle()}))
+    assert result.labels.ids() == [2, 3, 4, 5, 102, 103, 104, 105]
+    assert any("cervical spine (the series' header says 'CSPINE')" in w for w in result.warnings)
+    assert all(v.confidence == LEVEL_TRUST[False] for v in result.vertebrae)
