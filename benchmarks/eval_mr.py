@@ -60,6 +60,30 @@ def score(pred: np.ndarray, ref: np.ndarray) -> dict:
     return out
 
 
+def judged(pred: np.ndarray, ref: np.ndarray, confidence: dict[int, float]) -> list[tuple[float, bool]]:
+    """(confidence, right) of each predicted structure of a kind the reference labels (bodies, discs):
+    right when the reference label it covers most carries its id; one over no reference is not judged."""
+    kinds = {"body"} if np.any((ref > 0) & (ref < DISC)) else set()
+    kinds |= {"disc"} if np.any(ref >= DISC) else set()
+    out = []
+    for vid, conf in confidence.items():
+        if ("disc" if vid >= DISC else "body") not in kinds:
+            continue
+        under = ref[pred == vid]
+        under = under[under > 0]
+        if under.size:
+            out.append((round(float(conf), 4), int(np.bincount(under).argmax()) == vid))
+    return out
+
+
+def calibration(rows: list[dict]) -> dict:
+    """Right / shown per confidence bin, pooled over the cases."""
+    pairs = [p for r in rows for p in r.get("judged", [])]
+    bins = {">= 0.9": (0.9, 2.0), "0.5-0.9": (0.5, 0.9), "< 0.5": (-1.0, 0.5)}
+    return {name: {"shown": sum(lo <= c < hi for c, _ in pairs), "right": sum(lo <= c < hi and ok for c, ok in pairs)}
+            for name, (lo, hi) in bins.items()}
+
+
 def pooled(rows: list[dict]) -> dict:
     def mean(key):
         values = [r[key] for r in rows if r.get(key) is not None]
@@ -128,7 +152,8 @@ def main(argv=None) -> int:
             result, seconds = segment_cached(scan, options, models, cache)
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
-                   "found": result.labels.ids(), **score(result.labels.array, ref.array)}
+                   "found": result.labels.ids(), **score(result.labels.array, ref.array),
+                   "judged": judged(result.labels.array, ref.array, {v.id: v.confidence for v in result.vertebrae})}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("case", "fold", "found", "identification", "seconds")}
                              | {k: row.get(k) for k in ("body_dice", "disc_dice")}), flush=True)
@@ -141,8 +166,10 @@ def main(argv=None) -> int:
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
               "pipeline": args.pipeline,
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
-              "pooled": pooled(rows) if rows else {}, "papers": PAPERS, "cases": rows}
-    print(json.dumps({"per_set": report["per_set"], "pooled": report["pooled"]}, indent=1))
+              "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows), "papers": PAPERS,
+              "cases": rows}
+    print(json.dumps({"per_set": report["per_set"], "pooled": report["pooled"], "calibration": report["calibration"]},
+                     indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
