@@ -48,7 +48,9 @@ MODEL_ID = "ct-vertebra-seg"
 MODEL_IDS = {"CT": MODEL_ID, "MR": "mr-spine-seg"}
 REFERENCE_SEEDS = (77001, 77002, 77003)
 MR_REFERENCE_SEEDS = (78001, 78002, 78003)
-MR_ANALYSIS_S = 20.0          # an MR analysis on two cores, for the budget before one was timed
+# An MR analysis on two cores takes about this long per voxel of its MR grid (M5: 6 s for a 77 x 224 x 224
+# VB3 grid, 21.5 s for a 77 x 381 x 381 VB2 grid, docs/BENCHMARKS.md "MR"), for the budget before one was timed.
+MR_ANALYSIS_S_PER_VOXEL = 2.0e-6
 REFERENCE_OPTIONS = {"first_level": "T10", "last_level": "sacrum", "spacing_mm": (1.0, 1.0, 1.5), "fov_mm": 220.0,
                      "centre_on_spine": True}
 MIN_CONFIDENCE = 0.3          # pseudo-centres the parent pipeline was at least this sure of
@@ -243,6 +245,13 @@ def _pseudo_labelled_ct(volume, digest: str, options: RetrainOptions, data_cfg, 
     grid = canonical_grid(volume, data_cfg.spacing_mm)
     image = scale_window(resample_image(volume, grid, fill=FILL_HU), data_cfg.window)
     return image.astype(np.float32), [grid.lps_to_index(np.asarray(c)) for c in centres]
+
+
+def mr_analysis_s(image) -> float:
+    """The expected seconds of one MR analysis of ``image``, from the size of the grid the MR networks read."""
+    from spine_core.pipeline.mr_input import mr_grid
+
+    return MR_ANALYSIS_S_PER_VOXEL * float(np.prod(mr_grid(image).shape))
 
 
 def load_corrections(options: RetrainOptions, modality: str = "CT"):
@@ -540,9 +549,11 @@ def run_retrain(options: RetrainOptions, report: Reporter | None = None) -> dict
                          "the check would refuse such a model.")
     references = reference_cases(options, modality)
     # the check runs after training; keep the whole run within the budget using the measured analysis time
-    per_analysis = (MR_ANALYSIS_S if modality == "MR" else
-                    state.get("pseudo_s", 0.0) / max(len(state.get("scans", {})), 1) or 30.0)
-    check_s = 2 * per_analysis * (len(back_corr) + len(references))
+    if modality == "MR":
+        check_s = 2 * sum(mr_analysis_s(image) for _, image, _ in (*back_corr, *references))
+    else:
+        per_analysis = state.get("pseudo_s", 0.0) / max(len(state.get("scans", {})), 1) or 30.0
+        check_s = 2 * per_analysis * (len(back_corr) + len(references))
     train_minutes = (60 * options.budget_minutes - state.get("pseudo_wall_s", 0.0) - check_s) / 60
     config = _training_config(options, train_minutes, modality)
     last, trainer = train_candidate(options, config, inputs, train_corr, parent_onnx, report, check_s, modality)

@@ -125,3 +125,13 @@ def test_mr_adaptation_without_corrections_is_refused_before_training(mr_site, t
     assert "needs the site's corrected MR cases" in err and "--corrections" in err
     assert not (tmp_path / "out" / "work" / "training").exists()
 
+
+
+def test_the_mr_check_time_grows_with_the_mr_grid_not_a_fixed_guess():
+    from dataclasses import replace
+
+    from training.retrain import mr_analysis_s
+
+    image = generate_mr_phantom(MRPhantomOptions(seed=1)).image
+    half = replace(image, array=image.array[: image.shape[0] // 2])
+    assert 0 < mr_analysis_s(half) < mr_analysis_s(image) < 60
