@@ -11,7 +11,7 @@ numbering can be told apart. A level is identified when the predicted label over
 reference structure most carries its id. Cervical crops cannot be numbered from the sacrum: their
 level figures are reported, not hidden.
 
-``--cache DIR`` keeps each case's network output (float16), so a change to the shared post-processing
+``--cache DIR`` keeps each case's network output (float32: float16 moved M5's key-point peaks), so a change to the shared post-processing
 (bodies, discs, numbering) is rescored in seconds; the time reported for a cached case is the
 network's stored time plus the post-processing's.
 """
@@ -119,7 +119,7 @@ def segment_cached(scan, options: SegmentOptions, models, cache: Path | None):
         prob, grid, _ = mr_probabilities(scan, options, NullProgress(), models)
         network_s = time.perf_counter() - began
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache.with_suffix(".npy"), prob.astype(np.float16))
+        np.save(cache.with_suffix(".npy"), prob)
         cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
     began = time.perf_counter()
     result = mr_structures(scan, prob, grid)

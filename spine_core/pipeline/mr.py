@@ -163,6 +163,10 @@ BODY_ML = (2.0, 120.0)
 BODY_EXTENT_MM = 90.0      # a lumbar body is up to ~55 mm wide; the abdominal wall or gut run longer
 STEP_MM = (12.0, 55.0)          # centre to centre, cranio-caudal
 GAP_STEP_MM = 2 * STEP_MM[1]    # a step over one body the network missed
+# The counting rules past missed and merged bodies (split at discs, gap steps, pieces as one level) are off:
+# they raised M4's levels 76.7 -> 86.4 % but lowered M5's (the default) 71.6 -> 44.3 % on two folds
+# (docs/BENCHMARKS.md; measured on fresh float32 network output). On again once M5 gains too.
+COUNTING_RULES = False
 GAP_SHIFT_FACTOR = 1.5          # over a missed body the column may drift further sideways
 GAP_FACTOR = 1.6                # a step this many median steps long spans a missed body (as on CT)
 DISC_GAP_FACTOR = 1.4           # two discs between two bodies mean a missed body only over a long step
@@ -242,7 +246,8 @@ def _stats(labelled: np.ndarray, n: int, spacing) -> tuple[np.ndarray, np.ndarra
     return centres, volumes, extents
 
 
-def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -> list[int]:
+def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray,
+                gap_step_mm: float = GAP_STEP_MM) -> list[int]:
     """Indices of the body components that form the spine: the longest run of plausible bodies in which
     each follows the last at a body's spacing without jumping sideways or forwards (gut, fat and
     the abdominal wall light up too on an MR, but not as such a chain). A step may span a body the
@@ -256,7 +261,7 @@ def spine_chain(centres: np.ndarray, volumes: np.ndarray, extents: np.ndarray) -
         for j in ok[:k]:
             step = centres[i] - centres[j]
             slack = 1.0 if step[2] <= STEP_MM[1] else GAP_SHIFT_FACTOR
-            if STEP_MM[0] <= step[2] <= GAP_STEP_MM and abs(step[0]) <= MAX_SHIFT_MM[0] * slack and \
+            if STEP_MM[0] <= step[2] <= gap_step_mm and abs(step[0]) <= MAX_SHIFT_MM[0] * slack and \
                     abs(step[1]) <= MAX_SHIFT_MM[1] * slack:
                 length, volume, _ = best[j]
                 if (length + 1, volume + volumes[i]) > best[i][:2]:
@@ -350,7 +355,7 @@ def _distinct(disc_s: np.ndarray) -> np.ndarray:
 
 
 def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | None = None,
-                  lowest_at_border: bool = False, cervical: bool = False
+                  lowest_at_border: bool = False, cervical: bool = False, count_gaps: bool = True
                   ) -> tuple[list[int], list[int], bool, list[tuple[int, int]]]:
     """VerSe ids of the bodies and discs (given their S coordinates, any order), whether the count is
     anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found) and the levels
@@ -363,7 +368,7 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
     body_ids = np.zeros(len(body_s), int)
     sacral = not cervical and _sacral_top(body_order, body_ml)
     counted = body_order[1:] if sacral else body_order
-    steps = level_steps(body_s[counted], disc_s)
+    steps = level_steps(body_s[counted], disc_s) if count_gaps else [1] * max(len(counted) - 1, 0)
     if cervical:                                      # from the top down: C2, then each step's levels
         levels = C2 + np.concatenate([[0], np.cumsum(steps[::-1])])[::-1]
     else:                                             # from the bottom up: L5, then each step's levels
@@ -483,9 +488,10 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     bodies, n_bodies = _components(body_mask, MIN_BODY_ML / voxel_ml,
                                    split_bodies(body_mask, prob[0], prob[2], grid.spacing))
     discs, n_discs = _components(disc_mask, MIN_DISC_ML / voxel_ml)
-    bodies, n_bodies = split_at_discs(bodies, n_bodies, discs, n_discs, grid.spacing)
+    if COUNTING_RULES:
+        bodies, n_bodies = split_at_discs(bodies, n_bodies, discs, n_discs, grid.spacing)
     body_stats = _stats(bodies, n_bodies, grid.spacing)
-    chain = spine_chain(*body_stats)
+    chain = spine_chain(*body_stats, gap_step_mm=GAP_STEP_MM if COUNTING_RULES else STEP_MM[1])
     disc_centres = _stats(discs, n_discs, grid.spacing)[0]
     kept_discs = near_chain(disc_centres, body_stats[0][chain])
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
@@ -495,7 +501,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     neck = cervical_evidence(volume.metadata, body_stats[1][chain])
     body_ids, disc_ids, anchored, gaps = number_levels(
         centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
-        cervical=bool(neck))
+        cervical=bool(neck), count_gaps=COUNTING_RULES)
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)
