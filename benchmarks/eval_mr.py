@@ -2,7 +2,7 @@
 saw it (python -m training.mr_cv), scored per structure, per set and pooled.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds runs/mr_cv [--json OUT] [--pictures DIR]
-                                                        [--pipeline mr-scar|mr-sshs] [--cache DIR]
+                                                        [--pipeline mr-scar|mr-sshs] [--cache DIR] [--rules R]
 
 Per case only what its reference holds is scored (VB2 / VB3: bodies, IVD: discs, cervical: both).
 Dice per structure uses the level names (a body labelled one level off scores 0 there); "bodies
@@ -13,7 +13,8 @@ level figures are reported, not hidden.
 
 ``--cache DIR`` keeps each case's network output (float32: float16 moved M5's key-point peaks), so a change to the shared post-processing
 (bodies, discs, numbering) is rescored in seconds; the time reported for a cached case is the
-network's stored time plus the post-processing's.
+network's stored time plus the post-processing's. ``--rules`` numbers under other counting rules
+than the shipped ones (spine_core.pipeline.mr.CountingRules), to measure each on its own.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.progress import NullProgress
-from spine_core.pipeline.mr import mr_probabilities, mr_structures
+from spine_core.pipeline.mr import RULES, CountingRules, mr_probabilities, mr_structures
 from spine_core.pipeline.mr_input import mr_grid, normalise
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
@@ -104,13 +105,14 @@ def picture(scan, labels, path: Path, title: str) -> None:
     save_sagittal_coronal(shown, labels, path, title)
 
 
-def segment_cached(scan, options: SegmentOptions, models, cache: Path | None):
-    """The MR result of ``scan`` and its seconds, the network's output read from ``cache`` when there."""
-    if cache is None:
+def segment_cached(scan, options: SegmentOptions, models, cache: Path | None, rules: CountingRules = RULES):
+    """The MR result of ``scan`` and its seconds, the network's output read from ``cache`` when there;
+    numbered under the counting ``rules``."""
+    if cache is None and rules == RULES:
         began = time.perf_counter()
         result = segment(scan, options, models=models)
         return result, time.perf_counter() - began
-    if cache.with_suffix(".npy").exists():
+    if cache is not None and cache.with_suffix(".npy").exists():
         prob = np.load(cache.with_suffix(".npy")).astype(np.float32)
         network_s = json.loads(cache.with_suffix(".json").read_text())["seconds"]
         grid = mr_grid(scan)
@@ -118,11 +120,12 @@ def segment_cached(scan, options: SegmentOptions, models, cache: Path | None):
         began = time.perf_counter()
         prob, grid, _ = mr_probabilities(scan, options, NullProgress(), models)
         network_s = time.perf_counter() - began
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache.with_suffix(".npy"), prob)
-        cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache.with_suffix(".npy"), prob)
+            cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
     began = time.perf_counter()
-    result = mr_structures(scan, prob, grid)
+    result = mr_structures(scan, prob, grid, rules=rules)
     return result, network_s + time.perf_counter() - began
 
 
@@ -135,7 +138,14 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline", choices=["mr-scar", "mr-sshs"], default="mr-scar",
                         help="the MR method the folds were trained for (python -m training.mr_cv --method)")
     parser.add_argument("--cache", help="keep the networks' output per case here and reuse it")
+    parser.add_argument("--rules", default=RULES.named(),
+                        help="counting rules past missed and merged bodies: none, all, or names joined by "
+                             f"commas ({CountingRules.parse('all').named()}); default: as shipped")
     args = parser.parse_args(argv)
+    try:
+        rules = CountingRules.parse(args.rules)
+    except ValueError as error:
+        parser.error(str(error))
     folds = json.loads((Path(args.folds) / "folds.json").read_text())
     root = shared_mr_root()
     rows = []
@@ -149,7 +159,7 @@ def main(argv=None) -> int:
             scan, ref = load_scan_and_labels(root, case)
             options = SegmentOptions(device="cpu", modality="MR", pipeline=args.pipeline)
             cache = Path(args.cache) / args.pipeline / fold / case if args.cache else None
-            result, seconds = segment_cached(scan, options, models, cache)
+            result, seconds = segment_cached(scan, options, models, cache, rules)
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
                    "found": result.labels.ids(), **score(result.labels.array, ref.array),
@@ -164,7 +174,7 @@ def main(argv=None) -> int:
     sets = sorted({r["set"] for r in rows})
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}",
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
-              "pipeline": args.pipeline,
+              "pipeline": args.pipeline, "counting_rules": rules.named(),
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
               "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows), "papers": PAPERS,
               "cases": rows}

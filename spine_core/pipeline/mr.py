@@ -4,18 +4,20 @@ The MR method (spine_core.pipeline.registry.MR_PIPELINES) gives body and disc pr
 scan's MR grid (spine_core.pipeline.mr_input): M5 (training/nets/mr_scar.py, the default) reads three
 adjacent sagittal slices per slice and adds body- and disc-centre key points; M4
 (spine_core.pipeline.mr_sshs) runs a 2D network, then a 3D network on its output. Bodies and discs
-become 3D components; discs cut the bodies apart where the body mask bridges them. Levels are
-counted from the bottom: a disc below the lowest body is L5/S1, so that body is L5 and the rest
-follow upwards; a disc is named after the body above it (100 + its id). Without that disc the
-count is still made from the lowest body as L5, and the result says the numbering is not anchored.
-A body the network missed inside the column (a step of two bodies' spacing, or two discs between two
-bodies) is counted as a level, flagged, and named in the warnings. A cervical MR (its header says so,
+become 3D components along the spine's chain. Levels are counted from the bottom: a disc below the
+lowest body is L5/S1, so that body is L5 and the rest follow upwards; a disc is named after the body
+above it (100 + its id). Without that disc the count is still made from the lowest body as L5, and
+the result says the numbering is not anchored. Counting rules past missed and merged bodies
+(``CountingRules``: cut a mask along a disc it bridges; count a body the network missed inside the
+column, flagged and named in the warnings; pieces of one body as one level) are each switchable;
+``RULES`` holds the shipped choice, from the cross-validation. A cervical MR (its header says so,
 or its bodies are too small to be lumbar) is counted down from the top body as C2, never anchored.
 """
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -163,10 +165,37 @@ BODY_ML = (2.0, 120.0)
 BODY_EXTENT_MM = 90.0      # a lumbar body is up to ~55 mm wide; the abdominal wall or gut run longer
 STEP_MM = (12.0, 55.0)          # centre to centre, cranio-caudal
 GAP_STEP_MM = 2 * STEP_MM[1]    # a step over one body the network missed
-# The counting rules past missed and merged bodies (split at discs, gap steps, pieces as one level) are off:
-# they raised M4's levels 76.7 -> 86.4 % but lowered M5's (the default) 71.6 -> 44.3 % on two folds
-# (docs/BENCHMARKS.md; measured on fresh float32 network output). On again once M5 gains too.
-COUNTING_RULES = False
+
+
+@dataclass(frozen=True)
+class CountingRules:
+    """The counting rules past missed and merged bodies, each on its own so each can be measured
+    (benchmarks/eval_mr.py ``--rules``; docs/BENCHMARKS.md "MR numbering past missed and merged bodies")."""
+    split_at_discs: bool = True   # a body mask that bridges a disc is cut along it
+    gap_chain: bool = True        # the chain steps over one missed body (up to GAP_STEP_MM)
+    disc_steps: bool = True       # two discs between neighbouring bodies: a missed level between them
+    long_steps: bool = True       # a step over GAP_FACTOR median steps: round(step / median) levels
+    same_body: bool = True        # close pieces with no disc between (discs found beside): one level
+
+    @classmethod
+    def parse(cls, text: str) -> "CountingRules":
+        """``"none"``, ``"all"`` or names joined by commas."""
+        names = [f.name for f in fields(cls)]
+        chosen = names if text == "all" else [] if text == "none" else [t.strip() for t in text.split(",") if t.strip()]
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            raise ValueError(f"unknown counting rule(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        return cls(**{name: name in chosen for name in names})
+
+    def named(self) -> str:
+        on = [f.name for f in fields(self) if getattr(self, f.name)]
+        return ",".join(on) or "none"
+
+
+# As shipped: all off. Together they raised M4's levels 76.7 -> 86.4 % but lowered M5's (the default)
+# 71.6 -> 44.3 % on two folds (docs/BENCHMARKS.md); one is on only where M5 gains from it on its own.
+NO_RULES = CountingRules.parse("none")
+RULES = NO_RULES
 GAP_SHIFT_FACTOR = 1.5          # over a missed body the column may drift further sideways
 GAP_FACTOR = 1.6                # a step this many median steps long spans a missed body (as on CT)
 DISC_GAP_FACTOR = 1.4           # two discs between two bodies mean a missed body only over a long step
@@ -315,7 +344,7 @@ def _keep(labelled: np.ndarray, n: int, indices: list[int]) -> tuple[np.ndarray,
     return lut[labelled], len(indices)
 
 
-def level_steps(body_s: np.ndarray, disc_s: np.ndarray) -> list[int]:
+def level_steps(body_s: np.ndarray, disc_s: np.ndarray, rules: CountingRules = CountingRules()) -> list[int]:
     """Levels between each pair of neighbouring bodies (``body_s`` sorted upwards): 1; more where the
     network missed a body between them; 0 where the two are pieces of one body. Where the discs were
     found, the discs between the two say so (two discs: a body between them), if the step is long
@@ -334,10 +363,11 @@ def level_steps(body_s: np.ndarray, disc_s: np.ndarray) -> list[int]:
         long_enough = reference > 0 and step > GAP_FACTOR * reference
         beside = [between[j] for j in (k - 1, k + 1) if 0 <= j < len(steps)]
         if read_discs and between[k] >= 1:
-            levels.append(between[k] if between[k] == 1 or step > DISC_GAP_FACTOR * (reference or step) else 1)
-        elif long_enough:
+            many = rules.disc_steps and between[k] > 1 and step > DISC_GAP_FACTOR * (reference or step)
+            levels.append(between[k] if many else 1)
+        elif long_enough and rules.long_steps:
             levels.append(max(1, int(round(step / reference))))
-        elif reference > 0 and step < SAME_BODY_FACTOR * reference and beside and all(beside):
+        elif rules.same_body and reference > 0 and step < SAME_BODY_FACTOR * reference and beside and all(beside):
             levels.append(0)
         else:
             levels.append(1)
@@ -355,7 +385,7 @@ def _distinct(disc_s: np.ndarray) -> np.ndarray:
 
 
 def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | None = None,
-                  lowest_at_border: bool = False, cervical: bool = False, count_gaps: bool = True
+                  lowest_at_border: bool = False, cervical: bool = False, rules: CountingRules = CountingRules()
                   ) -> tuple[list[int], list[int], bool, list[tuple[int, int]]]:
     """VerSe ids of the bodies and discs (given their S coordinates, any order), whether the count is
     anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found) and the levels
@@ -368,7 +398,7 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
     body_ids = np.zeros(len(body_s), int)
     sacral = not cervical and _sacral_top(body_order, body_ml)
     counted = body_order[1:] if sacral else body_order
-    steps = level_steps(body_s[counted], disc_s) if count_gaps else [1] * max(len(counted) - 1, 0)
+    steps = level_steps(body_s[counted], disc_s, rules)
     if cervical:                                      # from the top down: C2, then each step's levels
         levels = C2 + np.concatenate([[0], np.cumsum(steps[::-1])])[::-1]
     else:                                             # from the bottom up: L5, then each step's levels
@@ -476,7 +506,8 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     return result
 
 
-def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None) -> SegmentResult:
+def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None,
+                  rules: CountingRules = RULES) -> SegmentResult:
     """Bodies and discs, numbered, from the MR method's probabilities ``prob`` on ``grid``, as labels
     on ``volume``'s grid (the post-processing shared by both MR methods; the benchmark reruns it on
     stored probabilities)."""
@@ -488,10 +519,10 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     bodies, n_bodies = _components(body_mask, MIN_BODY_ML / voxel_ml,
                                    split_bodies(body_mask, prob[0], prob[2], grid.spacing))
     discs, n_discs = _components(disc_mask, MIN_DISC_ML / voxel_ml)
-    if COUNTING_RULES:
+    if rules.split_at_discs:
         bodies, n_bodies = split_at_discs(bodies, n_bodies, discs, n_discs, grid.spacing)
     body_stats = _stats(bodies, n_bodies, grid.spacing)
-    chain = spine_chain(*body_stats, gap_step_mm=GAP_STEP_MM if COUNTING_RULES else STEP_MM[1])
+    chain = spine_chain(*body_stats, gap_step_mm=GAP_STEP_MM if rules.gap_chain else STEP_MM[1])
     disc_centres = _stats(discs, n_discs, grid.spacing)[0]
     kept_discs = near_chain(disc_centres, body_stats[0][chain])
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
@@ -501,7 +532,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     neck = cervical_evidence(volume.metadata, body_stats[1][chain])
     body_ids, disc_ids, anchored, gaps = number_levels(
         centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
-        cervical=bool(neck), count_gaps=COUNTING_RULES)
+        cervical=bool(neck), rules=rules)
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)

@@ -58,6 +58,28 @@ def test_a_body_the_network_missed_is_counted_from_the_spacing_or_the_discs():
     assert bodies == [24, 23, 22, 21] and gaps == []
 
 
+def test_each_counting_rule_can_be_switched_on_alone():
+    from spine_core.pipeline.mr import RULES, CountingRules
+
+    body_s = np.array([180.0, 145.0, 75.0, 40.0, 8.0])
+    body_ml = np.array([22.0, 25.0, 33.0, 35.0, 4.0])
+    disc_s = np.array([162.0, 127.0, 92.0, 57.0, 24.0])
+    missed_l3 = [20, 21, 23, 24, 26]
+    assert number_levels(body_s, disc_s, body_ml, rules=CountingRules.parse("disc_steps"))[0] == missed_l3
+    assert number_levels(body_s, np.array([]), body_ml, rules=CountingRules.parse("long_steps"))[0] == missed_l3
+    # neither: every step one level, so the levels above the missed body are one too low
+    none = number_levels(body_s, disc_s, body_ml, rules=CountingRules.parse("none"))
+    assert none[0] == [21, 22, 23, 24, 26] and none[3] == []
+    pieces = (np.array([10.0, 45.0, 80.0, 108.0, 122.0, 150.0]), np.array([-5.0, 27.0, 62.0, 96.0, 136.0]))
+    assert number_levels(*pieces, rules=CountingRules.parse("same_body"))[0] == [24, 23, 22, 21, 21, 20]
+    assert number_levels(*pieces, rules=CountingRules.parse("disc_steps,long_steps"))[0] == [24, 23, 22, 21, 20, 19]
+    assert CountingRules.parse(CountingRules.parse("gap_chain,same_body").named()) == \
+        CountingRules(split_at_discs=False, gap_chain=True, disc_steps=False, long_steps=False, same_body=True)
+    assert CountingRules.parse(RULES.named()) == RULES
+    with pytest.raises(ValueError, match="unknown counting rule"):
+        CountingRules.parse("split_at_disks")
+
+
 def test_a_cervical_mr_is_counted_down_from_c2_never_from_the_sacrum():
     from spine_core.pipeline.mr import cervical_evidence
 
