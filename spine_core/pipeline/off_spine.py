@@ -7,12 +7,20 @@ a chain: every vertebra lies within a few millimetres, in the axial plane, of it
 more than ``max_offset_mm`` (axial plane) from the median of the other candidates within
 ``window_mm`` above and below it is dropped. With fewer than two such neighbours a candidate is kept
 (the chain cannot judge it). The limits are anatomy, set a priori.
+
+That local test cannot judge two or three false candidates that lie together far from the spine
+(on acrin head_to_chest, two structures ~200 mm beside the neck, each the other's only neighbour,
+were named C1 and C2): the candidates linked into chains by the same limits, a chain other than the
+longest is dropped where it lies further from the longest one, in the axial plane, than the spine
+could bend over the height between them (``max_offset_mm`` plus ``max_slope`` per mm of height).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from spine_core.pipeline.preprocess import scan_bounds_mm
 from spine_core.pipeline.stages import Context, Levels, SpineNotFound, Stage, keep_instances
@@ -23,6 +31,7 @@ class OffSpineOptions:
     max_offset_mm: float = 30.0
     window_mm: float = 80.0
     min_neighbours: int = 2
+    max_slope: float = 1.0           # axial drift per mm of height between two chains of one spine (45 degrees)
 
 
 def off_spine(centres_mm: np.ndarray, options: OffSpineOptions | None = None) -> np.ndarray:
@@ -37,6 +46,43 @@ def off_spine(centres_mm: np.ndarray, options: OffSpineOptions | None = None) ->
             continue
         off[n] = np.linalg.norm(np.median(near[:, :2], axis=0) - c[:2]) > options.max_offset_mm
     return off
+
+
+def chains(centres_mm: np.ndarray, options: OffSpineOptions | None = None) -> np.ndarray:
+    """Chain index per candidate: candidates within ``window_mm`` in height and ``max_offset_mm`` in
+    the axial plane of each other are linked; chains are the linked groups, the longest numbered 0."""
+    options = options or OffSpineOptions()
+    c = np.asarray(centres_mm, float)
+    dz = np.abs(c[:, None, 2] - c[None, :, 2])
+    axial = np.linalg.norm(c[:, None, :2] - c[None, :, :2], axis=2)
+    linked = (dz <= options.window_mm) & (axial <= options.max_offset_mm)
+    _, group = connected_components(csr_matrix(linked), directed=False)
+    sizes = np.bincount(group)
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[group]
+
+
+def detached(centres_mm: np.ndarray, options: OffSpineOptions | None = None) -> np.ndarray:
+    """Boolean per candidate: True where it belongs to a chain, not the longest, that lies further from
+    the longest chain (the nearest of its candidates in height) than one spine could bend."""
+    options = options or OffSpineOptions()
+    c = np.asarray(centres_mm, float)
+    out = np.zeros(len(c), bool)
+    if len(c) < 3:
+        return out
+    group = chains(c, options)
+    main = c[group == 0]
+    if np.sum(group == 0) < 2 or np.sum(group == 0) <= np.max(np.bincount(group)[1:], initial=0):
+        return out                    # no chain longer than the rest: nothing to measure against
+    for n, point in enumerate(c):
+        if group[n] == 0:
+            continue
+        nearest = main[np.argmin(np.abs(main[:, 2] - point[2]))]
+        height = abs(nearest[2] - point[2])
+        out[n] = np.linalg.norm(nearest[:2] - point[:2]) > options.max_offset_mm + options.max_slope * height
+    return out
 
 
 def side_by_side(centres_mm: np.ndarray, min_spread_mm: float = 15.0, max_height_mm: float = 12.0) -> bool:
@@ -63,7 +109,12 @@ class OffSpineStage(Stage):
         self.options = options or OffSpineOptions()
 
     def predict(self, ctx: Context, inputs, progress):
-        return off_spine(ctx.instances.centres_mm, self.options)
+        centres = ctx.instances.centres_mm
+        off = off_spine(centres, self.options)
+        if not off.all():
+            kept = np.flatnonzero(~off)
+            off[kept[detached(centres[kept], self.options)]] = True
+        return off
 
     def postprocess(self, ctx: Context, off, progress) -> None:
         kept = ctx.instances.centres_mm[~off] if not off.all() else ctx.instances.centres_mm

@@ -3,7 +3,7 @@ synthetic geometry: a chain of vertebrae with ribs on the upper ones only."""
 import numpy as np
 
 from spine_core.labels import SACRUM
-from spine_core.pipeline.off_spine import off_spine
+from spine_core.pipeline.off_spine import chains, detached, off_spine
 from spine_core.pipeline.ribs import RibOptions, find_t12, last_rib_z, levels_from_t12
 from spine_core.volume import Volume, affine_from_geometry
 
@@ -22,6 +22,20 @@ def test_an_anterior_structure_off_the_chain_is_dropped_a_scoliotic_chain_is_not
     with_hyoid = np.vstack([centres[:3], [[0.0, -70.0, centres[2, 2] - 10.0]], centres[3:]])
     assert off_spine(with_hyoid).tolist() == [False] * 3 + [True] + [False] * 5
     assert not off_spine(_chain(2)).any()                   # too few neighbours to judge
+
+
+def test_a_pair_far_beside_the_spine_is_dropped_a_chain_beyond_a_gap_in_line_with_it_is_not():
+    spine = _chain(8)
+    spine[:, 1] = np.linspace(0.0, 90.0, 8)                  # a strongly kyphotic column, ~0.4 mm per mm
+    pair = np.array([[-150.0, -150.0, spine[0, 2] + 130.0], [-150.0, -150.0, spine[0, 2] + 100.0]])
+    centres = np.vstack([pair, spine])
+    assert not off_spine(centres).any()                      # each of the pair is the other's only neighbour
+    assert chains(centres).tolist() == [1, 1] + [0] * 8
+    assert detached(centres).tolist() == [True, True] + [False] * 8
+    # the cervical spine above a 100 mm gap the detector left, 25 mm further forward: one spine
+    neck = np.array([[0.0, -25.0, spine[0, 2] + 100.0 + PITCH * k] for k in range(2)])
+    assert not detached(np.vstack([neck, spine])).any()
+    assert not detached(np.vstack([pair, spine[:2]])).any()  # two chains of two: no longest to judge by
 
 
 def test_levels_count_from_t12_skip_missed_levels_and_end_in_the_sacrum():
