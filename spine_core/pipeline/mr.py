@@ -205,6 +205,7 @@ CERVICAL_WORDS = re.compile(r"\b(C-?SPINE|C SPINE|CERVICAL|NECK|HWS)\b")
 FLAT_DISC_RATIO = 0.5          # a disc's thickness spread under half its width's
 DISC_NORMAL_MIN_S = 0.7        # a disc lies across the column: its normal within ~45 degrees of S
 MAX_DISC_ML = 40.0             # a lumbar disc is ~10-20 ml; a larger 'disc' is a sheet of something else
+MIN_CUT_DISC_ML = 1.0          # a cervical disc is ~1.5-3 ml: a smaller find is a fragment, too weak to cut a body by
 SPLIT_PART_FRACTION = 0.3      # of the median body: the least a disc may cut off a mask as a body
 SAME_BODY_FACTOR = 0.6         # pieces this many median steps apart, no disc between: one body
 SAME_DISC_MM = 8.0              # disc parts closer in height than a disc is thick are one disc
@@ -230,8 +231,9 @@ def split_at_discs(bodies: np.ndarray, n: int, discs: np.ndarray, n_discs: int, 
         centre = points.mean(axis=0)
         spread, axes = np.linalg.eigh(np.cov((points - centre).T))
         normal = axes[:, 0]                           # the disc's thinnest direction
+        disc_ml = len(points) * float(np.prod(spacing)) / 1000.0
         if spread[0] > (FLAT_DISC_RATIO ** 2) * spread[1] or abs(normal[2]) < DISC_NORMAL_MIN_S or \
-                len(points) * float(np.prod(spacing)) / 1000.0 > MAX_DISC_ML:
+                not MIN_CUT_DISC_ML <= disc_ml <= MAX_DISC_ML:
             continue                                  # not a disc lying across the column: no plane to cut along
         lo = np.maximum(np.floor((points.min(axis=0) - BODY_HALF_HEIGHT_MM) / spacing), 0).astype(int)
         hi = np.minimum(np.ceil((points.max(axis=0) + BODY_HALF_HEIGHT_MM) / spacing) + 1, bodies.shape).astype(int)
