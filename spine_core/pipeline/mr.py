@@ -176,6 +176,7 @@ class CountingRules:
     disc_steps: bool = True       # two discs between neighbouring bodies: a missed level between them
     long_steps: bool = True       # a step over GAP_FACTOR median steps: round(step / median) levels
     same_body: bool = True        # close pieces with no disc between (discs found beside): one level
+    sacrum_below_last_disc: bool = True  # discs read: the bodies below the lowest disc are S1 (and S2)
 
     @classmethod
     def parse(cls, text: str) -> "CountingRules":
@@ -387,19 +388,22 @@ def _distinct(disc_s: np.ndarray) -> np.ndarray:
 
 
 def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | None = None,
-                  lowest_at_border: bool = False, cervical: bool = False, rules: CountingRules = CountingRules()
-                  ) -> tuple[list[int], list[int], bool, list[tuple[int, int]]]:
+                  lowest_at_border: bool = False, cervical: bool = False, rules: CountingRules = CountingRules(),
+                  disc_ml: np.ndarray | None = None) -> tuple[list[int], list[int], bool, list[tuple[int, int]]]:
     """VerSe ids of the bodies and discs (given their S coordinates, any order), whether the count is
     anchored (an L5/S1 disc below the lowest body, or the top of the sacrum found) and the levels
     counted as missing between found bodies (pairs of ids above and below). A disc below the sacrum
     gets id 0 (dropped). ``body_ml``: the bodies' volumes, for telling S1 from L5. ``cervical``: the
     scan shows the neck, so the count runs down from the top body as C2 (never anchored: the dens is
-    not checked)."""
+    not checked). ``disc_ml``: the discs' volumes, for the sacrum below the lowest disc."""
     body_s, disc_s = np.asarray(body_s, float), np.asarray(disc_s, float)
     body_order = np.argsort(body_s)                   # lowest first
     body_ids = np.zeros(len(body_s), int)
-    sacral = not cervical and _sacral_top(body_order, body_ml)
-    counted = body_order[1:] if sacral else body_order
+    n_sacral = int(not cervical and _sacral_top(body_order, body_ml))
+    if not cervical and rules.sacrum_below_last_disc and disc_ml is not None:
+        n_sacral = max(n_sacral, _below_last_disc(body_s[body_order], disc_s, np.asarray(disc_ml, float)))
+    sacral = n_sacral > 0
+    counted = body_order[n_sacral:]
     steps = level_steps(body_s[counted], disc_s, rules)
     if cervical:                                      # from the top down: C2, then each step's levels
         levels = C2 + np.concatenate([[0], np.cumsum(steps[::-1])])[::-1]
@@ -407,8 +411,7 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
         levels = L5 - np.concatenate([[0], np.cumsum(steps)])
     body_ids[counted] = levels
     gaps = [(int(levels[k + 1]), int(levels[k])) for k, n in enumerate(steps) if n > 1]
-    if sacral:
-        body_ids[body_order[0]] = SACRUM
+    body_ids[body_order[:n_sacral]] = SACRUM
     lumbar = body_s[body_ids != SACRUM]
     # a small piece cut by the scan's lower edge is taken for S1 (lumbar MR shows the sacrum; in the
     # cross-validation every such piece was S1), but it could be a cut L5: the count is then not anchored
@@ -439,6 +442,22 @@ def _disc_id(s: float, body_s: np.ndarray, body_ids: np.ndarray) -> int:
         level = max(below)[1] - 1
         return DISC + level if level >= C2 else 0     # no disc between C1 and C2
     return DISC + L5
+
+
+def _below_last_disc(body_s: np.ndarray, disc_s: np.ndarray, disc_ml: np.ndarray) -> int:
+    """How many of the lowest bodies (``body_s`` sorted upwards) are sacral because they lie below the
+    lowest disc, on a scan whose discs are read (a disc of >= ``MIN_CUT_DISC_ML`` in each of the three
+    steps above it): S1 found whole sits below the L5/S1 disc, with no disc under it (S1/S2 is fused).
+    None where any disc find, even a fragment, lies lower: a degenerate L5/S1 disc is found small."""
+    full = disc_s[disc_ml >= MIN_CUT_DISC_ML]
+    if not len(full) or np.any(disc_s < full.min()):
+        return 0
+    below = int(np.sum(body_s < full.min()))
+    above = body_s[below:]
+    if not 1 <= below <= 2 or len(above) < 4:
+        return 0
+    read = all(np.any((full > low) & (full < high)) for low, high in zip(above[:3], above[1:4]))
+    return below if read else 0
 
 
 def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None) -> bool:
@@ -525,7 +544,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
         bodies, n_bodies = split_at_discs(bodies, n_bodies, discs, n_discs, grid.spacing)
     body_stats = _stats(bodies, n_bodies, grid.spacing)
     chain = spine_chain(*body_stats, gap_step_mm=GAP_STEP_MM if rules.gap_chain else STEP_MM[1])
-    disc_centres = _stats(discs, n_discs, grid.spacing)[0]
+    disc_centres, disc_volumes, _ = _stats(discs, n_discs, grid.spacing)
     kept_discs = near_chain(disc_centres, body_stats[0][chain])
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
     discs, n_discs = _keep(discs, n_discs, kept_discs)
@@ -534,7 +553,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     neck = cervical_evidence(volume.metadata, body_stats[1][chain])
     body_ids, disc_ids, anchored, gaps = number_levels(
         centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
-        cervical=bool(neck), rules=rules)
+        cervical=bool(neck), rules=rules, disc_ml=disc_volumes[kept_discs])
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)

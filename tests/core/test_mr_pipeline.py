@@ -73,11 +73,30 @@ def test_each_counting_rule_can_be_switched_on_alone():
     pieces = (np.array([10.0, 45.0, 80.0, 108.0, 122.0, 150.0]), np.array([-5.0, 27.0, 62.0, 96.0, 136.0]))
     assert number_levels(*pieces, rules=CountingRules.parse("same_body"))[0] == [24, 23, 22, 21, 21, 20]
     assert number_levels(*pieces, rules=CountingRules.parse("disc_steps,long_steps"))[0] == [24, 23, 22, 21, 20, 19]
-    assert CountingRules.parse(CountingRules.parse("gap_chain,same_body").named()) == \
-        CountingRules(split_at_discs=False, gap_chain=True, disc_steps=False, long_steps=False, same_body=True)
+    two = CountingRules.parse("gap_chain,same_body")
+    assert CountingRules.parse(two.named()) == two and two.gap_chain and two.same_body and not two.split_at_discs
     assert CountingRules.parse(RULES.named()) == RULES
     with pytest.raises(ValueError, match="unknown counting rule"):
         CountingRules.parse("split_at_disks")
+
+
+def test_s1_found_whole_below_the_lowest_disc_is_the_sacrum_where_the_discs_are_read():
+    from spine_core.pipeline.mr import CountingRules
+
+    rule = CountingRules.parse("sacrum_below_last_disc")
+    # L1-L5 with their discs (8-14 ml), and S1 found as a body 28 mm under L5 with nothing under it
+    body_s = np.array([130.0, 95.0, 60.0, 25.0, -8.0, -36.0])
+    body_ml = np.array([40.0, 42.0, 45.0, 47.0, 48.0, 27.0])
+    disc_s = np.array([112.0, 77.0, 42.0, 8.0, -26.0])
+    disc_ml = np.array([8.0, 9.0, 12.0, 14.0, 11.0])
+    assert number_levels(body_s, disc_s, body_ml, rules=rule, disc_ml=disc_ml)[0] == [20, 21, 22, 23, 24, 26]
+    assert number_levels(body_s, disc_s, body_ml, rules=CountingRules.parse("none"), disc_ml=disc_ml)[0] == \
+        [19, 20, 21, 22, 23, 24]
+    # a small disc find under the lowest body (a degenerate L5/S1): that body is L5, as before
+    low = number_levels(body_s, np.append(disc_s, -50.0), body_ml, rules=rule, disc_ml=np.append(disc_ml, 0.5))
+    assert low[0] == [19, 20, 21, 22, 23, 24]
+    # discs not read (fragments only, as on the water-fat sets): nothing to count the sacrum from
+    assert number_levels(body_s, disc_s, body_ml, rules=rule, disc_ml=np.full(5, 0.4))[0] == [19, 20, 21, 22, 23, 24]
 
 
 def test_a_cervical_mr_is_counted_down_from_c2_never_from_the_sacrum():
