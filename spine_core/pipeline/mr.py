@@ -38,6 +38,8 @@ C2, L5, DISC, SACRUM = 2, 24, 100, 26
 # A caudal-most "body" this small next to the chain's others is the top of the sacrum (S1 looks like a
 # body on MR; the network finds part of it, or the field of view cuts it): it is not L5.
 SACRAL_TOP_FRACTION = 0.4
+# S1 found whole under the L5/S1 disc is the top of a wedge, smaller than the lumbar bodies above it.
+S1_FRACTION = 0.7
 MIN_BODY_ML, MIN_DISC_ML = 1.5, 0.2
 # Slices per network call: bounded memory on a 0.5 mm 512 x 512 reconstruction.
 BATCH = 8
@@ -401,7 +403,8 @@ def number_levels(body_s: np.ndarray, disc_s: np.ndarray, body_ml: np.ndarray | 
     body_ids = np.zeros(len(body_s), int)
     n_sacral = int(not cervical and _sacral_top(body_order, body_ml))
     if not cervical and rules.sacrum_below_last_disc and disc_ml is not None:
-        n_sacral = max(n_sacral, _below_last_disc(body_s[body_order], disc_s, np.asarray(disc_ml, float)))
+        sizes = None if body_ml is None else np.asarray(body_ml, float)[body_order]
+        n_sacral = max(n_sacral, _below_last_disc(body_s[body_order], disc_s, np.asarray(disc_ml, float), sizes))
     sacral = n_sacral > 0
     counted = body_order[n_sacral:]
     steps = level_steps(body_s[counted], disc_s, rules)
@@ -444,11 +447,14 @@ def _disc_id(s: float, body_s: np.ndarray, body_ids: np.ndarray) -> int:
     return DISC + L5
 
 
-def _below_last_disc(body_s: np.ndarray, disc_s: np.ndarray, disc_ml: np.ndarray) -> int:
+def _below_last_disc(body_s: np.ndarray, disc_s: np.ndarray, disc_ml: np.ndarray,
+                     body_ml: np.ndarray | None = None) -> int:
     """How many of the lowest bodies (``body_s`` sorted upwards) are sacral because they lie below the
     lowest disc, on a scan whose discs are read (a disc of >= ``MIN_CUT_DISC_ML`` in each of the three
     steps above it): S1 found whole sits below the L5/S1 disc, with no disc under it (S1/S2 is fused).
-    None where any disc find, even a fragment, lies lower: a degenerate L5/S1 disc is found small."""
+    None where any disc find, even a fragment, lies lower (a degenerate L5/S1 disc is found small), or
+    where a body down there is as large as the lumbar ones (``S1_FRACTION``, ``body_ml`` in the same
+    order): an L5 whose L5/S1 disc the network missed altogether, not the wedge of S1."""
     full = disc_s[disc_ml >= MIN_CUT_DISC_ML]
     if not len(full) or np.any(disc_s < full.min()):
         return 0
@@ -457,7 +463,8 @@ def _below_last_disc(body_s: np.ndarray, disc_s: np.ndarray, disc_ml: np.ndarray
     if not 1 <= below <= 2 or len(above) < 4:
         return 0
     read = all(np.any((full > low) & (full < high)) for low, high in zip(above[:3], above[1:4]))
-    return below if read else 0
+    smaller = body_ml is None or np.all(body_ml[:below] < S1_FRACTION * float(np.median(body_ml[below:])))
+    return below if read and smaller else 0
 
 
 def _sacral_top(order: np.ndarray, body_ml: np.ndarray | None) -> bool:

@@ -95,6 +95,9 @@ def test_s1_found_whole_below_the_lowest_disc_is_the_sacrum_where_the_discs_are_
     # a small disc find under the lowest body (a degenerate L5/S1): that body is L5, as before
     low = number_levels(body_s, np.append(disc_s, -50.0), body_ml, rules=rule, disc_ml=np.append(disc_ml, 0.5))
     assert low[0] == [19, 20, 21, 22, 23, 24]
+    # a lowest body as large as the lumbar ones is an L5 whose L5/S1 disc the network missed
+    as_large = np.append(body_ml[:-1], 46.0)
+    assert number_levels(body_s, disc_s, as_large, rules=rule, disc_ml=disc_ml)[0] == [19, 20, 21, 22, 23, 24]
     # discs not read (fragments only, as on the water-fat sets): nothing to count the sacrum from
     assert number_levels(body_s, disc_s, body_ml, rules=rule, disc_ml=np.full(5, 0.4))[0] == [19, 20, 21, 22, 23, 24]
 
