@@ -307,6 +307,13 @@ class MeshView(QWidget):
         self._overlay.plotter = None        # it holds the plotter too
         if self.plotter is not None:
             self.plotter.close()
+            # pyvistaqt keeps the wrapper of its GL context's QSurface, which Qt frees with the window
+            # and PySide cannot see go (QSurface is no QObject): a later object at the same address then
+            # came back from PySide as that QSurface (a menu's QAction, a table's header, in full test
+            # runs). Drop it while the surface is still alive; the next initializeGL takes it again.
+            forget = getattr(self.plotter, "_forget_context", None)
+            if forget is not None:
+                forget()
             self.plotter = None        # drop the renderer and camera with it
             # VTK objects caught in reference cycles would otherwise be freed by a later garbage
             # collection, possibly after Qt destroyed the native window they were drawn on (a crash

@@ -71,6 +71,7 @@ def mesh_view(qtbot, display):
     plotter = view.plotter
     view.close()
     assert plotter._closed and view.plotter is None
+    assert getattr(plotter, "_surface", None) is None      # no wrapper left to outlive the GL surface Qt frees
     del plotter
     view.deleteLater()
     del view
