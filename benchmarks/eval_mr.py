@@ -32,7 +32,8 @@ from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.progress import NullProgress
-from spine_core.pipeline.mr import RULES, CountingRules, mr_probabilities, mr_structures
+from spine_core.pipeline.mr import (CERVICAL, CUT_SACRUM, LEVEL_TRUST, NOT_ANCHORED, RULES, CountingRules,
+                                    mr_probabilities, mr_structures)
 from spine_core.pipeline.mr_input import mr_grid, normalise
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
@@ -83,6 +84,40 @@ def calibration(rows: list[dict]) -> dict:
     bins = {">= 0.9": (0.9, 2.0), "0.5-0.9": (0.5, 0.9), "< 0.5": (-1.0, 0.5)}
     return {name: {"shown": sum(lo <= c < hi for c, _ in pairs), "right": sum(lo <= c < hi and ok for c, ok in pairs)}
             for name, (lo, hi) in bins.items()}
+
+
+def anchor_of(warnings: list[str]) -> str:
+    """What the count rested on (the key of LEVEL_TRUST), read from the result's warnings."""
+    if CUT_SACRUM in warnings:
+        return "cut_sacrum"
+    if NOT_ANCHORED in warnings:
+        return "none"
+    cervical = CERVICAL.split("{")[0]
+    return "cervical" if any(w.startswith(cervical) for w in warnings) else "sacrum"
+
+
+def wilson_lower(right: int, shown: int, z: float = 1.96) -> float | None:
+    """The 95 % Wilson score lower bound of the share right."""
+    if not shown:
+        return None
+    p = right / shown
+    centre = p + z * z / (2 * shown)
+    spread = z * np.sqrt(p * (1 - p) / shown + z * z / (4 * shown * shown))
+    return round(float((centre - spread) / (1 + z * z / shown)), 3)
+
+
+def trust_by_anchor(rows: list[dict]) -> dict:
+    """Per anchor: structures and cases judged, right, and the Wilson lower bounds LEVEL_TRUST is set from
+    (per structure for the sacrum, per case where one wrong guess shifts every level)."""
+    out = {}
+    for anchor in sorted({r["anchor"] for r in rows}):
+        mine = [r for r in rows if r["anchor"] == anchor and r.get("judged")]
+        pairs = [ok for r in mine for _, ok in r["judged"]]
+        whole = [all(ok for _, ok in r["judged"]) for r in mine]
+        out[anchor] = {"structures": len(pairs), "right": int(sum(pairs)), "cases": len(whole),
+                       "cases_all_right": int(sum(whole)), "lower_by_structure": wilson_lower(sum(pairs), len(pairs)),
+                       "lower_by_case": wilson_lower(sum(whole), len(whole)), "cap": LEVEL_TRUST[anchor]}
+    return out
 
 
 def pooled(rows: list[dict]) -> dict:
@@ -162,7 +197,8 @@ def main(argv=None) -> int:
             result, seconds = segment_cached(scan, options, models, cache, rules)
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
-                   "found": result.labels.ids(), **score(result.labels.array, ref.array),
+                   "found": result.labels.ids(), "anchor": anchor_of(result.warnings),
+                   **score(result.labels.array, ref.array),
                    "judged": judged(result.labels.array, ref.array, {v.id: v.confidence for v in result.vertebrae})}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("case", "fold", "found", "identification", "seconds")}
@@ -176,9 +212,10 @@ def main(argv=None) -> int:
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
               "pipeline": args.pipeline, "counting_rules": rules.named(),
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
-              "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows), "papers": PAPERS,
+              "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows),
+              "trust_by_anchor": trust_by_anchor(rows), "papers": PAPERS,
               "cases": rows}
-    print(json.dumps({"per_set": report["per_set"], "pooled": report["pooled"], "calibration": report["calibration"]},
+    print(json.dumps({k: report[k] for k in ("per_set", "pooled", "calibration", "trust_by_anchor")},
                      indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")

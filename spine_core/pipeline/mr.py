@@ -49,11 +49,17 @@ BODY_HALF_HEIGHT_MM = 35.0     # from its seed: past this a region reaches the c
 BODY_WIDTH_MM = 50.0           # peaks this far apart left-right at one height and depth: one lumbar body
 CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 # Levels on MR are counted from the bottom, not read from each body: a structure's confidence is its
-# segmentation's, capped by the share of levels such a count got right in the 4-fold cross-validation
-# (benchmarks/eval_mr.py, docs/BENCHMARKS.md "MR"): anchored 0.87 of 126 structures; not anchored 0.73 of
-# 44, kept below the review flag's 0.5 all the same, because an unanchored count that is wrong is wrong
-# everywhere at once. A high confidence never hides a shifted count.
-LEVEL_TRUST = {True: 0.85, False: 0.45}
+# segmentation's, capped by how often such a count was right in the cross-validation (benchmarks/eval_mr.py
+# prints the counts and these bounds, docs/BENCHMARKS.md "MR confidence"), by what anchored it:
+# - "sacrum" (an L5/S1 disc or S1 found): 75 of 76 structures right on M5 folds 0-2 (24 cases), all
+#   rules; the 95 % Wilson lower bound 0.93. Per structure: a miss there shifts only the levels above it.
+# - "none" (no disc under the lowest body, which is taken for L5): 9 of 9 cases right; per case, because
+#   a wrong guess is wrong for every level at once: 0.70.
+# - "cut_sacrum" (the lowest body, small and cut by the scan's edge, taken for S1): 2 of 2 cases: 0.34.
+# - cervical: one case, no evidence: 0.45, under the review flag's 0.5.
+# The counts come from scans that show the lumbosacral junction; a field of view ending higher makes
+# "none" riskier, which the warning says. A high confidence never hides a shifted count.
+LEVEL_TRUST = {"sacrum": 0.93, "none": 0.70, "cut_sacrum": 0.34, "cervical": 0.45}
 CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
               "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
               "against the sacrum")
@@ -61,6 +67,15 @@ CERVICAL = ("numbering not anchored: this MR shows the cervical spine ({why}), s
             "from the top body as C2; check them against the dens")
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
+
+
+def count_anchor(anchored: bool, cervical: bool, body_ids) -> str:
+    """What the level count rests on, the key of LEVEL_TRUST."""
+    if anchored:
+        return "sacrum"
+    if cervical:
+        return "cervical"
+    return "cut_sacrum" if SACRUM in body_ids else "none"
 
 
 def probabilities(image: np.ndarray, model, progress: Progress) -> np.ndarray:
@@ -561,6 +576,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     body_ids, disc_ids, anchored, gaps = number_levels(
         centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
         cervical=bool(neck), rules=rules, disc_ml=disc_volumes[kept_discs])
+    anchor = count_anchor(anchored, bool(neck), body_ids)
     lut_b = np.array([0, *body_ids], np.int16)
     lut_d = np.array([0, *disc_ids], np.int16)
     ids = np.where(bodies > 0, lut_b[bodies], lut_d[discs]).astype(np.int16)
@@ -568,14 +584,14 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     for lut, comps, channel in ((lut_b, bodies, 0), (lut_d, discs, 1)):
         if len(lut) > 1:                              # one pass per class, not one per structure
             means = ndimage.mean(prob[channel], comps, index=np.arange(1, len(lut)))
-            confidence.update({int(i): min(float(m), LEVEL_TRUST[anchored])
+            confidence.update({int(i): min(float(m), LEVEL_TRUST[anchor])
                                for i, m in zip(lut[1:], np.atleast_1d(means))})
     array = to_input_grid(ids, grid, volume)
     present = sorted(int(i) for i in np.unique(array) if i)
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))
     warnings = list(volume.metadata.warnings)
     if present and not anchored:
-        warnings.append(CERVICAL.format(why=neck) if neck else CUT_SACRUM if SACRUM in body_ids else NOT_ANCHORED)
+        warnings.append({"cervical": CERVICAL.format(why=neck), "cut_sacrum": CUT_SACRUM}.get(anchor, NOT_ANCHORED))
     warnings += [missing_levels(upper, lower) for upper, lower in gaps]
     progress.update(1.0, f"{len(body_ids)} bodies, {len(disc_ids)} discs")
     flags = {lower: (MISSED_ABOVE,) for _, lower in gaps}

@@ -327,3 +327,20 @@ def test_full_size_map_is_scored_correctly():
     report = evaluate(pred, ref)
     assert report.summary.n_ref == 20 and report.summary.identification_rate == 1.0
     assert report.vertebrae[0].hd == pytest.approx(np.hypot(0.8, 1.0))
+
+
+def test_the_mr_benchmark_bounds_each_counts_trust_from_cases_or_structures():
+    from benchmarks.eval_mr import anchor_of, trust_by_anchor, wilson_lower
+    from spine_core.pipeline.mr import CUT_SACRUM, NOT_ANCHORED
+
+    assert wilson_lower(75, 76) == 0.929 and wilson_lower(9, 9) == 0.701 and wilson_lower(0, 0) is None
+    assert anchor_of([CUT_SACRUM]) == "cut_sacrum" and anchor_of([NOT_ANCHORED, "2 levels missed"]) == "none"
+    assert anchor_of(["numbering not anchored: this MR shows the cervical spine (x), so ..."]) == "cervical"
+    assert anchor_of([]) == "sacrum"
+    rows = [{"anchor": "sacrum", "judged": [(0.93, True), (0.93, False)]},
+            {"anchor": "sacrum", "judged": [(0.93, True)]},
+            {"anchor": "none", "judged": []}]                     # nothing judged: no case counted
+    trust = trust_by_anchor(rows)
+    counts = {k: trust["sacrum"][k] for k in ("structures", "right", "cases", "cases_all_right")}
+    assert counts == {"structures": 3, "right": 2, "cases": 2, "cases_all_right": 1}
+    assert trust["none"]["cases"] == 0 and trust["none"]["lower_by_case"] is None

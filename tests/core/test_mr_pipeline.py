@@ -9,7 +9,8 @@ from spine_core.models.card import ModelCard
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
-from spine_core.pipeline.mr import LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, number_levels, one_seed_per_body, split_bodies
+from spine_core.pipeline.mr import (LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, count_anchor, number_levels, one_seed_per_body,
+                                    split_bodies)
 from spine_core.volume import ScanMetadata, Volume
 
 
@@ -40,6 +41,16 @@ def test_a_small_caudal_most_body_is_the_top_of_the_sacrum_not_l5():
     assert bodies == [20, 21, 22, 23, 24, 26] and not anchored
     # an L5 of ordinary size is L5
     assert number_levels(body_s[:5], disc_s[:5], body_ml[:5])[0] == [20, 21, 22, 23, 24]
+
+
+def test_a_counts_trust_follows_what_anchored_it():
+    assert count_anchor(True, False, [20, 24, 26]) == "sacrum"
+    assert count_anchor(False, False, [20, 24, 26]) == "cut_sacrum"       # the guessed S1 may be a cut L5
+    assert count_anchor(False, False, [20, 24]) == "none"
+    assert count_anchor(False, True, [2, 3]) == "cervical"
+    # only a count resting on the sacrum is shown sure; a guessed S1 and the neck stay under the review flag
+    assert LEVEL_TRUST["sacrum"] >= 0.9 > LEVEL_TRUST["none"]
+    assert max(LEVEL_TRUST["cut_sacrum"], LEVEL_TRUST["cervical"]) < 0.5
 
 
 def test_a_body_the_network_missed_is_counted_from_the_spacing_or_the_discs():
@@ -206,7 +217,7 @@ def test_an_mr_goes_through_the_mr_network_only():
     assert centres[124][2] < centres[24][2] < centres[123][2]
     assert NOT_ANCHORED not in result.warnings
     # a sure segmentation, but a counted level: the confidence is the count's measured trust
-    assert all(v.confidence == LEVEL_TRUST[True] for v in result.vertebrae)
+    assert all(v.confidence == LEVEL_TRUST["sacrum"] for v in result.vertebrae)
 
 
 def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
@@ -214,7 +225,7 @@ def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
     result = segment(mr_scan(with_sacrum_disc=False), SegmentOptions(), models=models)
     assert NOT_ANCHORED in result.warnings
     assert 24 in result.labels.ids()
-    assert all(v.confidence == LEVEL_TRUST[False] for v in result.vertebrae)
+    assert all(v.confidence == LEVEL_TRUST["none"] for v in result.vertebrae)
 
 
 def test_a_ct_never_reaches_the_mr_network_and_an_mr_never_the_ct_networks(tmp_path):
@@ -377,4 +388,4 @@ def test_an_mr_whose_header_says_cervical_is_named_from_c2_with_the_reason():
     result = segment(neck, SegmentOptions(), models=ModelSet(preset={MR_MODEL: IntensityOracle()}))
     assert result.labels.ids() == [2, 3, 4, 5, 102, 103, 104, 105]
     assert any("cervical spine (the series' header says 'CSPINE')" in w for w in result.warnings)
-    assert all(v.confidence == LEVEL_TRUST[False] for v in result.vertebrae)
+    assert all(v.confidence == LEVEL_TRUST["cervical"] < 0.5 for v in result.vertebrae)
