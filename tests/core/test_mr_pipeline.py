@@ -389,3 +389,23 @@ def test_an_mr_whose_header_says_cervical_is_named_from_c2_with_the_reason():
     assert result.labels.ids() == [2, 3, 4, 5, 102, 103, 104, 105]
     assert any("cervical spine (the series' header says 'CSPINE')" in w for w in result.warnings)
     assert all(v.confidence == LEVEL_TRUST["cervical"] < 0.5 for v in result.vertebrae)
+
+
+def test_a_small_disc_find_walled_in_by_a_body_is_that_body_and_a_disc_between_bodies_stays():
+    from spine_core.pipeline.mr import absorb_enclosed_discs
+
+    bodies = np.zeros((30, 40, 90), np.int32)        # L, P, S at 1 mm: two bodies and the disc between
+    bodies[5:25, 5:35, 10:40] = 1
+    bodies[5:25, 5:35, 46:76] = 2
+    discs = np.zeros_like(bodies)
+    discs[5:25, 5:35, 41:45] = 1
+    discs[12:18, 15:22, 22:28] = 2                   # 0.25 ml of 'disc' signal in the lower body's centre
+    bodies[discs == 2] = 0
+    filled, kept, n = absorb_enclosed_discs(bodies, discs, 2, (1.0, 1.0, 1.0))
+    assert n == 1 and np.array_equal(kept > 0, discs == 1)
+    assert np.all(filled[12:18, 15:22, 22:28] == 1)
+    assert np.array_equal(filled[bodies > 0], bodies[bodies > 0])     # nothing else moved
+    # the same patch at the body's front edge is half outside it: not walled in, kept
+    edge = np.zeros_like(discs)
+    edge[12:18, 2:8, 22:28] = 1
+    assert absorb_enclosed_discs(np.where(edge > 0, 0, bodies), edge, 1, (1.0, 1.0, 1.0))[2] == 1
