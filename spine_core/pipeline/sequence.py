@@ -25,6 +25,10 @@ from spine_core.pipeline.sizes import SizeOptions, scale_log_prior, size_log_lik
 from spine_core.review import L6_CANDIDATE, MISSED_ABOVE, T13_CANDIDATE
 
 VARIANT_FLAGS = {L6: L6_CANDIDATE, T13: T13_CANDIDATE}
+# The standard names an extra vertebra would take: a T13 is counted as T12 or L1, an L6 as L4 or L5. The
+# labeler's guess of a variant level elsewhere (T13 on a neck vertebra, on a real head-to-chest scan) is
+# noise, not evidence, and is not flagged.
+VARIANT_PLACES = {L6: (23, 24), T13: (19, 20)}
 _UNSUPPORTED = -30.0     # log-probability of a level the labeler cannot output
 
 
@@ -189,7 +193,8 @@ def _flag_candidates(results, chosen, probs, label_ids, flags, options: Sequence
         if variant in chosen or variant not in label_ids:
             continue
         column = label_ids.index(variant)
-        rows = {int(i) for i in np.flatnonzero(probs[:, column] >= options.candidate_probability)}
+        rows = {int(i) for i in np.flatnonzero(probs[:, column] >= options.candidate_probability)
+                if results[chosen][0][i] in VARIANT_PLACES[variant]}
         alt = results.get((variant,))
         if alt is not None and alt[1] > best - options.variant_margin:
             rows |= {i for i, v in enumerate(alt[0]) if v == variant}

@@ -235,3 +235,10 @@ def test_more_candidates_than_levels_are_trimmed_not_a_crash():
     assert len(probs) == n - 3 and len(ctx.instances.centres_mm) == n - 3
     assert sorted(set(np.unique(ctx.instances.owner)) - {0}) == list(range(1, n - 2))
     assert ctx.instances.owner[4, 0, 0] == 0 and "discarded" in ctx.warnings[0]
+
+
+def test_a_variant_level_guessed_far_from_its_place_is_not_flagged():
+    p = _probs([2, 3, 4, 5, 6], 0.7)                 # C2-C6, the labeler giving C3 some T13 probability
+    p[1, LABEL_IDS.index(T13)] = 0.25
+    result = assign_levels(p, LABEL_IDS, _centres(5))
+    assert result.ids == [2, 3, 4, 5, 6] and not any("T13 candidate" in f for f in result.flags)
