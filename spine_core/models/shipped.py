@@ -18,5 +18,5 @@ SHIPPED_SHA256 = {
     "ct-vertebra-seg": {"onnx": "7f4bd1cbfb3ce81c36f3f585d2f1838a8e9c63b4d9f98f256d32995f32cef44a",
                         "card": "cbd4503f73789e8679db42c87a932bc5ea37b6893c2dfd7468baaec0e81c22a8"},
     "mr-spine-seg": {"onnx": "803cda6515afc748fbe125993c8c51c389a36c3722a3f8a0827b06dd92b1014e",
-                     "card": "3ebc1e89a043b6f53fbbd0bd2159362ae87f4fdfb9ec646836bd7d23fae275df"},
+                     "card": "10eb2688e651b1ddbf70abc2252fccaa91c58fb8856cc520f25e662d8b54e520"},
 }
