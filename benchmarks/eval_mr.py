@@ -32,8 +32,7 @@ from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.progress import NullProgress
-from spine_core.pipeline.mr import (CERVICAL, CUT_SACRUM, LEVEL_TRUST, NOT_ANCHORED, RULES, CountingRules,
-                                    mr_probabilities, mr_structures)
+from spine_core.pipeline.mr import LEVEL_TRUST, RULES, CountingRules, mr_probabilities, mr_structures
 from spine_core.pipeline.mr_input import mr_grid, normalise
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
@@ -84,16 +83,6 @@ def calibration(rows: list[dict]) -> dict:
     bins = {">= 0.9": (0.9, 2.0), "0.5-0.9": (0.5, 0.9), "< 0.5": (-1.0, 0.5)}
     return {name: {"shown": sum(lo <= c < hi for c, _ in pairs), "right": sum(lo <= c < hi and ok for c, ok in pairs)}
             for name, (lo, hi) in bins.items()}
-
-
-def anchor_of(warnings: list[str]) -> str:
-    """What the count rested on (the key of LEVEL_TRUST), read from the result's warnings."""
-    if CUT_SACRUM in warnings:
-        return "cut_sacrum"
-    if NOT_ANCHORED in warnings:
-        return "none"
-    cervical = CERVICAL.split("{")[0]
-    return "cervical" if any(w.startswith(cervical) for w in warnings) else "sacrum"
 
 
 def wilson_lower(right: int, shown: int, z: float = 1.96) -> float | None:
@@ -164,6 +153,22 @@ def segment_cached(scan, options: SegmentOptions, models, cache: Path | None, ru
     return result, network_s + time.perf_counter() - began
 
 
+def check_cache(folder: Path, models_dir: Path) -> None:
+    """Tie a fold's cache folder to the models whose output it holds: the cache is keyed by case, so a
+    retrained fold scored against an old cache would silently report the old model."""
+    import hashlib
+
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(models_dir.glob("*.onnx"))}
+    key = folder / "models.json"
+    if key.exists():
+        if json.loads(key.read_text()) != digests:
+            raise SystemExit(f"{folder} holds the output of other models than {models_dir}; "
+                             "pass another --cache folder (or delete this one)")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    key.write_text(json.dumps(digests, indent=1) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="runs/mr_cv", help="the folder of python -m training.mr_cv")
@@ -190,6 +195,8 @@ def main(argv=None) -> int:
             print(f"{fold}: not trained, skipped")
             continue
         models = fold_model_set(models_dir)
+        if args.cache:
+            check_cache(Path(args.cache) / args.pipeline / fold, models_dir)
         for case in cases:
             scan, ref = load_scan_and_labels(root, case)
             options = SegmentOptions(device="cpu", modality="MR", pipeline=args.pipeline)
@@ -197,7 +204,7 @@ def main(argv=None) -> int:
             result, seconds = segment_cached(scan, options, models, cache, rules)
             row = {"case": case, "set": case.split("_")[0], "fold": fold, "seconds": round(seconds, 2),
                    "protocol": f"held out ({fold}: trained on the other folds' cases, last checkpoint)",
-                   "found": result.labels.ids(), "anchor": anchor_of(result.warnings),
+                   "found": result.labels.ids(), "anchor": result.anchor,
                    **score(result.labels.array, ref.array),
                    "judged": judged(result.labels.array, ref.array, {v.id: v.confidence for v in result.vertebrae})}
             rows.append(row)

@@ -193,6 +193,7 @@ class CountingRules:
     same_body: bool = True        # close pieces with no disc between (discs found beside): one level
     sacrum_below_last_disc: bool = True  # discs read: the bodies below the lowest disc are S1 (and S2)
     enclosed_discs: bool = True   # a small disc find walled in by one body is part of that body
+    filled_bodies: bool = True    # a hole walled in by one body, in any slice plane, is part of that body
 
     @classmethod
     def parse(cls, text: str) -> "CountingRules":
@@ -262,6 +263,30 @@ def absorb_enclosed_discs(bodies: np.ndarray, discs: np.ndarray, n_discs: int, s
         return bodies, discs, n_discs
     discs, n_discs = _keep(discs, n_discs, kept)
     return bodies, discs, n_discs
+
+
+def fill_body_holes(bodies: np.ndarray, n: int, discs: np.ndarray) -> np.ndarray:
+    """Each body's holes filled: where the marrow's fat signal drops the body probability under 0.5 in
+    its centre, a body shows a hole a surgeon would read as a lesion. A voxel is a hole when the body walls
+    it in on its slices of at least two of the three planes: a notch open at the front is walled in on a
+    coronal slice only, a defect open through an endplate (a Schmorl's node) on an axial slice only, and
+    both stay. Only voxels of no structure are filled."""
+    out = bodies.copy()
+    planes = []
+    for axis in range(3):
+        structure = np.zeros((3, 3, 3), bool)
+        index = [slice(None)] * 3
+        index[axis] = 1
+        structure[tuple(index)] = ndimage.generate_binary_structure(2, 1)
+        planes.append(structure)
+    for j, box in enumerate(ndimage.find_objects(bodies, n), start=1):
+        if box is None:
+            continue
+        mine = bodies[box] == j
+        walled = sum(ndimage.binary_fill_holes(mine, structure=structure).astype(np.uint8) for structure in planes)
+        free = (walled >= 2) & ~mine & (out[box] == 0) & (discs[box] == 0)
+        out[box][free] = j
+    return out
 
 
 def split_at_discs(bodies: np.ndarray, n: int, discs: np.ndarray, n_discs: int, spacing) -> tuple[np.ndarray, int]:
@@ -605,6 +630,8 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     kept_discs = near_chain(disc_centres, body_stats[0][chain])
     bodies, n_bodies = _keep(bodies, n_bodies, chain)
     discs, n_discs = _keep(discs, n_discs, kept_discs)
+    if rules.filled_bodies:
+        bodies = fill_body_holes(bodies, n_bodies, discs)
     # the centroids found for the chain, reused: column 2 is S on the LPS grid (up)
     centres = body_stats[0][chain]
     neck = cervical_evidence(volume.metadata, body_stats[1][chain])
@@ -631,4 +658,5 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     progress.update(1.0, f"{len(body_ids)} bodies, {len(disc_ids)} discs")
     flags = {lower: (MISSED_ABOVE,) for _, lower in gaps}
     return SegmentResult(labels=labels, vertebrae=result_rows(labels, confidence, flags),
-                         timings_s={"output": round(time.perf_counter() - began, 3)}, warnings=warnings)
+                         timings_s={"output": round(time.perf_counter() - began, 3)}, warnings=warnings,
+                         anchor=anchor)

@@ -330,13 +330,9 @@ def test_full_size_map_is_scored_correctly():
 
 
 def test_the_mr_benchmark_bounds_each_counts_trust_from_cases_or_structures():
-    from benchmarks.eval_mr import anchor_of, trust_by_anchor, wilson_lower
-    from spine_core.pipeline.mr import CUT_SACRUM, NOT_ANCHORED
+    from benchmarks.eval_mr import trust_by_anchor, wilson_lower
 
     assert wilson_lower(75, 76) == 0.929 and wilson_lower(9, 9) == 0.701 and wilson_lower(0, 0) is None
-    assert anchor_of([CUT_SACRUM]) == "cut_sacrum" and anchor_of([NOT_ANCHORED, "2 levels missed"]) == "none"
-    assert anchor_of(["numbering not anchored: this MR shows the cervical spine (x), so ..."]) == "cervical"
-    assert anchor_of([]) == "sacrum"
     rows = [{"anchor": "sacrum", "judged": [(0.93, True), (0.93, False)]},
             {"anchor": "sacrum", "judged": [(0.93, True)]},
             {"anchor": "none", "judged": []}]                     # nothing judged: no case counted
@@ -344,3 +340,16 @@ def test_the_mr_benchmark_bounds_each_counts_trust_from_cases_or_structures():
     counts = {k: trust["sacrum"][k] for k in ("structures", "right", "cases", "cases_all_right")}
     assert counts == {"structures": 3, "right": 2, "cases": 2, "cases_all_right": 1}
     assert trust["none"]["cases"] == 0 and trust["none"]["lower_by_case"] is None
+
+
+def test_the_mr_benchmark_refuses_a_cache_of_another_models_output(tmp_path):
+    from benchmarks.eval_mr import check_cache
+
+    models, cache = tmp_path / "models", tmp_path / "cache" / "mr-scar" / "fold0"
+    models.mkdir()
+    (models / "mr-spine-seg.onnx").write_bytes(b"first training")
+    check_cache(cache, models)
+    check_cache(cache, models)                       # the same models: the cache is theirs
+    (models / "mr-spine-seg.onnx").write_bytes(b"retrained")
+    with pytest.raises(SystemExit, match="other models"):
+        check_cache(cache, models)

@@ -215,7 +215,7 @@ def test_an_mr_goes_through_the_mr_network_only():
     centres = {v.id: v.position for v in result.vertebrae}
     assert centres[24][2] < centres[23][2] < centres[22][2]        # L5 lowest (LPS: S grows upwards)
     assert centres[124][2] < centres[24][2] < centres[123][2]
-    assert NOT_ANCHORED not in result.warnings
+    assert NOT_ANCHORED not in result.warnings and result.anchor == "sacrum"
     # a sure segmentation, but a counted level: the confidence is the count's measured trust
     assert all(v.confidence == LEVEL_TRUST["sacrum"] for v in result.vertebrae)
 
@@ -223,7 +223,7 @@ def test_an_mr_goes_through_the_mr_network_only():
 def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
     models = ModelSet(preset={MR_MODEL: IntensityOracle()})
     result = segment(mr_scan(with_sacrum_disc=False), SegmentOptions(), models=models)
-    assert NOT_ANCHORED in result.warnings
+    assert NOT_ANCHORED in result.warnings and result.anchor == "none"
     assert 24 in result.labels.ids()
     assert all(v.confidence == LEVEL_TRUST["none"] for v in result.vertebrae)
 
@@ -389,6 +389,7 @@ def test_an_mr_whose_header_says_cervical_is_named_from_c2_with_the_reason():
     assert result.labels.ids() == [2, 3, 4, 5, 102, 103, 104, 105]
     assert any("cervical spine (the series' header says 'CSPINE')" in w for w in result.warnings)
     assert all(v.confidence == LEVEL_TRUST["cervical"] < 0.5 for v in result.vertebrae)
+    assert result.anchor == "cervical"
 
 
 def test_a_small_disc_find_walled_in_by_a_body_is_that_body_and_a_disc_between_bodies_stays():
@@ -409,3 +410,22 @@ def test_a_small_disc_find_walled_in_by_a_body_is_that_body_and_a_disc_between_b
     edge = np.zeros_like(discs)
     edge[12:18, 2:8, 22:28] = 1
     assert absorb_enclosed_discs(np.where(edge > 0, 0, bodies), edge, 1, (1.0, 1.0, 1.0))[2] == 1
+
+
+def test_a_hole_walled_in_by_a_body_is_filled_and_a_notch_or_a_disc_is_not():
+    from spine_core.pipeline.mr import fill_body_holes
+
+    bodies = np.zeros((30, 40, 80), np.int32)        # L, P, S at 1 mm: two bodies, a disc between
+    bodies[5:25, 5:35, 10:35] = 1
+    bodies[5:25, 5:35, 41:70] = 2
+    discs = np.zeros_like(bodies)
+    discs[5:25, 5:35, 36:40] = 1
+    bodies[12:18, 15:22, 12:33] = 0                  # a marrow hole through most of the lower body's height
+    bodies[12:18, 0:10, 50:60] = 0                   # a notch open at the upper body's front
+    bodies[10:20, 25:32, 41:45] = 0                  # open through the upper body's lower endplate
+    out = fill_body_holes(bodies, 2, discs)
+    assert np.all(out[12:18, 15:22, 12:30] == 1)
+    assert np.all(out[12:18, 5:10, 50:60] == 0)
+    assert np.all(out[10:20, 25:32, 41:45] == 0)
+    assert np.all(out[discs > 0] == 0)
+    assert np.array_equal(out[bodies > 0], bodies[bodies > 0])
