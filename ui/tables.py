@@ -14,8 +14,8 @@ def style_rows(table: QTableWidget, edit_triggers=QAbstractItemView.EditTrigger.
     table.setEditTriggers(edit_triggers)
     table.setAlternatingRowColors(True)
     # headers made here and set, not taken from verticalHeader(): that wrapper is looked up by address
-    # and, under a test suite's churn, was once a stale wrapper of another type (QSurface), as in
-    # ui/menus.py
+    # and, under a test suite's churn, was once a stale wrapper of another type (QSurface; its root is
+    # mended in viewers/mesh_view.py, this stays as a guard), as in ui/menus.py
     rows = QHeaderView(Qt.Orientation.Vertical, table)
     table.setVerticalHeader(rows)
     rows.setVisible(False)

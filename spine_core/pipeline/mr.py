@@ -249,13 +249,17 @@ def absorb_enclosed_discs(bodies: np.ndarray, discs: np.ndarray, n_discs: int, s
     footprint = np.ones(2 * reach + 1, bool)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     bodies, kept = bodies.copy(), []
+    sizes = np.bincount(discs.ravel(), minlength=n_discs + 1)[1:] * voxel_ml
     for j, box in enumerate(ndimage.find_objects(discs, n_discs), start=1):
+        if sizes[j - 1] >= ENCLOSED_MAX_ML:           # a real disc: no rim to look at
+            kept.append(j - 1)
+            continue
         grown = tuple(slice(max(b.start - r, 0), b.stop + r) for b, r in zip(box, reach))
         comp = discs[grown] == j
         rim = ndimage.binary_dilation(comp, footprint) & ~comp
         around = bodies[grown][rim]
         owner = np.bincount(around[around > 0]).argmax() if np.any(around > 0) else 0
-        if owner and comp.sum() * voxel_ml < ENCLOSED_MAX_ML and np.mean(around == owner) >= ENCLOSED_RIM_SHARE:
+        if owner and np.mean(around == owner) >= ENCLOSED_RIM_SHARE:
             bodies[grown][comp] = owner
         else:
             kept.append(j - 1)
