@@ -193,7 +193,7 @@ class CountingRules:
     same_body: bool = True        # close pieces with no disc between (discs found beside): one level
     sacrum_below_last_disc: bool = True  # discs read: the bodies below the lowest disc are S1 (and S2)
     enclosed_discs: bool = True   # a small disc find walled in by one body is part of that body
-    filled_bodies: bool = True    # a hole walled in by one body, in any slice plane, is part of that body
+    filled_bodies: bool = True    # a hole a body walls in on two of the three slice planes is that body
 
     @classmethod
     def parse(cls, text: str) -> "CountingRules":
