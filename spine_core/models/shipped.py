@@ -17,6 +17,6 @@ SHIPPED_SHA256 = {
                             "card": "5fc44ba1bfe3959acd37f8cd4b105e9a8796401ce5d70a4b82f624275a07228e"},
     "ct-vertebra-seg": {"onnx": "7f4bd1cbfb3ce81c36f3f585d2f1838a8e9c63b4d9f98f256d32995f32cef44a",
                         "card": "cbd4503f73789e8679db42c87a932bc5ea37b6893c2dfd7468baaec0e81c22a8"},
-    "mr-spine-seg": {"onnx": "803cda6515afc748fbe125993c8c51c389a36c3722a3f8a0827b06dd92b1014e",
-                     "card": "10eb2688e651b1ddbf70abc2252fccaa91c58fb8856cc520f25e662d8b54e520"},
+    "mr-spine-seg": {"onnx": "653db03523ce6bc7e44d2601f0d170f8aed818c6a04ad9cdbf889a244fce8a19",
+                     "card": "ba4d8e8f1a86ff21b346f9197b8f86964982fa0f8fefa94913b7e1291b54b9fd"},
 }

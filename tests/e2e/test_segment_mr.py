@@ -2,9 +2,9 @@
 
 The shipped model was trained on every shared MR case (docs/MODELS.md "MR"), so this is a regression
 check of the whole MR path, not an accuracy figure: the held-out figures are the cross-validation's
-(docs/BENCHMARKS.md "MR"). Measured 2026-11-30 on VB3_18 with the shipped model: body Dice (named)
-0.874, every level right, 6.3 s; floors sit below. (Trained on or not, VB3_12 and VB2_04 come out one
-level off or more: S1 taken for L5, the failure the benchmark describes.)"""
+(docs/BENCHMARKS.md "MR"). Measured 2026-12-01 on VB3_18 with the shipped model (2,400 steps): body Dice
+(named) 0.892, every level right (0.874 with the 1,200-step model); floors sit below. (Trained on or not,
+VB3_02 comes out every level one off: S1 taken for L5, the failure the benchmark describes.)"""
 import json
 
 import numpy as np
