@@ -43,3 +43,24 @@ def test_a_lumbar_mr_gets_numbered_bodies_and_discs_from_the_shipped_mr_model(sh
     shown = json.loads((out / "centroids.json").read_text())["vertebrae"]
     assert shown and max(v["confidence"] for v in shown) <= LEVEL_TRUST["sacrum"] + 1e-6
     assert np.all(np.isfinite([v["confidence"] for v in shown]))
+
+
+@pytest.mark.shared_data
+def test_the_shipped_m4_models_analyse_a_lumbar_mr_when_chosen(shared_data, tmp_path):
+    """M4 (--pipeline mr-sshs) ships as the second MR method. Measured 2026-12-01 on VB3_18 (a case it
+    trained on): body Dice (named) 0.874, every level right though not anchored (no L5/S1 disc found), 38 s."""
+    from benchmarks.eval_mr import score
+    from training.mr_data import load_scan_and_labels
+
+    out = tmp_path / "out"
+    result = spineplan("segment", shared_data / "mr" / CASE / "image.nii.gz", "--modality", "mr",
+                       "--pipeline", "mr-sshs", "-o", out)
+    assert result.returncode == 0, result.stderr
+    labels = load_labels(out / "labels.nii.gz")
+    _, ref = load_scan_and_labels(shared_data / "mr", CASE)
+    scores = score(labels.array, ref.array)
+    assert scores["body_dice"] >= BODY_DICE_FLOOR and scores["identification"] >= LEVELS_FLOOR, scores
+    used = {m["id"]: m["sha256"] for m in json.loads((out / "metrics.json").read_text())["models"]}
+    assert used == {i: SHIPPED_SHA256[i]["onnx"] for i in ("mr-sshs-2d", "mr-sshs-3d")}
+    shown = json.loads((out / "centroids.json").read_text())["vertebrae"]
+    assert shown and max(v["confidence"] for v in shown) <= LEVEL_TRUST["sacrum"] + 1e-6
