@@ -19,23 +19,28 @@ CASE = "VB3_18"
 BODY_DICE_FLOOR, LEVELS_FLOOR = 0.75, 0.8
 
 
-@pytest.mark.shared_data
-def test_a_lumbar_mr_gets_numbered_bodies_and_discs_from_the_shipped_mr_model(shared_data, tmp_path):
+def _segment_and_check_floors(shared_data, out, *extra):
+    """``spineplan segment`` on CASE as an MR; its labels, after checking them against the floors."""
     from benchmarks.eval_mr import score
     from training.mr_data import load_scan_and_labels
 
-    folder = shared_data / "mr" / CASE
-    out = tmp_path / "out"
-    result = spineplan("segment", folder / "image.nii.gz", "--modality", "mr", "-o", out)
+    result = spineplan("segment", shared_data / "mr" / CASE / "image.nii.gz", "--modality", "mr", *extra, "-o", out)
     assert result.returncode == 0, result.stderr
     labels = load_labels(out / "labels.nii.gz")
+    _, ref = load_scan_and_labels(shared_data / "mr", CASE)
+    scores = score(labels.array, ref.array)
+    assert scores["body_dice"] >= BODY_DICE_FLOOR and scores["identification"] >= LEVELS_FLOOR, scores
+    return labels
+
+
+@pytest.mark.shared_data
+def test_a_lumbar_mr_gets_numbered_bodies_and_discs_from_the_shipped_mr_model(shared_data, tmp_path):
+    out = tmp_path / "out"
+    labels = _segment_and_check_floors(shared_data, out)
     ids = labels.ids()
     bodies, discs = [i for i in ids if i < 100], [i for i in ids if i > 100]
     assert len(bodies) >= 5 and set(bodies) <= set(range(17, 25)) | {26}
     assert discs and set(discs) <= set(range(116, 125))
-    _, ref = load_scan_and_labels(shared_data / "mr", CASE)
-    scores = score(labels.array, ref.array)
-    assert scores["body_dice"] >= BODY_DICE_FLOOR and scores["identification"] >= LEVELS_FLOOR, scores
     metrics = json.loads((out / "metrics.json").read_text())
     used = {m["id"]: m for m in metrics["models"]}
     assert set(used) == {"mr-spine-seg"} and used["mr-spine-seg"]["sha256"] == SHIPPED_SHA256["mr-spine-seg"]["onnx"]
@@ -49,17 +54,8 @@ def test_a_lumbar_mr_gets_numbered_bodies_and_discs_from_the_shipped_mr_model(sh
 def test_the_shipped_m4_models_analyse_a_lumbar_mr_when_chosen(shared_data, tmp_path):
     """M4 (--pipeline mr-sshs) ships as the second MR method. Measured 2026-12-01 on VB3_18 (a case it
     trained on): body Dice (named) 0.874, every level right though not anchored (no L5/S1 disc found), 38 s."""
-    from benchmarks.eval_mr import score
-    from training.mr_data import load_scan_and_labels
-
     out = tmp_path / "out"
-    result = spineplan("segment", shared_data / "mr" / CASE / "image.nii.gz", "--modality", "mr",
-                       "--pipeline", "mr-sshs", "-o", out)
-    assert result.returncode == 0, result.stderr
-    labels = load_labels(out / "labels.nii.gz")
-    _, ref = load_scan_and_labels(shared_data / "mr", CASE)
-    scores = score(labels.array, ref.array)
-    assert scores["body_dice"] >= BODY_DICE_FLOOR and scores["identification"] >= LEVELS_FLOOR, scores
+    _segment_and_check_floors(shared_data, out, "--pipeline", "mr-sshs")
     used = {m["id"]: m["sha256"] for m in json.loads((out / "metrics.json").read_text())["models"]}
     assert used == {i: SHIPPED_SHA256[i]["onnx"] for i in ("mr-sshs-2d", "mr-sshs-3d")}
     shown = json.loads((out / "centroids.json").read_text())["vertebrae"]
