@@ -21,6 +21,7 @@ import numpy as np
 from benchmarks.calibration import calibration_table, judged_vertebrae
 from benchmarks.eval_accuracy import REAL, load_case
 from benchmarks.fold_models import fold_model_set
+from spine_core.errors import SpineError
 from spine_core.io import load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline import segment
@@ -28,6 +29,7 @@ from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.pipelines import PIPELINES
 from spine_core.pipeline.registry import resolve
+from spine_core.volume import LabelMap
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LABELLED = REAL        # the labelled real CTs, as benchmarks.eval_accuracy reads them
@@ -87,21 +89,25 @@ def any_level_dice(predicted: np.ndarray, reference: np.ndarray) -> list[float]:
 def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
     scan, ref = load_case(case)
     start = time.perf_counter()
-    result = segment(scan, options, models=models)
+    try:
+        result = segment(scan, options, models=models)
+        labels, vertebrae, refused = result.labels, result.vertebrae, None
+    except SpineError as exc:     # the product refused the scan (e.g. no spine found): it scores as nothing found
+        labels, vertebrae, refused = LabelMap.on_grid(scan, np.zeros(scan.shape, np.int16)), [], str(exc)
     seconds = time.perf_counter() - start
-    report = evaluate(result.labels, ref)
+    report = evaluate(labels, ref)
     s = report.summary
     roles = case_roles(case, options.pipeline, models)
     return {"case": case, "protocol": "held out" if not roles else "shaped the pipeline", "roles": roles,
-            "judged": judged_vertebrae(result.labels.array, ref.array, result.vertebrae),
+            "judged": judged_vertebrae(labels.array, ref.array, vertebrae), "refused": refused,
             "seconds": round(seconds, 1), "vertebra_dice": [round(r.dice, 3) for r in report.vertebrae],
-            "any_level_dice": any_level_dice(result.labels.array, ref.array),
+            "any_level_dice": any_level_dice(labels.array, ref.array),
             "identified": [bool(r.identified) for r in report.vertebrae],
             "centroid_errors_mm": [r.centroid_error_mm for r in report.vertebrae if r.centroid_error_mm is not None],
             "mean_dice": round(s.mean_dice, 3), "binary_dice": round(s.binary_dice, 3),
             "identification_rate": round(s.identification_rate, 3), "level_shift": s.level_shift,
             "found": s.n_pred, "expected": s.n_ref,
-            "names": [v.name for v in result.vertebrae]}
+            "names": [v.name for v in vertebrae]}
 
 
 def pooled(rows: list[dict]) -> dict:

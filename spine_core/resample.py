@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import SimpleITK as sitk
-
 from spine_core.volume import LabelMap, Volume
 
 
 def resample_to_grid(volume: Volume, grid: Volume, *, labels: bool | None = None,
                      fill: float | None = None) -> Volume:
     """``volume`` sampled on ``grid``'s voxels. Labels use nearest neighbour, images linear."""
-    from spine_core.io.sitk_image import volume_from_sitk, volume_to_sitk
-
     if volume.same_grid(grid, atol_mm=1e-4):
         return volume
+    # Imported here, past the same-grid case: training on a GPU host without SimpleITK reads
+    # phantoms generated on their model grid and real cases pre-resampled (training/pack.py).
+    import SimpleITK as sitk
+
+    from spine_core.io.sitk_image import volume_from_sitk, volume_to_sitk
+
     is_labels = isinstance(volume, LabelMap) if labels is None else labels
     if fill is None:
         fill = 0.0 if is_labels else float(volume.array.min())

@@ -50,6 +50,10 @@ class DataConfig:
     foreground_fraction: float = 0.7
     level_weights: dict = field(default_factory=lambda: {"cervical": 3.0, "T1": 3.0, "T9": 3.0})
     val_patches: int = 8
+    real_pack: str = ""                       # folder of real cases already on the model grid (training/pack.py):
+    # read instead of the shared scans, for hosts without the data or SimpleITK (the GPU machine)
+    phantom_cache: str = ""                   # folder keeping prepared phantoms between runs (same seed, options
+    # and grid: the same phantom), so parallel runs and folds generate each one once
 
 
 @dataclass
@@ -158,10 +162,36 @@ def vertebra_ids(labels: np.ndarray) -> list[int]:
     return [int(v) for v in np.unique(labels) if 0 < v < 100]
 
 
+def reoriented(volume: Volume, grid: Volume) -> np.ndarray | None:
+    """``volume``'s array on ``grid`` when the grid's voxels are exactly the volume's, in another axis
+    order or direction (phantoms are drawn on their model grid, then acquired flipped or feet-first):
+    a transpose and flips, exact and free, and possible without SimpleITK (the GPU host). Else None."""
+    m = np.linalg.inv(volume.affine) @ grid.affine
+    rot, shift = m[:3, :3], m[:3, 3]
+    signed = np.round(rot)
+    if not (np.allclose(rot, signed, atol=1e-6) and (np.abs(signed).sum(axis=0) == 1).all()
+            and (np.abs(signed).sum(axis=1) == 1).all()):
+        return None
+    perm = [int(np.flatnonzero(signed[:, j])[0]) for j in range(3)]
+    array = np.transpose(volume.array, perm)
+    if array.shape != tuple(grid.shape):
+        return None
+    for j, i in enumerate(perm):
+        first = 0 if signed[i, j] > 0 else volume.shape[i] - 1
+        if abs(shift[i] - first) > 1e-3:
+            return None
+        if signed[i, j] < 0:
+            array = np.flip(array, axis=j)
+    return np.ascontiguousarray(array)
+
+
 def prepare(case: Case, config: DataConfig, max_voxels_per_level: int = 2000) -> Prepared:
     grid = canonical_grid(case.image, config.spacing_mm)
-    image = resample_image(case.image, grid, fill=FILL_HU)
-    labels = resample_to_grid(case.labels, grid).array.astype(np.int16)
+    image, labels = reoriented(case.image, grid), reoriented(case.labels, grid)
+    if image is None or labels is None:
+        image = resample_image(case.image, grid, fill=FILL_HU)
+        labels = resample_to_grid(case.labels, grid).array
+    labels = labels.astype(np.int16)
     labels[labels >= 100] = 0
     rng = np.random.default_rng(0)
     voxels, centroids = {}, {}
@@ -172,6 +202,78 @@ def prepare(case: Case, config: DataConfig, max_voxels_per_level: int = 2000) ->
         voxels[vid] = idx[take]
     return Prepared(case.name, scale_window(image, config.window), labels, grid, voxels, centroids,
                     case.source)
+
+
+def _grid_tag(config: DataConfig) -> str:
+    spacing = "x".join(f"{float(v):g}" for v in config.spacing_mm)
+    return f"{spacing}mm_w{float(config.window[0]):g}_{float(config.window[1]):g}"
+
+
+def prepared_path(folder, name: str, config: DataConfig) -> Path:
+    """Where a case prepared for ``config``'s grid and window is kept in a pack or cache folder."""
+    return Path(folder) / f"{name}@{_grid_tag(config)}.npz"
+
+
+def save_prepared(case: Prepared, path: Path, compress: bool = False) -> None:
+    """One prepared case in one .npz (image as float16: ~0.5 HU steps in a 3,000 HU window), written
+    atomically so parallel runs filling one cache never read half a file; ``compress`` for a pack
+    that travels (4x smaller, slower to write)."""
+    ids = sorted(case.level_voxels)
+    arrays = {"image": case.image.astype(np.float16), "labels": case.labels.astype(np.int16),
+              "affine": case.grid.affine, "ids": np.asarray(ids, np.int64),
+              "counts": np.asarray([len(case.level_voxels[v]) for v in ids], np.int64),
+              "voxels": (np.concatenate([case.level_voxels[v] for v in ids]) if ids else np.zeros((0, 3))).astype(np.int32),
+              "centroid_ids": np.asarray(sorted(case.centroids), np.int64),
+              "centroids": np.asarray([case.centroids[v] for v in sorted(case.centroids)], float).reshape(-1, 3),
+              "name": np.asarray(case.name), "source": np.asarray(case.source)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def load_prepared(path: Path) -> Prepared:
+    with np.load(path) as f:
+        image, labels = f["image"].astype(np.float32), f["labels"]
+        split = np.cumsum(f["counts"])[:-1]
+        voxels = dict(zip((int(v) for v in f["ids"]), np.split(f["voxels"].astype(np.int64), split)))
+        centroids = {int(v): c for v, c in zip(f["centroid_ids"], f["centroids"])}
+        grid = Volume(np.broadcast_to(np.uint8(0), image.shape), f["affine"])
+        return Prepared(str(f["name"]), image, labels, grid, voxels, centroids, str(f["source"]))
+
+
+def _packed_real(config: DataConfig, name: str) -> Prepared:
+    path = prepared_path(config.real_pack, name, config)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not in the real-case pack: build it with "
+                                f"'python -m training.pack --out {config.real_pack}'")
+    return load_prepared(path)
+
+
+def _phantom_key(seed: int, config: DataConfig, partial: float) -> str:
+    import hashlib
+    import json
+
+    recipe = json.dumps([int(seed), config.phantom_options, float(partial), float(config.phantom_real_shapes)],
+                        sort_keys=True)
+    return f"phantom{int(seed)}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}"
+
+
+def prepared_phantom(seed: int, config: DataConfig, partial: float = 0.0) -> Prepared:
+    """A phantom on ``config``'s grid, from the cache folder when one is set and holds it."""
+    def make() -> Prepared:
+        return prepare(phantom_case(seed, config.phantom_options, partial, config.phantom_real_shapes,
+                                    config.shape_root), config)
+
+    if not config.phantom_cache:
+        return make()
+    path = prepared_path(config.phantom_cache, _phantom_key(seed, config, partial), config)
+    if path.is_file():
+        return load_prepared(path)
+    case = make()
+    save_prepared(case, path)
+    return case
 
 
 def level_weight(vid: int, weights: dict) -> float:
@@ -267,17 +369,17 @@ class PhantomStream:
 
 
 def _load_all(config: DataConfig, names, seeds, toys, toy_offset, partial: float = 0.0) -> list[Prepared]:
-    cases = []
-    root = shared_ct_root(config)
-    cases += [load_shared_case(root, n) for n in names if (root / n).exists()]
+    if config.real_pack:
+        prepared = [_packed_real(config, n) for n in names]
+    else:
+        root = shared_ct_root(config)
+        prepared = [prepare(load_shared_case(root, n), config) for n in names if (root / n).exists()]
     if seeds:
         try:
-            cases += [phantom_case(s, config.phantom_options, partial, config.phantom_real_shapes,
-                                   config.shape_root) for s in seeds]
+            prepared += [prepared_phantom(s, config, partial) for s in seeds]
         except ImportError as exc:   # spine_core.phantom not available: train on what there is
             log.warning("phantoms skipped (%s)", exc)
-    cases += [toy_spine_case(toy_offset + s) for s in range(toys)]
-    return [prepare(c, config) for c in cases]
+    return prepared + [prepare(toy_spine_case(toy_offset + s), config) for s in range(toys)]
 
 
 def load_datasets(config: DataConfig) -> tuple[list[Prepared], list[Prepared]]:

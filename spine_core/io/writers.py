@@ -9,27 +9,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from spine_core.atomic import atomic_path  # noqa: F401 - the writers' own helper, importable from here too
 from spine_core.volume import LabelMap, Volume
-
-
-@contextmanager
-def atomic_path(target, suffix: str = ""):
-    """Yields a temporary path beside ``target``; on success it replaces ``target`` atomically."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or "".join(target.suffixes),
-                               dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp makes owner-only files; results must be readable as any other file the user writes.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def replace_folder(staging, folder) -> None:

@@ -59,7 +59,7 @@ class ModelCard:
         return asdict(self)
 
     def save(self, path) -> Path:
-        from spine_core.io.writers import atomic_path
+        from spine_core.atomic import atomic_path
 
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

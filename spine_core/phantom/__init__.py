@@ -6,7 +6,15 @@
 from spine_core.phantom.generate import Phantom, PhantomOptions, generate_phantom
 from spine_core.phantom.layout import CurveShape
 from spine_core.phantom.real_shapes import ShapeLibrary, VertebraShape
-from spine_core.phantom.writer import write_phantom
 
 __all__ = ["CurveShape", "Phantom", "PhantomOptions", "ShapeLibrary", "VertebraShape", "generate_phantom",
            "write_phantom"]
+
+
+def __getattr__(name: str):
+    # The writer needs the DICOM stack; generating phantoms (training, on a GPU host too) does not.
+    if name == "write_phantom":
+        from spine_core.phantom.writer import write_phantom
+
+        return write_phantom
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
