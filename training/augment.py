@@ -81,7 +81,9 @@ def transform_points(grid: torch.Tensor, points: torch.Tensor) -> tuple[torch.Te
 
 
 def geometric(image, labels, aug: GeometryAug, gen: torch.Generator):
-    grid = random_grid(image.shape[2:], image.shape[0], aug, gen)
+    # The random draws stay on the CPU generator (the same augmentations on any device); the
+    # sampling runs where the batch is, on the GPU when the task put it there.
+    grid = random_grid(image.shape[2:], image.shape[0], aug, gen).to(image.device)
     image, labels = apply_grid(image, labels, grid)
     return image, labels, grid
 
@@ -90,22 +92,22 @@ def geometric(image, labels, aug: GeometryAug, gen: torch.Generator):
 
 def intensity_scale_shift(x, gen, scale=0.1, shift=0.1):
     b = x.shape[0]
-    s = _rand(gen, b, 1 - scale, 1 + scale).view(b, *[1] * (x.dim() - 1))
-    t = _rand(gen, b, -shift, shift).view(b, *[1] * (x.dim() - 1))
+    s = _rand(gen, b, 1 - scale, 1 + scale).view(b, *[1] * (x.dim() - 1)).to(x.device)
+    t = _rand(gen, b, -shift, shift).view(b, *[1] * (x.dim() - 1)).to(x.device)
     return (x * s + t).clamp(0, 1)
 
 
 def gamma(x, gen, lo=0.7, hi=1.5):
-    g = _rand(gen, x.shape[0], lo, hi).view(-1, *[1] * (x.dim() - 1))
+    g = _rand(gen, x.shape[0], lo, hi).view(-1, *[1] * (x.dim() - 1)).to(x.device)
     return x.clamp(0, 1) ** g
 
 
 def gaussian_noise(x, gen, sigma=0.03):
-    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    return (x + sigma * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
 
 
 def salt_pepper(x, gen, amount=0.005):
-    r = torch.rand(x.shape, generator=gen)
+    r = torch.rand(x.shape, generator=gen).to(x.device)
     x = torch.where(r < amount / 2, torch.zeros_like(x), x)
     return torch.where(r > 1 - amount / 2, torch.ones_like(x), x)
 
@@ -115,7 +117,7 @@ def poisson_noise(x, gen, photons=200.0):
 
 
 def speckle(x, gen, sigma=0.05):
-    return (x * (1 + sigma * torch.randn(x.shape, generator=gen))).clamp(0, 1)
+    return (x * (1 + sigma * torch.randn(x.shape, generator=gen).to(x.device))).clamp(0, 1)
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -126,7 +128,7 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 
 def blur(x, gen=None, sigma=0.8):
     """Separable Gaussian blur over every spatial axis (2D or 3D)."""
-    k = _gaussian_kernel(sigma)
+    k = _gaussian_kernel(sigma).to(x.device)
     c, nd = x.shape[1], x.dim() - 2
     conv = F.conv3d if nd == 3 else F.conv2d
     for axis in range(nd):

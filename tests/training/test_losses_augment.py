@@ -116,3 +116,24 @@ def test_slice_peaks_to_3d_points():
     assert peaks[:, :2].tolist() == [[5, 6], [14, 12]]
     pts = peaks_to_points({3: peaks}, [2.0, 2.0, 2.0])
     assert pts.tolist() == [[6.0, 10.0, 12.0], [6.0, 28.0, 24.0]]
+
+
+@pytest.mark.parametrize("model", ["localizer", "vertebra_seg"])
+def test_ct_batches_are_augmented_on_the_training_device(model):
+    """On a GPU the CT tasks resample their batches there (the CPU then only crops). The meta device
+    stands in for it: any tensor left on the CPU and mixed into the augmentation raises."""
+    from training.data import DataConfig, prepare, toy_spine_case
+    from training.tasks import task_class
+
+    data = {"spacing_mm": [4.0] * 3, "patch_size": [16, 16, 16], "train_cases": [], "val_cases": [],
+            "phantom_train_seeds": [], "phantom_val_seeds": []}
+    config = {"model": model, "data": data, "optim": {"batch_size": 2}}
+    task = task_class(model)(config, [prepare(toy_spine_case(0), DataConfig(spacing_mm=[4.0] * 3))], [], seed=0)
+    task.device = torch.device("meta")
+    for _ in range(4):                    # random spacing is drawn 30 % of the time: several batches
+        batch = task.batch()
+        assert batch["image"].device.type == "meta" and batch["target"].device.type == "meta"
+        assert batch["image"].shape[2:] == (16, 16, 16)
+    for name in ("gamma", "gaussian_noise", "salt_pepper", "speckle", "blur"):
+        x = getattr(augment, name)(torch.zeros(2, 1, 8, 8, 8, device="meta"), torch.Generator().manual_seed(0))
+        assert x.device.type == "meta"
