@@ -220,6 +220,8 @@ def main(argv=None) -> int:
     (out / "device_ct.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary), flush=True)
     if args.bundle:
+        Path(args.bundle).mkdir(parents=True, exist_ok=True)
+        (Path(args.bundle) / "device_ct.json").write_text(json.dumps(summary, indent=1))
         for path in bundle(out, args.folds, Path(args.bundle)):
             print(f"Wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0 if all(c == 0 for c in results.values()) else 1

@@ -280,10 +280,13 @@ class SSHSStage2Oracle:
         self.windows = 0
 
     def run(self, feed):
+        from spine_core.pipeline.mr_sshs import WINDOW_BATCH
+
         image, features = feed["image"], feed["features2d"]
-        assert image.shape[:2] == (1, 3) and tuple(image.shape[2:]) == (16, 64, 64)
-        assert features.shape == (1, 4, 16, 16, 16)
-        self.windows += 1
+        batch = image.shape[0]
+        assert 1 <= batch <= WINDOW_BATCH and image.shape[1] == 3 and tuple(image.shape[2:]) == (16, 64, 64)
+        assert features.shape == (batch, 4, 16, 16, 16)
+        self.windows += batch
         return [(20.0 * (image[:, 1:3] - 0.5)).astype(np.float32)]
 
 
@@ -369,6 +372,19 @@ def test_m4_stage_2_refines_only_windows_where_stage_1_found_something():
     prob = stage2_probabilities(volume, features, stage2, NullProgress())
     assert 0 < stage2.windows < len(_windows((16, 192, 192), (16, 64, 64), 4))
     assert prob[0, 8, 40, 40] > 0.99 and prob[:, :, 150:, 150:].max() < 0.01
+
+
+def test_m4_stage_2_gives_the_same_probabilities_in_batches_of_windows(monkeypatch):
+    from spine_core.pipeline import mr_sshs
+    from spine_core.progress import NullProgress
+
+    rng = np.random.default_rng(3)
+    volume = rng.random((3, 16, 160, 128)).astype(np.float32)
+    features = rng.random((4, 16, 40, 32)).astype(np.float32)
+    batched = mr_sshs.stage2_probabilities(volume, features, SSHSStage2Oracle(), NullProgress())
+    monkeypatch.setattr(mr_sshs, "WINDOW_BATCH", 1)
+    single = mr_sshs.stage2_probabilities(volume, features, SSHSStage2Oracle(), NullProgress())
+    assert np.allclose(batched, single, atol=1e-6)
 
 
 def test_a_small_piece_far_below_the_column_is_not_chained_over_a_gap():
