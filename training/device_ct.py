@@ -4,7 +4,8 @@ recipe on all labelled real CTs, and every leave-one-case-out fold (training/loc
     # here, once (the GPU host has neither the shared data nor SimpleITK):
     python -m training.pack --out .ctpack/real
     # there, through the device tool with carry [".ctpack"]:
-    python3 -m training.device_ct --pack .ctpack/real --out runs/device_ct --minutes 6 --bundle $OUT
+    python3 -m training.device_ct --pack .ctpack/real --out runs/device_ct --minutes 6 \
+        --set optim.validate_every=200 --set optim.checkpoint_every=200 --bundle $OUT
     # back here: unpack each OUT/ct_<fold>.tar.gz under runs/device_ct, then
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_real --fold-models runs/device_ct ...
 
@@ -60,6 +61,7 @@ def run_config(config_name: str, fold: str, args, minutes: float) -> dict:
             f"data.real_pack={json.dumps(str(Path(args.pack).resolve()))}",
             f"data.phantom_cache={json.dumps(str(Path(args.out).resolve() / 'phantom_cache'))}"]
     sets += [f"optim.{k}={json.dumps(v)}" for k, v in optim.items()]
+    sets += list(args.set or [])
     if args.max_phantoms is not None:
         data = config["data"]
         sets += [f"data.phantom_train_seeds={json.dumps(data['phantom_train_seeds'][:args.max_phantoms])}",
@@ -171,6 +173,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--max-steps", type=int, help="cap the steps (smoke runs)")
     parser.add_argument("--max-phantoms", type=int, help="use only the first N phantom seeds (smoke runs)")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="one more config setting for every run (JSON value), e.g. optim.validate_every=200")
     parser.add_argument("--bundle", help="folder for one .tar.gz per fold")
     parser.add_argument("--dry-run", action="store_true", help="print the runs only")
     parser.add_argument("--chain", help=argparse.SUPPRESS)     # internal: fold/network of one child process

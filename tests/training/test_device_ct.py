@@ -98,7 +98,7 @@ def test_the_gpu_host_path_imports_without_simpleitk_or_pydicom(tmp_path):
 
 class _Args:
     pack, out, device, batch_scale, max_steps, max_phantoms = "pack", "runs/x", "auto", 1.0, None, None
-    folds = list(FOLDS)
+    folds, set = list(FOLDS), ["optim.validate_every=200"]
 
 
 def test_no_fold_trains_on_its_held_out_case_and_each_exports_the_default_pipeline():
@@ -110,7 +110,7 @@ def test_no_fold_trains_on_its_held_out_case_and_each_exports_the_default_pipeli
         held_out = run["fold"]
         cases = set(data["train_cases"])
         assert cases == set(REAL_CASES) - {held_out}, (held_out, cases)
-        assert run["config"]["optim"]["max_minutes"] <= 6.0
+        assert run["config"]["optim"]["max_minutes"] <= 6.0 and run["config"]["optim"]["validate_every"] == 200
     for fold in FOLDS:
         exported = {r["model_id"] for r in runs if r["fold"] == fold and r["model_id"]}
         assert exported == set(required_models(SegmentOptions()))
