@@ -32,7 +32,7 @@ from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.progress import NullProgress
-from spine_core.pipeline.mr import LEVEL_TRUST, RULES, CountingRules, mr_probabilities, mr_structures
+from spine_core.pipeline.mr import RULES, CountingRules, level_trust, mr_probabilities, mr_structures
 from spine_core.pipeline.mr_input import mr_grid, normalise
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
@@ -95,7 +95,7 @@ def wilson_lower(right: int, shown: int, z: float = 1.96) -> float | None:
     return round(float((centre - spread) / (1 + z * z / shown)), 3)
 
 
-def trust_by_anchor(rows: list[dict]) -> dict:
+def trust_by_anchor(rows: list[dict], caps: dict[str, float]) -> dict:
     """Per anchor: structures and cases judged, right, and the Wilson lower bounds LEVEL_TRUST is set from
     (per structure for the sacrum, per case where one wrong guess shifts every level)."""
     out = {}
@@ -105,7 +105,7 @@ def trust_by_anchor(rows: list[dict]) -> dict:
         whole = [all(ok for _, ok in r["judged"]) for r in mine]
         out[anchor] = {"structures": len(pairs), "right": int(sum(pairs)), "cases": len(whole),
                        "cases_all_right": int(sum(whole)), "lower_by_structure": wilson_lower(sum(pairs), len(pairs)),
-                       "lower_by_case": wilson_lower(sum(whole), len(whole)), "cap": LEVEL_TRUST[anchor]}
+                       "lower_by_case": wilson_lower(sum(whole), len(whole)), "cap": caps[anchor]}
     return out
 
 
@@ -149,7 +149,7 @@ def segment_cached(scan, options: SegmentOptions, models, cache: Path | None, ru
             np.save(cache.with_suffix(".npy"), prob)
             cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
     began = time.perf_counter()
-    result = mr_structures(scan, prob, grid, rules=rules)
+    result = mr_structures(scan, prob, grid, rules=rules, trust=level_trust(options.pipeline))
     return result, network_s + time.perf_counter() - began
 
 
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
               "pipeline": args.pipeline, "counting_rules": rules.named(),
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
               "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows),
-              "trust_by_anchor": trust_by_anchor(rows), "papers": PAPERS,
+              "trust_by_anchor": trust_by_anchor(rows, level_trust(args.pipeline)), "papers": PAPERS,
               "cases": rows}
     print(json.dumps({k: report[k] for k in ("per_set", "pooled", "calibration", "trust_by_anchor")},
                      indent=1))

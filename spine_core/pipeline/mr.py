@@ -57,6 +57,16 @@ CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 # trained on (0.82); the lower is the cap. Everything else stays under the review flag's 0.5: the lowest
 # body taken for L5, a guessed S1, the neck (no evidence). A shifted count is never shown above 0.72.
 LEVEL_TRUST = {"sacrum": 0.72, "none": 0.45, "cut_sacrum": 0.45, "cervical": 0.45}
+# M4 counts worse from the same anchors (its own 4-fold cross-validation, 700 steps a stage, sixteenth
+# session): anchored on the sacrum 11 of 17 cases all right (bound 0.41), lowest body taken for L5 7 of 9
+# (0.45), a guessed S1 4 of 6 (0.30). Each cap is the lower of M5's and M4's bound: no M4 level is shown
+# above the review flag's 0.5.
+M4_LEVEL_TRUST = {"sacrum": 0.41, "none": 0.45, "cut_sacrum": 0.30, "cervical": 0.45}
+
+
+def level_trust(method: str) -> dict[str, float]:
+    """The confidence caps by anchor of an MR method ('mr-scar', 'mr-sshs'), each from its own folds."""
+    return M4_LEVEL_TRUST if method == "mr-sshs" else LEVEL_TRUST
 CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
               "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
               "against the sacrum")
@@ -611,7 +621,8 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     options, progress = options or SegmentOptions(), progress or NullProgress()
     models = models or ModelSet(options.models_dir, options.device)
     prob, grid, timings = mr_probabilities(volume, options, progress, models)
-    result = mr_structures(volume, prob, grid, progress)
+    trust = level_trust(mr_method(options.pipeline, options.mr_method).name)
+    result = mr_structures(volume, prob, grid, progress, trust=trust)
     result.timings_s = {**timings, **result.timings_s,
                         "total": round(sum(timings.values()) + result.timings_s["output"], 3)}
     result.provider = models.provider
@@ -619,10 +630,10 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
 
 
 def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None,
-                  rules: CountingRules = RULES) -> SegmentResult:
+                  rules: CountingRules = RULES, trust: dict[str, float] = LEVEL_TRUST) -> SegmentResult:
     """Bodies and discs, numbered, from the MR method's probabilities ``prob`` on ``grid``, as labels
     on ``volume``'s grid (the post-processing shared by both MR methods; the benchmark reruns it on
-    stored probabilities)."""
+    stored probabilities); ``trust``: the method's confidence caps by anchor (``level_trust``)."""
     progress = progress or NullProgress()
     began = time.perf_counter()
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
@@ -657,7 +668,7 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     for lut, comps, channel in ((lut_b, bodies, 0), (lut_d, discs, 1)):
         if len(lut) > 1:                              # one pass per class, not one per structure
             means = ndimage.mean(prob[channel], comps, index=np.arange(1, len(lut)))
-            confidence.update({int(i): min(float(m), LEVEL_TRUST[anchor])
+            confidence.update({int(i): min(float(m), trust[anchor])
                                for i, m in zip(lut[1:], np.atleast_1d(means))})
     array = to_input_grid(ids, grid, volume)
     present = sorted(int(i) for i in np.unique(array) if i)

@@ -9,8 +9,8 @@ from spine_core.models.card import ModelCard
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
-from spine_core.pipeline.mr import (LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, count_anchor, number_levels, one_seed_per_body,
-                                    split_bodies)
+from spine_core.pipeline.mr import (LEVEL_TRUST, M4_LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, count_anchor, level_trust,
+                                    number_levels, one_seed_per_body, split_bodies)
 from spine_core.volume import ScanMetadata, Volume
 
 
@@ -51,6 +51,10 @@ def test_a_counts_trust_follows_what_anchored_it():
     # only a count resting on the sacrum is shown over the review flag's 0.5, and never as sure
     assert 0.5 < LEVEL_TRUST["sacrum"] < 0.9
     assert max(LEVEL_TRUST["none"], LEVEL_TRUST["cut_sacrum"], LEVEL_TRUST["cervical"]) < 0.5
+    # M4 counts from the same anchors less reliably (its own folds): none of its levels is shown over 0.5
+    assert level_trust("mr-sshs") == M4_LEVEL_TRUST and level_trust("mr-scar") == LEVEL_TRUST
+    assert set(M4_LEVEL_TRUST) == set(LEVEL_TRUST) and max(M4_LEVEL_TRUST.values()) < 0.5
+    assert all(M4_LEVEL_TRUST[a] <= LEVEL_TRUST[a] for a in LEVEL_TRUST)
 
 
 def test_a_body_the_network_missed_is_counted_from_the_spacing_or_the_discs():
@@ -296,6 +300,7 @@ def test_the_mr_sshs_method_runs_both_m4_networks_and_the_shared_numbering():
     result = segment(mr_scan(), SegmentOptions(pipeline="mr-sshs"), models=models)
     assert result.labels.ids() == [21, 22, 23, 24, 121, 122, 123, 124]
     assert stage1.calls > 0 and stage2.windows > 1
+    assert max(v.confidence for v in result.vertebrae) <= M4_LEVEL_TRUST[result.anchor] < 0.5     # M4's own caps
     assert result.pipeline == "mr-sshs"
     # the workstation's MR preference beside a CT pipeline chooses the same method on an MR
     again = segment(mr_scan(), SegmentOptions(pipeline="per-vertebra", mr_method="mr-sshs"), models=models)
