@@ -5,10 +5,11 @@ import json
 import time
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
+
 
 def cmd_eval(args) -> int:
     from spine_core.io import load_labels
-    from spine_core.io.writers import atomic_path
     from spine_core.metrics import evaluate, format_report
 
     pred = load_labels(args.pred)

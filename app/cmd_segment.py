@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.workflows.analysis import analyse_to_folder, peak_rss_mb
 
 
@@ -122,7 +123,6 @@ def bench_row(name, volume, ref, options) -> dict:
 
 
 def cmd_bench(args) -> int:
-    from spine_core.io.writers import atomic_path
 
     options = _options(args)
     rows = []

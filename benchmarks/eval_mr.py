@@ -24,6 +24,7 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -32,8 +33,9 @@ from spine_core.metrics.overlap import mask_dice
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.progress import NullProgress
-from spine_core.pipeline.mr import RULES, CountingRules, level_trust, mr_probabilities, mr_structures
+from spine_core.pipeline.mr import RULES, CountingRules, mr_probabilities, mr_structures
 from spine_core.pipeline.mr_input import mr_grid, normalise
+from spine_core.pipeline.registry import mr_pipeline
 from training.mr_data import DISC, load_scan_and_labels, shared_mr_root
 
 PAPERS = {"M4 SSHSNet (MRSpineSeg, 19 structures)": "mean Dice ~0.87-0.90",
@@ -95,9 +97,10 @@ def wilson_lower(right: int, shown: int, z: float = 1.96) -> float | None:
     return round(float((centre - spread) / (1 + z * z / shown)), 3)
 
 
-def trust_by_anchor(rows: list[dict], caps: dict[str, float]) -> dict:
-    """Per anchor: structures and cases judged, right, and the Wilson lower bounds LEVEL_TRUST is set from
-    (per structure for the sacrum, per case where one wrong guess shifts every level)."""
+def trust_by_anchor(rows: list[dict], caps: Mapping[str, float]) -> dict:
+    """Per anchor: structures and cases judged, right, and the Wilson lower bounds the method's
+    ``level_trust`` caps are set from (per structure for the sacrum, per case where one wrong guess
+    shifts every level)."""
     out = {}
     for anchor in sorted({r["anchor"] for r in rows}):
         mine = [r for r in rows if r["anchor"] == anchor and r.get("judged")]
@@ -149,7 +152,7 @@ def segment_cached(scan, options: SegmentOptions, models, cache: Path | None, ru
             np.save(cache.with_suffix(".npy"), prob)
             cache.with_suffix(".json").write_text(json.dumps({"seconds": network_s}))
     began = time.perf_counter()
-    result = mr_structures(scan, prob, grid, rules=rules, trust=level_trust(options.pipeline))
+    result = mr_structures(scan, prob, grid, rules=rules, trust=mr_pipeline(options.pipeline).level_trust)
     return result, network_s + time.perf_counter() - began
 
 
@@ -220,7 +223,7 @@ def main(argv=None) -> int:
               "pipeline": args.pipeline, "counting_rules": rules.named(),
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
               "pooled": pooled(rows) if rows else {}, "calibration": calibration(rows),
-              "trust_by_anchor": trust_by_anchor(rows, level_trust(args.pipeline)), "papers": PAPERS,
+              "trust_by_anchor": trust_by_anchor(rows, mr_pipeline(args.pipeline).level_trust), "papers": PAPERS,
               "cases": rows}
     print(json.dumps({k: report[k] for k in ("per_set", "pooled", "calibration", "trust_by_anchor")},
                      indent=1))

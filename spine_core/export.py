@@ -24,8 +24,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
-from spine_core.io.writers import atomic_path, staged_folder
+from spine_core.io.writers import staged_folder
 from spine_core.meshes import VertebraMesh
 from spine_core.progress import NullProgress, Progress
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spine_core.io.writers import atomic_path
+from spine_core.atomic import atomic_path
 from spine_core.labels import is_disc, label_color
 from spine_core.pipeline.preprocess import (box_grid, canonical_grid, crop_volume, index_box,
                                             resample_image, scan_bounds_mm)

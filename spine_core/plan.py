@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError, UnreadableFile
-from spine_core.io.writers import atomic_path, save_labelmap
+from spine_core.io.writers import save_labelmap
 from spine_core.volume import LabelMap
 
 PLAN_SUFFIX = ".spineplan"

@@ -6,6 +6,8 @@ scale to [0, 1]. Labels follow VerSe ids (spine_core.labels); discs (>= 100) are
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -252,9 +254,6 @@ def _packed_real(config: DataConfig, name: str) -> Prepared:
 
 
 def _phantom_key(seed: int, config: DataConfig, partial: float) -> str:
-    import hashlib
-    import json
-
     recipe = json.dumps([int(seed), config.phantom_options, float(partial), float(config.phantom_real_shapes)],
                         sort_keys=True)
     return f"phantom{int(seed)}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}"

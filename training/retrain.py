@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import Cancelled, SpineError
 
 log = logging.getLogger("spineplan.retrain")
@@ -158,7 +159,6 @@ def _state(out: Path) -> dict:
 
 
 def _save_state(out: Path, state: dict) -> None:
-    from spine_core.io.writers import atomic_path
 
     path = out / "work" / "state.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -602,7 +602,6 @@ def write_model(folder: Path, onnx_path: Path, card, parent_card, outcome: dict,
     """The accepted model and its full card: parent, data as counts and digests, budget, hardware, the check."""
     import shutil
 
-    from spine_core.io.writers import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -626,7 +625,6 @@ def write_model(folder: Path, onnx_path: Path, card, parent_card, outcome: dict,
 
 
 def write_outcome(out: Path, outcome: dict) -> None:
-    from spine_core.io.writers import atomic_path
 
     for name, text in (("comparison.md", table_text(outcome["comparison"]) + "\n\n" + outcome["reason"] + "\n"),
                        ("retrain.json", json.dumps(outcome, indent=2) + "\n")):

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.exports.source import SourceSeries
 from spine_core.exports.terms import CATEGORY, craniocaudal, label_code
@@ -94,7 +95,6 @@ def build_segmentation(frames: np.ndarray, source: SourceSeries, names: dict[int
 def write_dicom_seg(frames: np.ndarray, source: SourceSeries, path, names: dict[int, str] | None = None,
                     progress: Progress | None = None):
     """Write the segmentation to ``path`` atomically; returns (path, number of segments)."""
-    from spine_core.io.writers import atomic_path
 
     seg = build_segmentation(frames, source, names, progress)
     with atomic_path(path) as tmp:

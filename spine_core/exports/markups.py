@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from spine_core.atomic import atomic_path
 from spine_core.exports.terms import craniocaudal
 from spine_core.labels import is_disc, label_name
 from spine_core.volume import LabelMap
@@ -84,7 +85,6 @@ def markups_document(centroids: Iterable[tuple[int, str, Point]], screws: Iterab
 
 
 def write_markups(path, document: dict) -> Path:
-    from spine_core.io.writers import atomic_path
 
     path = Path(path)
     with atomic_path(path, suffix=".json") as tmp:

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.exports.source import SourceSeries
 from spine_core.exports.terms import craniocaudal, label_code
@@ -198,7 +199,6 @@ def write_rtstruct(frames: np.ndarray, source: SourceSeries, path, names: dict[i
     """Write the structure set to ``path`` atomically; returns (path, number of ROIs)."""
     import pydicom
 
-    from spine_core.io.writers import atomic_path
 
     ds = build_rtstruct(frames, source, names, progress)
     with atomic_path(path) as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from spine_core.atomic import atomic_path  # noqa: F401 - the writers' own helper, importable from here too
+from spine_core.atomic import atomic_path
 from spine_core.volume import LabelMap, Volume
 
 

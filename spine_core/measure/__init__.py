@@ -13,6 +13,7 @@ import io
 import json
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.measure.alignment import alignment
 from spine_core.measure.pedicles import measure_pedicles
 from spine_core.measure.vertebra import LOW_DENSITY_HU, measure_vertebrae
@@ -71,7 +72,6 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
 
 
 def write_measurements(folder, doc: dict) -> tuple[Path, Path]:
-    from spine_core.io.writers import atomic_path
 
     folder = Path(folder)
     with atomic_path(folder / "measurements.json") as tmp:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.models.card import InvalidModelCard, ModelCard, card_digest, sha256_of
 
@@ -62,7 +63,6 @@ class SiteModels:
                              "backup or register the site's models again.") from exc
 
     def _write(self, doc: dict) -> None:
-        from spine_core.io.writers import atomic_path
 
         doc = {"schema_version": 1, "models": doc.get("models", {}), "active": doc.get("active", []),
                "history": doc.get("history", [])[-HISTORY_KEPT:]}
@@ -144,7 +144,6 @@ class SiteModels:
     def _copy_in(self, onnx: Path, card_path: Path, card: ModelCard, digest: str) -> tuple[ModelCard, bool]:
         """The files are copied as they are (a card under another id is rewritten with that id), so the
         exported originals match the registry too."""
-        from spine_core.io.writers import atomic_path
 
         self.folder.mkdir(parents=True, exist_ok=True)
         for source, target in ((onnx, self.folder / f"{card.id}.onnx"), (card_path, self.folder / f"{card.id}.json")):

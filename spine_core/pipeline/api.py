@@ -55,4 +55,4 @@ class SegmentResult:
     warnings: list[str] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)   # {"id", "version", "sha256"} of each model run
     pipeline: str = ""              # the pipeline (or MR method) that ran, by its registry name
-    anchor: str = ""                # what the level count rests on (MR: a key of pipeline.mr.LEVEL_TRUST)
+    anchor: str = ""                # what the level count rests on (MR: a key of registry.MRPipeline.level_trust)

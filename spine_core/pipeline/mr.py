@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, fields
+from typing import Mapping
 
 import numpy as np
 from scipy import ndimage
@@ -28,7 +29,7 @@ from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.mr_input import mr_input, slice_stack
 from spine_core.pipeline.output import result_rows, to_input_grid
-from spine_core.pipeline.registry import MR_SCAR_MODEL, mr_method
+from spine_core.pipeline.registry import MR_SCAR_MODEL, SCAR_LEVEL_TRUST, mr_method
 from spine_core.progress import NullProgress, Progress
 from spine_core.review import MISSED_ABOVE
 from spine_core.volume import LabelMap, Volume
@@ -48,25 +49,6 @@ MARKER_DISTANCE_MM, MARKER_LEVEL = 10.0, 0.3
 BODY_HALF_HEIGHT_MM = 35.0     # from its seed: past this a region reaches the centre of the next body (steps 30-40 mm)
 BODY_WIDTH_MM = 50.0           # peaks this far apart left-right at one height and depth: one lumbar body
 CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-# Levels on MR are counted from the bottom, not read from each body: a structure's confidence is its
-# segmentation's, capped by how often such a count was right in the cross-validation, by what anchored it
-# (benchmarks/eval_mr.py prints the counts and their 95 % Wilson lower bounds; docs/BENCHMARKS.md "MR").
-# Per case, not per structure: one wrong anchor shifts every level of a scan, so a scan's levels are one
-# outcome. Anchored on the sacrum, M5 at 2,400 steps, rules as shipped: 15 of 16 cases all right in the
-# 4 folds (bound 0.72; per structure 89 of 94, 0.88), 27 of 28 for the shipped model on the cases it
-# trained on (0.82); the lower is the cap. Everything else stays under the review flag's 0.5: the lowest
-# body taken for L5, a guessed S1, the neck (no evidence). A shifted count is never shown above 0.72.
-LEVEL_TRUST = {"sacrum": 0.72, "none": 0.45, "cut_sacrum": 0.45, "cervical": 0.45}
-# M4 counts worse from the same anchors (its own 4-fold cross-validation, 700 steps a stage, sixteenth
-# session): anchored on the sacrum 11 of 17 cases all right (bound 0.41), lowest body taken for L5 7 of 9
-# (0.45), a guessed S1 4 of 6 (0.30). Each cap is the lower of M5's and M4's bound: no M4 level is shown
-# above the review flag's 0.5.
-M4_LEVEL_TRUST = {"sacrum": 0.41, "none": 0.45, "cut_sacrum": 0.30, "cervical": 0.45}
-
-
-def level_trust(method: str) -> dict[str, float]:
-    """The confidence caps by anchor of an MR method ('mr-scar', 'mr-sshs'), each from its own folds."""
-    return M4_LEVEL_TRUST if method == "mr-sshs" else LEVEL_TRUST
 CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
               "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
               "against the sacrum")
@@ -77,7 +59,7 @@ NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, wh
 
 
 def count_anchor(anchored: bool, cervical: bool, body_ids) -> str:
-    """What the level count rests on, the key of LEVEL_TRUST."""
+    """What the level count rests on: the key of an MR method's ``level_trust`` (registry.MRPipeline)."""
     if anchored:
         return "sacrum"
     if cervical:
@@ -621,7 +603,7 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
     options, progress = options or SegmentOptions(), progress or NullProgress()
     models = models or ModelSet(options.models_dir, options.device)
     prob, grid, timings = mr_probabilities(volume, options, progress, models)
-    trust = level_trust(mr_method(options.pipeline, options.mr_method).name)
+    trust = mr_method(options.pipeline, options.mr_method).level_trust
     result = mr_structures(volume, prob, grid, progress, trust=trust)
     result.timings_s = {**timings, **result.timings_s,
                         "total": round(sum(timings.values()) + result.timings_s["output"], 3)}
@@ -630,10 +612,10 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
 
 
 def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None,
-                  rules: CountingRules = RULES, trust: dict[str, float] = LEVEL_TRUST) -> SegmentResult:
+                  rules: CountingRules = RULES, trust: Mapping[str, float] = SCAR_LEVEL_TRUST) -> SegmentResult:
     """Bodies and discs, numbered, from the MR method's probabilities ``prob`` on ``grid``, as labels
     on ``volume``'s grid (the post-processing shared by both MR methods; the benchmark reruns it on
-    stored probabilities); ``trust``: the method's confidence caps by anchor (``level_trust``)."""
+    stored probabilities); ``trust``: the method's confidence caps by anchor (``MRPipeline.level_trust``)."""
     progress = progress or NullProgress()
     began = time.perf_counter()
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0

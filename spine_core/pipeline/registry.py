@@ -13,6 +13,8 @@ methods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 
 from spine_core.errors import SpineError
 
@@ -36,19 +38,35 @@ DEFAULT = PIPELINES[0].name
 
 @dataclass(frozen=True)
 class MRPipeline:
-    """An MR method: the networks it runs (the instance split and the numbering are shared)."""
+    """An MR method: the networks it runs (the instance split and the numbering are shared) and how far
+    its level count is trusted: the cap on a structure's confidence by what anchored the count (keys:
+    spine_core.pipeline.mr.count_anchor), each from the method's own cross-validation folds."""
     name: str
     description: str
     models: tuple[str, ...]
+    level_trust: Mapping[str, float]
 
+
+# Levels on MR are counted from the bottom, not read from each body, so a scan's levels are one outcome:
+# one wrong anchor shifts them all. Each cap is the 95 % Wilson lower bound of the cases all right in
+# the method's 4 folds (benchmarks/eval_mr.py prints the counts; docs/BENCHMARKS.md "MR").
+# M5 at 2,400 steps, rules as shipped: anchored on the sacrum 15 of 16 cases (0.72; per structure 89 of
+# 94, 0.88), 27 of 28 for the shipped model on the cases it trained on (0.82); the lower is the cap.
+# Everything else stays under the review flag's 0.5: the lowest body taken for L5, a guessed S1, the
+# neck (no evidence).
+SCAR_LEVEL_TRUST = MappingProxyType({"sacrum": 0.72, "none": 0.45, "cut_sacrum": 0.45, "cervical": 0.45})
+# M4 (700 steps a stage) counts worse from the same anchors: sacrum 11 of 17 cases (0.41), lowest body
+# taken for L5 7 of 9 (0.45), a guessed S1 4 of 6 (0.30). Each cap is the lower of M5's and M4's
+# bound: no M4 level is shown above the review flag's 0.5.
+SSHS_LEVEL_TRUST = MappingProxyType({"sacrum": 0.41, "none": 0.45, "cut_sacrum": 0.30, "cervical": 0.45})
 
 MR_SCAR_MODEL = "mr-spine-seg"
 MR_SSHS_MODELS = ("mr-sshs-2d", "mr-sshs-3d")
 MR_PIPELINES: tuple[MRPipeline, ...] = (
     MRPipeline("mr-scar", "MR bodies and discs: 2D network with key-point branch (M5, SCAR-Net style)",
-               (MR_SCAR_MODEL,)),
+               (MR_SCAR_MODEL,), SCAR_LEVEL_TRUST),
     MRPipeline("mr-sshs", "MR bodies and discs: 2D network, then 3D network on its probabilities and "
-               "features (M4, SSHSNet style)", MR_SSHS_MODELS),
+               "features (M4, SSHSNet style)", MR_SSHS_MODELS, SSHS_LEVEL_TRUST),
 )
 MR_DEFAULT = MR_PIPELINES[0].name
 

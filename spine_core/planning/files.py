@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.measure.pedicles import Pedicle, measure_pedicles
 from spine_core.measure.vertebra import VertebraMeasures, measure_vertebrae
@@ -62,7 +63,6 @@ def screws_document(screws: list[Screw], not_planned: list[NotPlanned] = (), **e
 
 
 def write_screws(path, screws: list[Screw], not_planned: list[NotPlanned] = (), **extra) -> Path:
-    from spine_core.io.writers import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -17,6 +17,7 @@ import resource
 import time
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import GridMismatch, SpineError
 from spine_core.io.writers import replace_folder
 from spine_core.progress import NullProgress
@@ -112,7 +113,7 @@ def write_results(result, volume, folder: Path, pipeline: str, fast: bool):
     """The result folder's files; returns the review flags written per vertebra id (one pass over the
     labels) and the case's QA review."""
     from spine_core.export import ExportOptions, export_meshes
-    from spine_core.io.writers import atomic_path, save_labelmap
+    from spine_core.io.writers import save_labelmap
     from spine_core.meshes import MeshOptions, mesh_labels
 
     save_labelmap(result.labels, folder / "labels.nii.gz")

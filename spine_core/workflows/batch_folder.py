@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 
 JOURNAL = "journal.jsonl"
@@ -138,7 +139,7 @@ class BatchFolder:
     def save_review(self, case_id: str, decision: str, note: str = "", reviewer: str = "",
                     labels=None) -> dict:
         """Record a reviewer's decision atomically; "corrected" needs the corrected ``labels``."""
-        from spine_core.io.writers import atomic_path, save_labelmap
+        from spine_core.io.writers import save_labelmap
 
         if decision not in DECISIONS:
             raise SpineError(f"Unknown review decision '{decision}'; use one of {', '.join(DECISIONS)}.")

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
-from spine_core.io.writers import atomic_path
+from spine_core.atomic import atomic_path
 from spine_core.review import CASE_FLAG_HELP
 from spine_core.workflows.batch_folder import DECISIONS, STATUS_ORDER, BatchFolder, CaseRecord
 

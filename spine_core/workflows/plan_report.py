@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.exports import ExportSummary, check_export_folder
 from spine_core.exports.report import REPORT_HTML, REPORT_PDF, ReportContent, report_html
-from spine_core.io.writers import atomic_path, staged_folder
+from spine_core.io.writers import staged_folder
 from spine_core.labels import CRANIOCAUDAL, NAME_TO_ID
 from spine_core.plan import app_version
 from spine_core.planning.files import METHOD as SCREW_METHOD

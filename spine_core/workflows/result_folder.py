@@ -20,6 +20,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import SpineError
 from spine_core.models.card import sha256_of
 
@@ -49,7 +50,6 @@ def write_marker(folder: Path) -> None:
 def record_in_marker(folder: Path, paths) -> None:
     """Files SpinePlan added to a finished result later (e.g. `spineplan measure`'s measurements), listed
     in its marker so that --overwrite may replace them; a folder without a marker is left as it is."""
-    from spine_core.io.writers import atomic_path
 
     folder = Path(folder)
     try:

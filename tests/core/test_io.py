@@ -7,6 +7,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from spine_core.atomic import atomic_path
 from spine_core.errors import (IncompleteSeries, InputNotFound, ModalityMismatch, MultipleSeries,
                                NoScanFound, SpineError, UnreadableFile, UnsupportedImage)
 from spine_core.io import list_series, load_labels, load_scan, save_labelmap, save_volume
@@ -255,7 +256,6 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     import os
     import stat
 
-    from spine_core.io.writers import atomic_path
 
     target = tmp_path / "result.json"
     with atomic_path(target) as tmp:

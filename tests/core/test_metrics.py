@@ -336,12 +336,12 @@ def test_the_mr_benchmark_bounds_each_counts_trust_from_cases_or_structures():
     rows = [{"anchor": "sacrum", "judged": [(0.93, True), (0.93, False)]},
             {"anchor": "sacrum", "judged": [(0.93, True)]},
             {"anchor": "none", "judged": []}]                     # nothing judged: no case counted
-    from spine_core.pipeline.mr import level_trust
+    from spine_core.pipeline.registry import mr_pipeline
 
-    trust = trust_by_anchor(rows, level_trust("mr-sshs"))
+    trust = trust_by_anchor(rows, mr_pipeline("mr-sshs").level_trust)
     counts = {k: trust["sacrum"][k] for k in ("structures", "right", "cases", "cases_all_right")}
     assert counts == {"structures": 3, "right": 2, "cases": 2, "cases_all_right": 1}
-    assert trust["sacrum"]["cap"] == level_trust("mr-sshs")["sacrum"] < level_trust("mr-scar")["sacrum"]
+    assert trust["sacrum"]["cap"] == mr_pipeline("mr-sshs").level_trust["sacrum"] < mr_pipeline("mr-scar").level_trust["sacrum"]
     assert trust["none"]["cases"] == 0 and trust["none"]["lower_by_case"] is None
 
 

@@ -9,8 +9,9 @@ from spine_core.models.card import ModelCard
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.pipeline.models import ModelSet
-from spine_core.pipeline.mr import (LEVEL_TRUST, M4_LEVEL_TRUST, MR_MODEL, NOT_ANCHORED, count_anchor, level_trust,
-                                    number_levels, one_seed_per_body, split_bodies)
+from spine_core.pipeline.mr import MR_MODEL, NOT_ANCHORED, count_anchor, number_levels, one_seed_per_body, split_bodies
+from spine_core.pipeline.registry import MR_PIPELINES, mr_method
+from spine_core.pipeline.registry import SCAR_LEVEL_TRUST as LEVEL_TRUST, SSHS_LEVEL_TRUST as M4_LEVEL_TRUST
 from spine_core.volume import ScanMetadata, Volume
 
 
@@ -52,8 +53,10 @@ def test_a_counts_trust_follows_what_anchored_it():
     assert 0.5 < LEVEL_TRUST["sacrum"] < 0.9
     assert max(LEVEL_TRUST["none"], LEVEL_TRUST["cut_sacrum"], LEVEL_TRUST["cervical"]) < 0.5
     # M4 counts from the same anchors less reliably (its own folds): none of its levels is shown over 0.5
-    assert level_trust("mr-sshs") == M4_LEVEL_TRUST and level_trust("mr-scar") == LEVEL_TRUST
-    assert set(M4_LEVEL_TRUST) == set(LEVEL_TRUST) and max(M4_LEVEL_TRUST.values()) < 0.5
+    assert mr_method("mr-sshs").level_trust == M4_LEVEL_TRUST and mr_method("mr-scar").level_trust == LEVEL_TRUST
+    assert mr_method("per-vertebra", "mr-sshs").level_trust == M4_LEVEL_TRUST      # the MR preference's caps
+    anchors = {"sacrum", "none", "cut_sacrum", "cervical"}                       # every count_anchor outcome
+    assert all(set(m.level_trust) == anchors for m in MR_PIPELINES) and max(M4_LEVEL_TRUST.values()) < 0.5
     assert all(M4_LEVEL_TRUST[a] <= LEVEL_TRUST[a] for a in LEVEL_TRUST)
 
 

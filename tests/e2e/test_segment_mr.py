@@ -12,7 +12,7 @@ import pytest
 
 from spine_core.io import load_labels
 from spine_core.models.shipped import SHIPPED_SHA256
-from spine_core.pipeline.mr import LEVEL_TRUST, M4_LEVEL_TRUST
+from spine_core.pipeline.registry import SCAR_LEVEL_TRUST as LEVEL_TRUST, SSHS_LEVEL_TRUST as M4_LEVEL_TRUST
 from tests.e2e.test_cli_io import spineplan
 
 CASE = "VB3_18"
