@@ -591,7 +591,7 @@ def mr_probabilities(volume: Volume, options: SegmentOptions, progress: Progress
     if method.name == "mr-sshs":
         from spine_core.pipeline.mr_sshs import sshs_probabilities
 
-        prob = sshs_probabilities(image, *networks, progress)
+        prob = sshs_probabilities(image, *networks, progress, tuple(grid.spacing))
     else:
         prob = probabilities(image, networks[0], progress)
     timings["network"] = round(time.perf_counter() - began, 3)

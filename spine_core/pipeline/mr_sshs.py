@@ -13,6 +13,8 @@ from itertools import product
 
 import numpy as np
 
+from scipy import ndimage
+
 from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.mr_input import slice_stack
 from spine_core.pipeline.sliding import gaussian_importance, window_starts
@@ -26,6 +28,9 @@ BATCH = 8          # slices per stage-1 call
 OVERLAP = 0.25
 WINDOW_BATCH = 4      # stage-2 windows per network call (the same labels as one at a time, ~10 % faster)
 NOTHING_BELOW = 0.1   # stage-1 probability under which a window holds no body or disc to refine
+# Stage 2 runs only over the spinal column: the largest body stage 1 finds, this far around it front to
+# back and left to right (discs lie between the bodies; a body stage 1 half-missed lies in line).
+COLUMN_MARGIN_MM = 24.0
 
 
 def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
@@ -95,14 +100,36 @@ def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progre
     return out[(slice(None), *[slice(0, s) for s in spatial])] / wsum[tuple(slice(0, s) for s in spatial)]
 
 
-def sshs_probabilities(image: np.ndarray, stage1, stage2, progress: Progress) -> np.ndarray:
+def column_box(body: np.ndarray, margins: tuple[int, int], ratio: int) -> tuple[slice, slice]:
+    """The L and P extent of the spinal column in stage 1's body probabilities (L, P, S): its largest
+    connected find above one half, widened by ``margins`` voxels (L, P); P on multiples of ``ratio``
+    (the feature grid). The whole grid where stage 1 finds no body."""
+    labels, n = ndimage.label(body > 0.5)
+    if n == 0:
+        return slice(0, body.shape[0]), slice(0, body.shape[1])
+    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    box = ndimage.find_objects((labels == largest).astype(np.int8))[0]
+    l0, l1 = max(0, box[0].start - margins[0]), min(body.shape[0], box[0].stop + margins[0])
+    p0 = max(0, (box[1].start - margins[1]) // ratio * ratio)
+    p1 = min(body.shape[1], -(-(box[1].stop + margins[1]) // ratio) * ratio)
+    return slice(l0, l1), slice(p0, p1)
+
+
+def sshs_probabilities(image: np.ndarray, stage1, stage2, progress: Progress,
+                       spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
     """Body and disc probabilities and (empty) body- and disc-centre likelihoods (4, L, P, S) of the
-    normalised MR grid ``image`` (L, P, S), as ``spine_core.pipeline.mr.probabilities`` gives them."""
+    normalised MR grid ``image`` (L, P, S; voxel ``spacing`` in mm), as
+    ``spine_core.pipeline.mr.probabilities`` gives them. Outside the spinal column (``column_box``)
+    nothing is found."""
     n, p, s = image.shape
     padded = np.pad(image, [(0, 0), (0, (-p) % DIVISOR), (0, (-s) % DIVISOR)])
     coarse, features = stage1_outputs(padded, stage1, SubProgress(progress, 0.0, 0.3))
-    volume = np.concatenate([padded[None], coarse], axis=0)
-    fine = stage2_probabilities(volume, features, stage2, SubProgress(progress, 0.3, 1.0))
-    out = np.zeros((4, n, p, s), np.float32)
-    out[:2] = fine[:, :, :p, :s]
-    return out
+    ratio = padded.shape[1] // features.shape[2]
+    margins = tuple(int(np.ceil(COLUMN_MARGIN_MM / spacing[a])) for a in (0, 1))
+    along_l, along_p = column_box(coarse[0], margins, ratio)
+    volume = np.concatenate([padded[None], coarse], axis=0)[:, along_l, along_p]
+    fine = stage2_probabilities(volume, features[:, along_l, along_p.start // ratio:along_p.stop // ratio],
+                                stage2, SubProgress(progress, 0.3, 1.0))
+    out = np.zeros((4, n, padded.shape[1], s), np.float32)
+    out[:2, along_l, along_p] = fine[:, :, :, :s]
+    return out[:, :, :p]

@@ -55,10 +55,10 @@ class MRPipeline:
 # Everything else stays under the review flag's 0.5: the lowest body taken for L5, a guessed S1, the
 # neck (no evidence).
 SCAR_LEVEL_TRUST = MappingProxyType({"sacrum": 0.72, "none": 0.45, "cut_sacrum": 0.45, "cervical": 0.45})
-# M4 (700 steps a stage) counts worse from the same anchors: sacrum 11 of 17 cases (0.41), lowest body
-# taken for L5 7 of 9 (0.45), a guessed S1 4 of 6 (0.30). Each cap is the lower of M5's and M4's
-# bound: no M4 level is shown above the review flag's 0.5.
-SSHS_LEVEL_TRUST = MappingProxyType({"sacrum": 0.41, "none": 0.45, "cut_sacrum": 0.30, "cervical": 0.45})
+# M4 (700 steps a stage, stage 2 over the spinal column) counts worse from the same anchors: sacrum 11
+# of 17 cases (0.41), lowest body taken for L5 7 of 8 (0.53), a guessed S1 5 of 7 (0.36). Each cap is
+# the lower of M5's and M4's bound: no M4 level is shown above the review flag's 0.5.
+SSHS_LEVEL_TRUST = MappingProxyType({"sacrum": 0.41, "none": 0.45, "cut_sacrum": 0.36, "cervical": 0.45})
 
 MR_SCAR_MODEL = "mr-spine-seg"
 MR_SSHS_MODELS = ("mr-sshs-2d", "mr-sshs-3d")
