@@ -149,14 +149,17 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     return rows
 
 
-def _out_of_order(vertebrae: list[int], sums: np.ndarray, counts: np.ndarray, labels: LabelMap,
-                  tolerance_mm: float = 3.0) -> set[int]:
-    """Neighbours (in anatomical order) whose centroids lie the wrong way round along S."""
+def _out_of_order(vertebrae: list[int], sums: np.ndarray, counts: np.ndarray, labels: LabelMap) -> set[int]:
     if len(vertebrae) < 2:
         return set()
-    z = labels.index_to_lps(np.array([sums[i] / counts[i] for i in vertebrae]))[:, 2]
+    return out_of_order(vertebrae, labels.index_to_lps(np.array([sums[i] / counts[i] for i in vertebrae]))[:, 2])
+
+
+def out_of_order(vertebrae: list[int], heights_mm, tolerance_mm: float = 3.0) -> set[int]:
+    """Neighbours in anatomical order (``vertebrae``, craniocaudal) whose centroids' S coordinates
+    (``heights_mm``) lie the wrong way round."""
     crossed = set()
-    for upper, lower, z_upper, z_lower in zip(vertebrae, vertebrae[1:], z, z[1:]):
+    for upper, lower, z_upper, z_lower in zip(vertebrae, vertebrae[1:], heights_mm, heights_mm[1:]):
         if z_lower > z_upper + tolerance_mm:
             crossed |= {upper, lower}
     return crossed

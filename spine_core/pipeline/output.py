@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from spine_core.labels import label_names
+from spine_core.labels import is_disc, label_names
 from spine_core.pipeline.api import SegmentResult, VertebraResult
 from spine_core.pipeline.preprocess import index_box, crop_volume
 from spine_core.pipeline.stages import Context
 from spine_core.resample import resample_to_grid
-from spine_core.review import AT_EDGE, LOW_CONFIDENCE, LOW_CONFIDENCE_BELOW
+from spine_core.review import (AT_EDGE, LOW_CONFIDENCE, LOW_CONFIDENCE_BELOW, craniocaudal_key, ids_on_border,
+                               out_of_order)
 from spine_core.volume import LabelMap, Volume
 
-
+# A vertebra whose centre lies the wrong way round against the one named next to it contradicts its
+# own name, however sure each network was: its number is shown as more likely wrong than right.
+CONTRADICTED_CAP = 0.3
 
 def to_input_grid(ids: np.ndarray, grid: Volume, volume: Volume) -> np.ndarray:
     """``ids`` (on ``grid``) on the scan's own grid, nearest neighbour through LPS. Only the part of
@@ -28,25 +31,24 @@ def to_input_grid(ids: np.ndarray, grid: Volume, volume: Volume) -> np.ndarray:
     return out
 
 
-def border_labels(array: np.ndarray) -> set[int]:
-    """Labels on any of the six faces of the scan: the vertebra may continue outside it."""
-    faces = [array[0], array[-1], array[:, 0], array[:, -1], array[:, :, 0], array[:, :, -1]]
-    return {int(v) for f in faces for v in np.unique(f) if v}
-
-
 def result_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[int, tuple]) -> list[VertebraResult]:
     ids = labels.ids()
     if not ids:
         return []
     box = ndimage.find_objects(labels.array)
-    touching = border_labels(labels.array)
+    touching = ids_on_border(labels.array)
     voxel_mm3 = float(abs(np.linalg.det(labels.affine[:3, :3])))
+    parts = {vid: labels.array[box[vid - 1]] == vid for vid in ids}
+    centroids = {vid: labels.index_to_lps(np.argwhere(parts[vid]).mean(axis=0)
+                                          + np.array([s.start for s in box[vid - 1]], float)) for vid in ids}
+    vertebrae = sorted((v for v in ids if not is_disc(v)), key=craniocaudal_key)
+    crossed = out_of_order(vertebrae, [centroids[v][2] for v in vertebrae])
     rows = []
     for vid in ids:
-        part = labels.array[box[vid - 1]] == vid
-        start = np.array([s.start for s in box[vid - 1]], float)
-        centroid = labels.index_to_lps(np.argwhere(part).mean(axis=0) + start)
+        part, centroid = parts[vid], centroids[vid]
         conf = float(confidences.get(vid, 0.0))
+        if vid in crossed:
+            conf = min(conf, CONTRADICTED_CAP)
         extra = ((LOW_CONFIDENCE,) if conf < LOW_CONFIDENCE_BELOW else ()) + ((AT_EDGE,) if vid in touching else ())
         rows.append(VertebraResult(id=vid, name=labels.names.get(vid, str(vid)), position=centroid,
                                    confidence=round(conf, 4), volume_mm3=float(part.sum()) * voxel_mm3,
