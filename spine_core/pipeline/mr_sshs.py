@@ -28,9 +28,12 @@ BATCH = 8          # slices per stage-1 call
 OVERLAP = 0.25
 WINDOW_BATCH = 4      # stage-2 windows per network call (the same labels as one at a time, ~10 % faster)
 NOTHING_BELOW = 0.1   # stage-1 probability under which a window holds no body or disc to refine
-# Stage 2 runs only over the spinal column: the largest body stage 1 finds, this far around it front to
-# back and left to right (discs lie between the bodies; a body stage 1 half-missed lies in line).
+# Stage 2 runs only over the spinal column: the bodies stage 1 finds (its largest find, and every other
+# at least as large as a small cervical body: on a curved lumbar spine the bodies are apart), this far
+# around them front to back and left to right (discs lie between the bodies; a body stage 1 half-missed
+# lies in line).
 COLUMN_MARGIN_MM = 24.0
+COLUMN_PIECE_ML = 4.0
 
 
 def stage1_outputs(image: np.ndarray, model, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
@@ -100,19 +103,22 @@ def stage2_probabilities(volume: np.ndarray, features: np.ndarray, model, progre
     return out[(slice(None), *[slice(0, s) for s in spatial])] / wsum[tuple(slice(0, s) for s in spatial)]
 
 
-def column_box(body: np.ndarray, margins: tuple[int, int], ratio: int) -> tuple[slice, slice]:
-    """The L and P extent of the spinal column in stage 1's body probabilities (L, P, S): its largest
-    connected find above one half, widened by ``margins`` voxels (L, P); P on multiples of ``ratio``
-    (the feature grid). The whole grid where stage 1 finds no body."""
+def column_box(body: np.ndarray, margins: tuple[int, int], ratio: int, piece_voxels: int = 0) -> tuple[slice, slice]:
+    """The L and P extent of the spinal column in stage 1's body probabilities (L, P, S): its finds
+    above one half, the largest and every one of at least ``piece_voxels``, widened by ``margins``
+    voxels (L, P); P on multiples of ``ratio`` (the feature grid). The whole grid where stage 1 finds
+    no body."""
     labels, n = ndimage.label(body > 0.5)
     if n == 0:
         return slice(0, body.shape[0]), slice(0, body.shape[1])
-    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    box = ndimage.find_objects((labels == largest).astype(np.int8))[0]
-    l0, l1 = max(0, box[0].start - margins[0]), min(body.shape[0], box[0].stop + margins[0])
-    p0 = max(0, (box[1].start - margins[1]) // ratio * ratio)
-    p1 = min(body.shape[1], -(-(box[1].stop + margins[1]) // ratio) * ratio)
-    return slice(l0, l1), slice(p0, p1)
+    sizes = np.bincount(labels.ravel())[1:]
+    pieces = [box for box, size in zip(ndimage.find_objects(labels), sizes)
+              if size >= min(piece_voxels, sizes.max())]
+    lo = [min(box[a].start for box in pieces) - margins[a] for a in (0, 1)]
+    hi = [max(box[a].stop for box in pieces) + margins[a] for a in (0, 1)]
+    p0 = max(0, lo[1] // ratio * ratio)
+    p1 = min(body.shape[1], -(-hi[1] // ratio) * ratio)
+    return slice(max(0, lo[0]), min(body.shape[0], hi[0])), slice(p0, p1)
 
 
 def sshs_probabilities(image: np.ndarray, stage1, stage2, progress: Progress,
@@ -126,7 +132,8 @@ def sshs_probabilities(image: np.ndarray, stage1, stage2, progress: Progress,
     coarse, features = stage1_outputs(padded, stage1, SubProgress(progress, 0.0, 0.3))
     ratio = padded.shape[1] // features.shape[2]
     margins = tuple(int(np.ceil(COLUMN_MARGIN_MM / spacing[a])) for a in (0, 1))
-    along_l, along_p = column_box(coarse[0], margins, ratio)
+    piece = int(COLUMN_PIECE_ML * 1000.0 / float(np.prod(spacing)))
+    along_l, along_p = column_box(coarse[0], margins, ratio, piece)
     volume = np.concatenate([padded[None], coarse], axis=0)[:, along_l, along_p]
     fine = stage2_probabilities(volume, features[:, along_l, along_p.start // ratio:along_p.stop // ratio],
                                 stage2, SubProgress(progress, 0.3, 1.0))

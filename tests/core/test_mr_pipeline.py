@@ -387,19 +387,21 @@ def test_m4_stage_2_runs_over_the_spinal_column_only():
     from spine_core.progress import NullProgress
 
     body = np.zeros((40, 200, 64), np.float32)
-    body[10:30, 120:150, 5:60] = 0.9                   # the column of bodies
+    body[10:30, 120:150, 5:28] = 0.9                   # the lower bodies ...
+    body[12:28, 140:170, 32:60] = 0.9                  # ... and, apart, the upper ones further back (lordosis)
     body[18:22, 20:30, 30:34] = 0.9                    # a small find in the gut, far in front
-    along_l, along_p = column_box(body, (6, 24), 4)
+    along_l, along_p = column_box(body, (6, 24), 4, piece_voxels=1000)
     assert (along_l.start, along_l.stop) == (4, 36)
-    assert along_p.start == 96 and along_p.stop == 176 and along_p.start % 4 == along_p.stop % 4 == 0
+    assert along_p.start == 96 and along_p.stop == 196 and along_p.start % 4 == along_p.stop % 4 == 0
+    assert column_box(body, (6, 24), 4, piece_voxels=100)[1] == slice(0, 196)      # the gut's find counted
     assert column_box(np.zeros_like(body), (6, 24), 4) == (slice(0, 40), slice(0, 200))    # nothing: all of it
     # through both stages: the column is found, the gut's find is left out
     image = np.zeros((40, 200, 64), np.float32)
-    image[10:30, 120:150, 5:60] = image[18:22, 20:30, 30:34] = 0.8
+    image[10:30, 120:150, 5:28] = image[12:28, 140:170, 32:60] = image[18:22, 20:30, 30:34] = 0.8
     stage2 = SSHSStage2Oracle()
     prob = sshs_probabilities(image, SSHSStage1Oracle(), stage2, NullProgress(), (1.0, 1.0, 1.0))
     assert prob.shape == (4, 40, 200, 64) and stage2.windows > 0
-    assert prob[0, 20, 135, 30] > 0.9 and prob[:, 18:22, 20:30, 30:34].max() == 0.0
+    assert prob[0, 20, 135, 15] > 0.9 and prob[0, 20, 160, 45] > 0.9 and prob[:, 18:22, 20:30, 30:34].max() == 0.0
 
 
 def test_m4_stage_2_gives_the_same_probabilities_in_batches_of_windows(monkeypatch):
