@@ -12,7 +12,6 @@ from __future__ import annotations
 from itertools import product
 
 import numpy as np
-
 from scipy import ndimage
 
 from spine_core.pipeline.instance_ops import sigmoid

@@ -18,6 +18,7 @@ from spine_core.volume import LabelMap, Volume
 # own name, however sure each network was: its number is shown as more likely wrong than right.
 CONTRADICTED_CAP = 0.3
 
+
 def to_input_grid(ids: np.ndarray, grid: Volume, volume: Volume) -> np.ndarray:
     """``ids`` (on ``grid``) on the scan's own grid, nearest neighbour through LPS. Only the part of
     the scan that ``grid`` covers is resampled; the rest is background."""
