@@ -29,7 +29,7 @@ from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.models import ModelSet
 from spine_core.pipeline.mr_input import mr_input, slice_stack
 from spine_core.pipeline.output import result_rows, to_input_grid
-from spine_core.pipeline.registry import MR_SCAR_MODEL, SCAR_LEVEL_TRUST, mr_method
+from spine_core.pipeline.registry import MR_SCAR_MODEL, mr_method
 from spine_core.progress import NullProgress, Progress
 from spine_core.review import MISSED_ABOVE
 from spine_core.volume import LabelMap, Volume
@@ -612,10 +612,11 @@ def segment_mr(volume: Volume, options: SegmentOptions | None = None, progress: 
 
 
 def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Progress | None = None,
-                  rules: CountingRules = RULES, trust: Mapping[str, float] = SCAR_LEVEL_TRUST) -> SegmentResult:
+                  rules: CountingRules = RULES, *, trust: Mapping[str, float]) -> SegmentResult:
     """Bodies and discs, numbered, from the MR method's probabilities ``prob`` on ``grid``, as labels
     on ``volume``'s grid (the post-processing shared by both MR methods; the benchmark reruns it on
-    stored probabilities); ``trust``: the method's confidence caps by anchor (``MRPipeline.level_trust``)."""
+    stored probabilities); ``trust``: the method's confidence caps by anchor (``MRPipeline.level_trust``),
+    required: a default would give one method the other's caps."""
     progress = progress or NullProgress()
     began = time.perf_counter()
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
