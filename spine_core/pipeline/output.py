@@ -17,6 +17,10 @@ from spine_core.volume import LabelMap, Volume
 # A vertebra whose centre lies the wrong way round against the one named next to it contradicts its
 # own name, however sure each network was: its number is shown as more likely wrong than right.
 CONTRADICTED_CAP = 0.3
+# Levels are a count along the chain (from the last rib, the sacrum or the labeler's sequence): where two
+# of its vertebrae cross, one mask holds the wrong part of the column, so every name counted through
+# them is unproven, however sure the anchor. Each other vertebra is shown below the review flag too.
+UNPROVEN_COUNT_CAP = 0.45
 
 
 def to_input_grid(ids: np.ndarray, grid: Volume, volume: Volume) -> np.ndarray:
@@ -50,6 +54,8 @@ def result_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[int
         conf = float(confidences.get(vid, 0.0))
         if vid in crossed:
             conf = min(conf, CONTRADICTED_CAP)
+        elif crossed and not is_disc(vid):
+            conf = min(conf, UNPROVEN_COUNT_CAP)
         extra = ((LOW_CONFIDENCE,) if conf < LOW_CONFIDENCE_BELOW else ()) + ((AT_EDGE,) if vid in touching else ())
         rows.append(VertebraResult(id=vid, name=labels.names.get(vid, str(vid)), position=centroid,
                                    confidence=round(conf, 4), volume_mm3=float(part.sum()) * voxel_mm3,

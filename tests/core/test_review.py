@@ -44,14 +44,15 @@ def test_neighbours_whose_centres_cross_are_flagged_out_of_order():
     assert any("L1 out of order" in f and "L2 out of order" in f for f in review.flags)
     in_order = LabelMap(np.where(array == 21, 20, np.where(array == 20, 21, array)), labels.affine, names=labels.names)
     assert not any(OUT_OF_ORDER in r.flags for r in vertebra_rows(in_order))
-    # the analysis never shows a crossed pair as more likely right than wrong, however sure its networks
-    from spine_core.pipeline.output import CONTRADICTED_CAP, result_rows
+    # the analysis never shows a crossed pair as more likely right than wrong, however sure its networks,
+    # nor any other name counted along that chain above the review flag's threshold
+    from spine_core.pipeline.output import CONTRADICTED_CAP, UNPROVEN_COUNT_CAP, result_rows
 
     sure = {v: 0.9 for v in (19, 20, 21, 22)}
     shown = {r.name: r for r in result_rows(labels, sure, {})}
-    assert shown["L1"].confidence == shown["L2"].confidence == CONTRADICTED_CAP < 0.5
-    assert LOW_CONFIDENCE in shown["L1"].flags and LOW_CONFIDENCE in shown["L2"].flags
-    assert shown["T12"].confidence == shown["L3"].confidence == 0.9 and not shown["T12"].flags
+    assert shown["L1"].confidence == shown["L2"].confidence == CONTRADICTED_CAP < UNPROVEN_COUNT_CAP < 0.5
+    assert shown["T12"].confidence == shown["L3"].confidence == UNPROVEN_COUNT_CAP
+    assert all(LOW_CONFIDENCE in r.flags for r in shown.values())
     assert all(r.confidence == 0.9 for r in result_rows(in_order, sure, {}))
 
 
