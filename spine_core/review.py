@@ -29,6 +29,7 @@ RIBS_UNANCHORED = "thoracic (ribs), level not anchored"
 UNIDENTIFIED = "level not identified"
 FRACTURE = "suspected fracture"
 OUT_OF_ORDER = "out of order"
+COUNT_UNPROVEN = "counted through a crossing"
 
 # Case-level QA flags (batch runs, centroids.json "case", the workstation's banner): "kind: detail".
 CASE_INPUT = "input problem"
@@ -67,7 +68,9 @@ FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
              FRACTURE: "its body is at least 20 % lower than its neighbours' (Genant grade 1 or more): "
                        "check for a compression fracture or an incomplete segmentation",
              OUT_OF_ORDER: "its centre lies above the vertebra named above it (or below the one named below "
-                           "it): check its outline and number"}
+                           "it): check its outline and number",
+             COUNT_UNPROVEN: "two vertebrae of this result lie the wrong way round, so the count that named "
+                             "this one is unproven: check the levels from C2, the last rib or the sacrum"}
 
 CASE_FLAG_HELP = {
     CASE_INPUT: "the scan was read with a warning (series choice, geometry, modality): check the input",
@@ -140,6 +143,8 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
             flags.append(FRACTURE)
         if label_id in crossed:
             flags.append(OUT_OF_ORDER)
+        elif crossed and not is_disc(label_id):
+            flags.append(COUNT_UNPROVEN)
         flags.extend(_analysis_flags(label_id, analysis.get(label_id), flags))
         result = analysis.get(label_id)
         centroid = labels.index_to_lps(sums[label_id] / counts[label_id])

@@ -27,7 +27,7 @@ def test_rows_carry_label_map_and_analysis_flags_once():
 
 
 def test_neighbours_whose_centres_cross_are_flagged_out_of_order():
-    from spine_core.review import OUT_OF_ORDER, case_review
+    from spine_core.review import COUNT_UNPROVEN, OUT_OF_ORDER, case_review
 
     array = np.zeros((30, 30, 60), np.int16)
     array[10:20, 10:20, 45:55] = 19          # T12
@@ -39,11 +39,14 @@ def test_neighbours_whose_centres_cross_are_flagged_out_of_order():
     rows = {row.name: row for row in vertebra_rows(labels)}
     assert OUT_OF_ORDER in rows["L1"].flags and OUT_OF_ORDER in rows["L2"].flags
     assert OUT_OF_ORDER not in rows["T12"].flags and OUT_OF_ORDER not in rows["L3"].flags
+    # the names counted through the crossing are unproven; the crossed pair says more than that
+    assert COUNT_UNPROVEN in rows["T12"].flags and COUNT_UNPROVEN in rows["L3"].flags
+    assert COUNT_UNPROVEN not in rows["L1"].flags
     review = case_review(list(rows.values()), labels=labels)
     assert review.status == "review"
     assert any("L1 out of order" in f and "L2 out of order" in f for f in review.flags)
     in_order = LabelMap(np.where(array == 21, 20, np.where(array == 20, 21, array)), labels.affine, names=labels.names)
-    assert not any(OUT_OF_ORDER in r.flags for r in vertebra_rows(in_order))
+    assert not any(OUT_OF_ORDER in r.flags or COUNT_UNPROVEN in r.flags for r in vertebra_rows(in_order))
     # the analysis never shows a crossed pair as more likely right than wrong, however sure its networks,
     # nor any other name counted along that chain above the review flag's threshold
     from spine_core.pipeline.output import CONTRADICTED_CAP, UNPROVEN_COUNT_CAP, result_rows
