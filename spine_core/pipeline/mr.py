@@ -56,6 +56,8 @@ CERVICAL = ("numbering not anchored: this MR shows the cervical spine ({why}), s
             "from the top body as C2; check them against the dens")
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
+CUT_LOWEST = ("numbering not anchored: the lowest body is cut by the lower edge of the scan and was taken as L5; "
+              "if it is the top of the sacrum, every level is one too low. Check the levels against the sacrum")
 
 
 def count_anchor(anchored: bool, cervical: bool, body_ids) -> str:
@@ -640,8 +642,9 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     # the centroids found for the chain, reused: column 2 is S on the LPS grid (up)
     centres = body_stats[0][chain]
     neck = cervical_evidence(volume.metadata, body_stats[1][chain])
+    cut = _lowest_at_border(bodies, n_bodies, centres)
     body_ids, disc_ids, anchored, gaps = number_levels(
-        centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], _lowest_at_border(bodies, n_bodies, centres),
+        centres[:, 2], disc_centres[kept_discs, 2], body_stats[1][chain], cut,
         cervical=bool(neck), rules=rules, disc_ml=disc_volumes[kept_discs])
     anchor = count_anchor(anchored, bool(neck), body_ids)
     lut_b = np.array([0, *body_ids], np.int16)
@@ -658,7 +661,9 @@ def mr_structures(volume: Volume, prob: np.ndarray, grid: Volume, progress: Prog
     labels = LabelMap(array, volume.affine, volume.metadata, names=label_names(present))
     warnings = list(volume.metadata.warnings)
     if present and not anchored:
-        warnings.append({"cervical": CERVICAL.format(why=neck), "cut_sacrum": CUT_SACRUM}.get(anchor, NOT_ANCHORED))
+        # a lowest body cut by the scan's edge tells S1 from L5 by neither its size nor a disc below it
+        warnings.append({"cervical": CERVICAL.format(why=neck), "cut_sacrum": CUT_SACRUM}.get(
+            anchor, CUT_LOWEST if cut else NOT_ANCHORED))
     warnings += [missing_levels(upper, lower) for upper, lower in gaps]
     progress.update(1.0, f"{len(body_ids)} bodies, {len(disc_ids)} discs")
     flags = {lower: (MISSED_ABOVE,) for _, lower in gaps}

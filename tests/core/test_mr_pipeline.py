@@ -198,8 +198,9 @@ class IntensityOracle:
                 np.concatenate([no_centres, no_centres], axis=1).astype(np.float32)]
 
 
-def mr_scan(with_sacrum_disc: bool = True):
-    """A sagittal lumbar 'MR' stored as the shared MR sets are: i -> inferior, j -> posterior, k -> right."""
+def mr_scan(with_sacrum_disc: bool = True, rows: int = 150):
+    """A sagittal lumbar 'MR' stored as the shared MR sets are: i -> inferior, j -> posterior, k -> right;
+    ``rows`` < 134 cuts the lowest body at the scan's lower edge."""
     shape = (150, 80, 40)                              # S-I, A-P, L-R voxels of 1 mm
     array = np.full(shape, 100.0, np.float32)
     top = 10
@@ -210,7 +211,7 @@ def mr_scan(with_sacrum_disc: bool = True):
             array[top:top + 8, 22:53, 13:27] = 400.0
         top += 8
     affine = np.array([[0, 0, -1, 0], [0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], float)
-    return Volume(array.astype(np.int16), affine, ScanMetadata(modality="MR"))
+    return Volume(array[:rows].astype(np.int16), affine, ScanMetadata(modality="MR"))
 
 
 def test_an_mr_goes_through_the_mr_network_only():
@@ -233,6 +234,17 @@ def test_an_mr_without_its_lowest_disc_says_the_count_is_not_anchored():
     assert NOT_ANCHORED in result.warnings and result.anchor == "none"
     assert 24 in result.labels.ids()
     assert all(v.confidence == LEVEL_TRUST["none"] for v in result.vertebrae)
+
+
+def test_a_lowest_body_cut_by_the_scans_edge_is_said_to_be_perhaps_s1():
+    """Two thirds of the lowest body in view, no disc below: too large for the sacral top, taken as L5,
+    and the warning says why that may be one level off."""
+    from spine_core.pipeline.mr import CUT_LOWEST
+
+    models = ModelSet(preset={MR_MODEL: IntensityOracle()})
+    result = segment(mr_scan(with_sacrum_disc=False, rows=125), SegmentOptions(), models=models)
+    assert result.anchor == "none" and 24 in result.labels.ids()
+    assert CUT_LOWEST in result.warnings and NOT_ANCHORED not in result.warnings
 
 
 def test_a_ct_never_reaches_the_mr_network_and_an_mr_never_the_ct_networks(tmp_path):
