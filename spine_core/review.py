@@ -30,6 +30,10 @@ UNIDENTIFIED = "level not identified"
 FRACTURE = "suspected fracture"
 OUT_OF_ORDER = "out of order"
 COUNT_UNPROVEN = "counted through a crossing"
+# The flags vertebra_rows derives itself, from the label map (again after every edit) and the confidence;
+# the others come from the analysis and are kept with its result.
+FROM_LABELS = frozenset({AT_EDGE, SMALL, GAP_ABOVE, FRACTURE, OUT_OF_ORDER, COUNT_UNPROVEN, LOW_CONFIDENCE,
+                         L6_CANDIDATE, T13_CANDIDATE})
 
 # Case-level QA flags (batch runs, centroids.json "case", the workstation's banner): "kind: detail".
 CASE_INPUT = "input problem"
@@ -129,6 +133,7 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     too_small = {i for i in ids if counts[i] < SMALL_FRACTION * median}
     low = low_bodies(heights, edge | too_small)
     crossed = _out_of_order([i for i in ids if not is_disc(i)], sums, counts, labels)
+    unproven = counted_through(ids, crossed)
     rows = []
     for n, label_id in enumerate(ids):
         flags = []
@@ -143,7 +148,7 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
             flags.append(FRACTURE)
         if label_id in crossed:
             flags.append(OUT_OF_ORDER)
-        elif crossed and not is_disc(label_id):
+        elif label_id in unproven:
             flags.append(COUNT_UNPROVEN)
         flags.extend(_analysis_flags(label_id, analysis.get(label_id), flags))
         result = analysis.get(label_id)
@@ -158,6 +163,12 @@ def _out_of_order(vertebrae: list[int], sums: np.ndarray, counts: np.ndarray, la
     if len(vertebrae) < 2:
         return set()
     return out_of_order(vertebrae, labels.index_to_lps(np.array([sums[i] / counts[i] for i in vertebrae]))[:, 2])
+
+
+def counted_through(ids, crossed: set[int]) -> set[int]:
+    """The vertebrae (not discs) of a result whose level was counted through a crossed pair: every one
+    but the pair, once any pair of ``ids`` is crossed."""
+    return {i for i in ids if crossed and i not in crossed and not is_disc(i)}
 
 
 def out_of_order(vertebrae: list[int], heights_mm, tolerance_mm: float = 3.0) -> set[int]:

@@ -57,16 +57,12 @@ def case_analysis(result_folder: Path) -> dict:
     """{id: VertebraResult} from a result folder's centroids.json: confidence and the pipeline's own
     flags (those read from the label map are left out: the table derives them again, after edits too)."""
     from spine_core.pipeline.api import VertebraResult
-    from spine_core.review import (AT_EDGE, COUNT_UNPROVEN, FRACTURE, GAP_ABOVE, L6_CANDIDATE, LOW_CONFIDENCE,
-                                   OUT_OF_ORDER, SMALL, T13_CANDIDATE)
-
-    derived = {AT_EDGE, COUNT_UNPROVEN, FRACTURE, GAP_ABOVE, L6_CANDIDATE, LOW_CONFIDENCE, OUT_OF_ORDER, SMALL,
-               T13_CANDIDATE}
+    from spine_core.review import FROM_LABELS
     try:
         vertebrae = json.loads((result_folder / "centroids.json").read_text(encoding="utf-8"))["vertebrae"]
         return {int(v["id"]): VertebraResult(int(v["id"]), str(v["name"]), np.asarray(v["position"], float),
                                              float(v["confidence"]), 0.0,
-                                             tuple(f for f in v.get("flags", ()) if f not in derived))
+                                             tuple(f for f in v.get("flags", ()) if f not in FROM_LABELS))
                 for v in vertebrae}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("no confidences from %s: %s", result_folder / "centroids.json", exc)

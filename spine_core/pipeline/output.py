@@ -10,8 +10,8 @@ from spine_core.pipeline.api import SegmentResult, VertebraResult
 from spine_core.pipeline.preprocess import index_box, crop_volume
 from spine_core.pipeline.stages import Context
 from spine_core.resample import resample_to_grid
-from spine_core.review import (AT_EDGE, LOW_CONFIDENCE, LOW_CONFIDENCE_BELOW, craniocaudal_key, ids_on_border,
-                               out_of_order)
+from spine_core.review import (AT_EDGE, LOW_CONFIDENCE, LOW_CONFIDENCE_BELOW, counted_through, craniocaudal_key,
+                               ids_on_border, out_of_order)
 from spine_core.volume import LabelMap, Volume
 
 # A vertebra whose centre lies the wrong way round against the one named next to it contradicts its
@@ -48,13 +48,14 @@ def result_rows(labels: LabelMap, confidences: dict[int, float], flags: dict[int
                                           + np.array([s.start for s in box[vid - 1]], float)) for vid in ids}
     vertebrae = sorted((v for v in ids if not is_disc(v)), key=craniocaudal_key)
     crossed = out_of_order(vertebrae, [centroids[v][2] for v in vertebrae])
+    unproven = counted_through(ids, crossed)
     rows = []
     for vid in ids:
         part, centroid = parts[vid], centroids[vid]
         conf = float(confidences.get(vid, 0.0))
         if vid in crossed:
             conf = min(conf, CONTRADICTED_CAP)
-        elif crossed and not is_disc(vid):
+        elif vid in unproven:
             conf = min(conf, UNPROVEN_COUNT_CAP)
         extra = ((LOW_CONFIDENCE,) if conf < LOW_CONFIDENCE_BELOW else ()) + ((AT_EDGE,) if vid in touching else ())
         rows.append(VertebraResult(id=vid, name=labels.names.get(vid, str(vid)), position=centroid,
