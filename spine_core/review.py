@@ -58,6 +58,10 @@ NOT_ANCHORED_NOTE = "The last rib pair is not in view"
 METAL_HU = 2500.0            # above cortical bone (<= ~2000 HU): implants, dental work, streak cores
 METAL_MIN_ML = 0.5          # one pedicle screw is ~1.5 ml; specks of calcification or streak peaks stay below
 FRACTURE_HEIGHT_RATIO = 0.8  # Genant grade 1 starts at 20 % height loss against the neighbours
+# A body height read from labels can be off by a voxel at each endplate (where the grid samples it, and
+# partial volume), so a loss of under two voxels along the column may be the grid, not the bone: on
+# 4-5 mm slices that hides a grade 1 lumbar loss, which such a scan cannot show.
+RESOLVED_VOXELS = 2.0
 
 FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
              SMALL: "much smaller than the median vertebra: check the segmentation",
@@ -69,8 +73,9 @@ FLAG_HELP = {AT_EDGE: "touches the scan border: may be cut off",
              RIBS_UNANCHORED: "it bears ribs, but neither the last rib pair nor the sacrum is in view: "
                               "count the levels from C2 or T12",
              UNIDENTIFIED: "no labeler was run: the level is a placeholder",
-             FRACTURE: "its body is at least 20 % lower than its neighbours' (Genant grade 1 or more): "
-                       "check for a compression fracture or an incomplete segmentation",
+             FRACTURE: "its body is at least 20 % lower than its neighbours' (Genant grade 1 or more), by "
+                       "more than the slices can fake: check for a compression fracture or an incomplete "
+                       "segmentation",
              OUT_OF_ORDER: "its centre lies above the vertebra named above it (or below the one named below "
                            "it): check its outline and number",
              COUNT_UNPROVEN: "two vertebrae of this result lie the wrong way round, so the count that named "
@@ -131,7 +136,7 @@ def vertebra_rows(labels: LabelMap, analysis=None) -> list[VertebraRow]:
     median = float(np.median([counts[i] for i in ids if not is_disc(i)] or [1]))
     heights = body_heights_mm(labels)
     too_small = {i for i in ids if counts[i] < SMALL_FRACTION * median}
-    low = low_bodies(heights, edge | too_small)
+    low = low_bodies(heights, edge | too_small, craniocaudal_voxel_mm(labels.affine))
     crossed = _out_of_order([i for i in ids if not is_disc(i)], sums, counts, labels)
     unproven = counted_through(ids, crossed)
     rows = []
@@ -241,9 +246,22 @@ def body_heights_mm(labels: LabelMap) -> dict[int, float]:
     return heights
 
 
-def low_bodies(heights: dict[int, float], exclude=frozenset()) -> dict[int, float]:
+def craniocaudal_voxel_mm(affine, axis=(0.0, 0.0, 1.0)) -> float:
+    """How far one voxel reaches along ``axis`` (LPS unit vector; head to foot by default: an axial
+    scan's slice spacing)."""
+    return float(np.sum(np.abs(np.asarray(axis, float) @ np.asarray(affine)[:3, :3])))
+
+
+def resolved_loss(loss: float, reference_mm: float, voxel_mm: float) -> bool:
+    """Whether a height loss (fraction of ``reference_mm``) is larger than the grid can fake
+    (``RESOLVED_VOXELS`` voxels of ``voxel_mm`` along the column)."""
+    return loss * reference_mm >= RESOLVED_VOXELS * voxel_mm
+
+
+def low_bodies(heights: dict[int, float], exclude=frozenset(), voxel_mm: float = 0.0) -> dict[int, float]:
     """{id: height loss fraction} for bodies lower than FRACTURE_HEIGHT_RATIO x the median of up to two
-    neighbours on each side (the same region only: cervical bodies are lower than thoracic ones)."""
+    neighbours on each side (the same region only: cervical bodies are lower than thoracic ones), by
+    more than the grid can fake (``resolved_loss``; ``voxel_mm``: the voxel's head-to-foot reach)."""
     def region(i):
         return 0 if i <= 7 else (1 if i <= 19 or i == 28 else 2)
 
@@ -254,8 +272,9 @@ def low_bodies(heights: dict[int, float], exclude=frozenset()) -> dict[int, floa
         if len(near) < 2 or label_id in (1, 2):      # C1 has no body, C2 carries the dens
             continue
         reference = float(np.median(near))
-        if reference > 0 and heights[label_id] < FRACTURE_HEIGHT_RATIO * reference:
-            low[label_id] = 1.0 - heights[label_id] / reference
+        loss = 1.0 - heights[label_id] / reference if reference > 0 else 0.0
+        if loss > 1.0 - FRACTURE_HEIGHT_RATIO and resolved_loss(loss, reference, voxel_mm):
+            low[label_id] = loss
     return low
 
 

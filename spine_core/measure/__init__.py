@@ -13,11 +13,13 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+
 from spine_core.atomic import atomic_path
 from spine_core.measure.alignment import alignment
 from spine_core.measure.pedicles import measure_pedicles
 from spine_core.measure.vertebra import LOW_DENSITY_HU, measure_vertebrae
-from spine_core.review import genant_grade, low_bodies
+from spine_core.review import RESOLVED_VOXELS, craniocaudal_voxel_mm, genant_grade, low_bodies, resolved_loss
 from spine_core.volume import LabelMap
 
 __all__ = ["measure", "write_measurements", "CSV_COLUMNS"]
@@ -36,13 +38,22 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
         found = measure_pedicles(labels, vertebrae) if pedicles else []
     # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
     posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
+    # a loss is graded only where it exceeds what the grid can fake along the spine (review.resolved_loss)
+    reach = {m.label_id: craniocaudal_voxel_mm(labels.affine, m.frame["w"]) for m in vertebrae}
     crushed = low_bodies(posterior)
+    crushed_resolved = low_bodies(posterior, voxel_mm=float(np.median(list(reach.values()) or [0.0])))
     rows = []
     for m in vertebrae:
-        loss = max(m.height_loss or 0.0, crushed.get(m.label_id, 0.0))
+        wedge = m.height_loss or 0.0
+        loss = max(wedge, crushed.get(m.label_id, 0.0))
         if m.body_found and m.label_id > 2 and m.name != "sacrum":
+            resolved_wedge = wedge if resolved_loss(wedge, m.posterior_height_mm or 0.0, reach[m.label_id]) else 0.0
             m.height_loss = round(loss, 3)
-            m.genant_grade = genant_grade(loss)
+            m.genant_grade = genant_grade(max(resolved_wedge, crushed_resolved.get(m.label_id, 0.0)))
+            if genant_grade(loss) and not m.genant_grade:
+                m.notes.append(f"a {loss:.0%} height loss was not graded: it is under {RESOLVED_VOXELS:g} voxels "
+                               f"({RESOLVED_VOXELS * reach[m.label_id]:.1f} mm) along the spine, which this "
+                               "scan's slices cannot tell from a normal body")
         flags = []
         if m.genant_grade:
             flags.append(f"suspected fracture (Genant {m.genant_grade})")

@@ -95,3 +95,14 @@ def test_thick_slices_of_a_real_ct_give_endplates_square_to_the_spine(shared_dat
     assert doc["alignment"]["coronal_cobb"]["degrees"] < 30
     lumbar = {v["name"]: v for v in measured if v["name"] in ("L1", "L2")}
     assert all(18.0 <= v["posterior_height_mm"] <= 35.0 for v in lumbar.values())
+
+
+def test_a_loss_under_two_slices_is_measured_but_not_graded():
+    from tests.core.test_review import _box_column
+
+    rows = {r["name"]: r for r in measure(_box_column([5, 5, 4, 5, 5], 4.25), None, pedicles=False)["vertebrae"]}
+    assert rows["T12"]["height_loss"] > 0.2 and rows["T12"]["genant_grade"] == 0 and not rows["T12"]["flags"]
+    assert "not graded" in rows["T12"]["notes"][0] and "8.5 mm" in rows["T12"]["notes"][0]
+    rows = {r["name"]: r for r in measure(_box_column([6, 6, 3, 6, 6], 4.25), None, pedicles=False)["vertebrae"]}
+    assert rows["T12"]["genant_grade"] == 3 and rows["T12"]["flags"][0].startswith("suspected fracture")
+    assert all(rows[n]["genant_grade"] == 0 for n in ("T10", "T11", "L1", "L2"))

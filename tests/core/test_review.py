@@ -86,3 +86,31 @@ def test_case_review_reads_fracture_metal_and_the_field_of_view_from_the_labels(
     assert review.status == "review"
     assert any(f.startswith("fewer vertebrae than the field of view implies: ") and "below L2" in f
                for f in review.flags), review.flags
+
+
+def _box_column(slices: list[int], slice_mm: float) -> LabelMap:
+    """T10-L2 as boxes 20 mm wide and deep, stacked head to foot with two-slice gaps; ``slices``: each
+    body's height in slices, top first."""
+    gap = 2
+    array = np.zeros((30, 30, sum(slices) + gap * (len(slices) + 1)), np.int16)
+    top = array.shape[2] - gap
+    for label_id, n in zip((17, 18, 19, 20, 21), slices):
+        array[5:25, 5:25, top - n:top] = label_id
+        top -= n + gap
+    return LabelMap(array, affine_from_geometry((1.0, 1.0, slice_mm), None, (0.0, 0.0, 0.0)),
+                    names={17: "T10", 18: "T11", 19: "T12", 20: "L1", 21: "L2"})
+
+
+def test_a_height_loss_the_slices_cannot_resolve_is_not_called_a_fracture():
+    from spine_core.review import FRACTURE
+
+    # 4.25 mm slices: one slice less than its neighbours reads as a 25 % loss, but it is 4 mm, under the
+    # two voxels by which the grid alone can shorten a body
+    thick = {r.name: r.flags for r in vertebra_rows(_box_column([5, 5, 4, 5, 5], 4.25))}
+    assert thick and not any(flags for flags in thick.values()), thick
+    # the same column on 1 mm slices with a real 35 % loss is flagged, and only that body
+    fine = {r.name: r.flags for r in vertebra_rows(_box_column([21, 21, 14, 21, 21], 1.0))}
+    assert [name for name, flags in fine.items() if FRACTURE in flags] == ["T12"]
+    # and on thick slices a loss of three slices is resolved
+    crushed = {r.name: r.flags for r in vertebra_rows(_box_column([6, 6, 3, 6, 6], 4.25))}
+    assert [name for name, flags in crushed.items() if FRACTURE in flags] == ["T12"]
