@@ -19,6 +19,9 @@ from spine_core.volume import LabelMap
 
 STRIP_MM = 3.0            # half-width of the mid-sagittal strip the heights are read in
 COLUMN_MM = 1.5           # half-thickness (along v) of the column a height is read in
+# The deepest adult vertebral body (L5) is ~35-45 mm front to back: a longer run of bone from the front
+# along the midline is body and arch together (a canal the labels fill), and its heights would be the arch's.
+MAX_BODY_DEPTH_MM = 60.0
 CORE_EROSION_MM = 3.0     # the cancellous core: the body eroded this far from its cortex
 LOW_DENSITY_HU = 110.0    # cancellous HU below this suggests osteoporosis (opportunistic CT screening)
 # An endplate is roughly square to the spine: wedging and segmental angles reach ~20-25 degrees
@@ -218,7 +221,8 @@ def _largest_piece(ijk: np.ndarray, body: np.ndarray) -> np.ndarray | None:
 
 def _body(local: np.ndarray, step: float) -> np.ndarray | None:
     """Mask of the body's points: along the mid-sagittal strip, the first run of bone from the front
-    (1 mm bins along v) ends at the posterior wall; the canal is the gap behind it."""
+    (1 mm bins along v) ends at the posterior wall; the canal is the gap behind it. None where that run
+    is deeper than any body (``MAX_BODY_DEPTH_MM``)."""
     strip = np.abs(local[:, 0]) <= STRIP_MM
     if strip.sum() < 20:
         return None
@@ -233,6 +237,8 @@ def _body(local: np.ndarray, step: float) -> np.ndarray | None:
         wall = float(v.max())
     else:
         wall = float(bins[start + gap[0]])
+    if wall - float(v.min()) > MAX_BODY_DEPTH_MM:
+        return None
     body = local[:, 1] <= wall
     return body if body.sum() >= 50 else None
 

@@ -106,3 +106,20 @@ def test_a_loss_under_two_slices_is_measured_but_not_graded():
     rows = {r["name"]: r for r in measure(_box_column([6, 6, 3, 6, 6], 4.25), None, pedicles=False)["vertebrae"]}
     assert rows["T12"]["genant_grade"] == 3 and rows["T12"]["flags"][0].startswith("suspected fracture")
     assert all(rows[n]["genant_grade"] == 0 for n in ("T10", "T11", "L1", "L2"))
+
+
+def test_a_body_and_arch_the_labels_join_across_the_canal_are_not_measured_as_a_body():
+    from spine_core.volume import LabelMap, affine_from_geometry
+
+    array = np.zeros((40, 90, 80), np.int16)
+    for n, label_id in enumerate((18, 19, 20)):
+        z = 5 + n * 25
+        array[10:30, 5:35, z:z + 20] = label_id                 # a body 30 mm deep
+        if label_id == 19:
+            array[10:30, 35:80, z + 4:z + 16] = label_id        # its arch, the canal between them filled
+    labels = LabelMap(array, affine_from_geometry((1.0, 1.0, 1.0), None, (0.0, 0.0, 0.0)),
+                      names={18: "T11", 19: "T12", 20: "L1"})
+    rows = {r["name"]: r for r in measure(labels, None, pedicles=False)["vertebrae"]}
+    assert rows["T11"]["body_found"] and rows["L1"]["body_found"] and rows["L1"]["body_depth_mm"] < 40
+    assert not rows["T12"]["body_found"] and rows["T12"]["genant_grade"] is None
+    assert "no vertebral body could be told from the arch" in rows["T12"]["notes"]
