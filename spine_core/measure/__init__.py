@@ -39,7 +39,7 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
     # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
     posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
     # a loss is graded only where it exceeds what the grid can fake along the spine (review.resolved_loss)
-    reach = {m.label_id: craniocaudal_voxel_mm(labels.affine, m.frame["w"]) for m in vertebrae}
+    reach = {m.label_id: craniocaudal_voxel_mm(labels.affine, m.frame.get("w", (0.0, 0.0, 1.0))) for m in vertebrae}
     crushed = low_bodies(posterior)
     crushed_resolved = low_bodies(posterior, voxel_mm=float(np.median(list(reach.values()) or [0.0])))
     rows = []

@@ -98,6 +98,7 @@ def test_thick_slices_of_a_real_ct_give_endplates_square_to_the_spine(shared_dat
 
 
 def test_a_loss_under_two_slices_is_measured_but_not_graded():
+    from spine_core.volume import LabelMap
     from tests.core.test_review import _box_column
 
     rows = {r["name"]: r for r in measure(_box_column([5, 5, 4, 5, 5], 4.25), None, pedicles=False)["vertebrae"]}
@@ -106,6 +107,12 @@ def test_a_loss_under_two_slices_is_measured_but_not_graded():
     rows = {r["name"]: r for r in measure(_box_column([6, 6, 3, 6, 6], 4.25), None, pedicles=False)["vertebrae"]}
     assert rows["T12"]["genant_grade"] == 3 and rows["T12"]["flags"][0].startswith("suspected fracture")
     assert all(rows[n]["genant_grade"] == 0 for n in ("T10", "T11", "L1", "L2"))
+    # a sacrum under no measured vertebra has no frame of its own to read a voxel's reach along
+    array = np.zeros((30, 30, 40), np.int16)
+    array[0:20, 5:25, 20:35] = 24                            # L5, cut by the scan's edge: not measured
+    array[5:25, 5:25, 2:15] = 26
+    rows = measure(LabelMap(array, np.eye(4), names={24: "L5", 26: "sacrum"}), None, pedicles=False)["vertebrae"]
+    assert [r["name"] for r in rows] == ["L5", "sacrum"] and rows[1]["notes"]
 
 
 def test_a_body_and_arch_the_labels_join_across_the_canal_are_not_measured_as_a_body():
