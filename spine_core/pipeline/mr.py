@@ -580,6 +580,21 @@ def missing_levels(upper: int, lower: int) -> str:
             f"{label_name(lower)} show a body there, so it was counted; check those levels")
 
 
+def _scar_step(image: np.ndarray, networks, progress: Progress, spacing) -> np.ndarray:
+    return probabilities(image, networks[0], progress)
+
+
+def _sshs_step(image: np.ndarray, networks, progress: Progress, spacing) -> np.ndarray:
+    from spine_core.pipeline.mr_sshs import sshs_probabilities
+
+    return sshs_probabilities(image, *networks, progress, spacing)
+
+
+# Each MR method's network step (registry.MR_PIPELINES names): (image, its networks in the order of
+# MRPipeline.models, progress, voxel spacing) -> the (4, L, P, S) probabilities the shared post-processing reads.
+NETWORK_STEPS = {"mr-scar": _scar_step, "mr-sshs": _sshs_step}
+
+
 def mr_probabilities(volume: Volume, options: SegmentOptions, progress: Progress,
                      models: ModelSet) -> tuple[np.ndarray, Volume, dict]:
     """The MR method's body, disc and centre probabilities (4, L, P, S) on the scan's MR grid, that
@@ -590,12 +605,7 @@ def mr_probabilities(volume: Volume, options: SegmentOptions, progress: Progress
     image, grid = mr_input(volume)
     timings = {"preprocess": round(time.perf_counter() - started, 3)}
     began = time.perf_counter()
-    if method.name == "mr-sshs":
-        from spine_core.pipeline.mr_sshs import sshs_probabilities
-
-        prob = sshs_probabilities(image, *networks, progress, tuple(grid.spacing))
-    else:
-        prob = probabilities(image, networks[0], progress)
+    prob = NETWORK_STEPS[method.name](image, networks, progress, tuple(grid.spacing))
     timings["network"] = round(time.perf_counter() - began, 3)
     return prob, grid, timings
 

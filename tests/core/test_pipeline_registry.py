@@ -22,3 +22,6 @@ def test_mr_methods_are_chosen_by_name_and_a_ct_name_chooses_the_default():
     assert registry.mr_pipeline("mr-sshs").models == ("mr-sshs-2d", "mr-sshs-3d")
     assert registry.mr_pipeline("per-vertebra").name == registry.mr_pipeline("joint").name == "mr-scar"
     assert registry.mr_pipeline("mr-scar").models == ("mr-spine-seg",)
+    from spine_core.pipeline.mr import NETWORK_STEPS
+
+    assert set(NETWORK_STEPS) == {m.name for m in registry.MR_PIPELINES}      # every method runs its own networks
