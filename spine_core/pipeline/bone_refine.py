@@ -21,7 +21,12 @@ cortex and dense cancellous bone are far above soft tissue in HU. So, on the seg
    distance map: a posterior arch joins its own body through the pedicles, its neighbour only through
    the thin facet joint);
 5. mask voxels below ``not_bone_hu`` (fat, air) are removed;
-6. holes left inside a vertebra are filled: every cavity it encloses in 3D (a vertebra encloses none:
+6. the spinal canal is taken out again where the networks left it open (``left_open_by_masks``): an
+   axial opening of at least ``open_min_mm2`` ringed by the masks and ``canal_contrast_hu`` darker than
+   the ring. On an enhanced chest CT (ricord_chest) the canal reads ~140 HU, like cancellous bone, and
+   the growth took it, so every thoracic label covered its canal; it is dropped after the growth rather
+   than kept out of it, because as part of the region it shapes the boundaries between bodies;
+7. holes left inside a vertebra are filled (never the canal of step 6): every cavity it encloses in 3D (a vertebra encloses none:
    the canal and the foramina are tunnels, open at both ends) and every axial hole under
    ``speckle_mm2`` (narrower than ~3.5 mm, smaller than the smallest vertebral foramen, the
    foramen transversarium); on noisy thin-slice CT, dark cancellous bone (30-90 HU) reads below 0 HU
@@ -63,6 +68,8 @@ class BoneRefineOptions:
     body_half_width_mm: float = 25.0
     body_z_margin_mm: float = 5.0
     speckle_mm2: float = 10.0         # 0: no hole filling
+    open_min_mm2: float = 50.0        # 0: the masks' openings are not cleared (a canal is >= ~150 mm^2)
+    canal_contrast_hu: float = 150.0  # canal contents against cortical pedicles and laminae (>= ~400 HU)
 
 
 def bone_mask(hu: np.ndarray, spacing: np.ndarray, options: BoneRefineOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +107,7 @@ def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
     spacing = np.asarray(spacing, float)
     bone, smooth = bone_mask(hu, spacing, options)
     assigned = owner > 0
+    left_open = left_open_by_masks(assigned, smooth, spacing, options)
     distance = ndimage.distance_transform_edt(~assigned, sampling=spacing)
     allowed = (distance <= options.grow_mm) & spine & bone
     column = np.zeros_like(allowed)
@@ -115,14 +123,41 @@ def refine_owner(owner: np.ndarray, hu: np.ndarray, spine: np.ndarray, spacing,
     for vid in np.unique(owner[assigned]):
         if not (grown == vid).any():   # all of it read as non-bone: keep the network's mask
             grown[owner == vid] = vid
+    # the canal is dropped after the growth, not kept out of it: as a path through the region it shapes
+    # where the watershed puts the boundaries between bodies, and those stay as they were
+    grown[left_open] = 0
     if options.speckle_mm2 > 0:
-        fill_speckle(grown, spacing, options.speckle_mm2)
+        fill_speckle(grown, spacing, options.speckle_mm2, keep_out=left_open)
     return grown
 
 
-def fill_speckle(owner: np.ndarray, spacing: np.ndarray, max_area_mm2: float) -> None:
+def left_open_by_masks(masks: np.ndarray, smooth: np.ndarray, spacing: np.ndarray,
+                       options: BoneRefineOptions) -> np.ndarray:
+    """The spinal canal as the networks show it: an axial opening of at least ``open_min_mm2`` that
+    their masks ring and leave open, and that reads ``canal_contrast_hu`` darker than the ring around
+    it (canal contents against pedicles and laminae; the networks' own slits inside a body read like
+    the marrow around them). Whatever the canal reads (~140 HU on an enhanced chest CT: enhancing veins,
+    beam hardening), it is not bone."""
+    if options.open_min_mm2 <= 0:
+        return np.zeros_like(masks)
+    holes = ndimage.binary_fill_holes(masks, structure=_AXIAL) & ~masks
+    labels, count = ndimage.label(holes, structure=_AXIAL)
+    if not count:
+        return holes
+    index = np.arange(1, count + 1)
+    area = ndimage.sum_labels(holes, labels, index) * float(spacing[0] * spacing[1])
+    # the ring: mask voxels within two voxels of each opening, on its own slice
+    ring = ndimage.grey_dilation(labels, footprint=np.ones((5, 5, 1), bool)) * masks
+    inside = np.asarray(ndimage.median(smooth, labels, index))
+    around = np.asarray(ndimage.median(smooth, ring, index))
+    canal = (area >= options.open_min_mm2) & (around - inside >= options.canal_contrast_hu)
+    return np.concatenate([[False], canal])[labels]
+
+
+def fill_speckle(owner: np.ndarray, spacing: np.ndarray, max_area_mm2: float,
+                 keep_out: np.ndarray | None = None) -> None:
     """Each vertebra's enclosed 3D cavities and its axial holes under ``max_area_mm2`` become its
-    own, in place, where no other vertebra holds them."""
+    own, in place, where no other vertebra holds them and not in ``keep_out``."""
     pixel_mm2 = float(spacing[0] * spacing[1])
     for vid, box in enumerate(ndimage.find_objects(owner), start=1):
         if box is None:
@@ -135,6 +170,8 @@ def fill_speckle(owner: np.ndarray, spacing: np.ndarray, max_area_mm2: float) ->
         if count:
             area = ndimage.sum_labels(axial, labels, np.arange(1, count + 1)) * pixel_mm2
             holes |= np.concatenate([[False], area < max_area_mm2])[labels]
+        if keep_out is not None:
+            holes &= ~keep_out[box]
         owner[box][holes] = vid
 
 

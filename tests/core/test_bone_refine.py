@@ -127,3 +127,36 @@ def test_noise_specks_inside_a_body_are_filled_but_foramina_and_the_canal_stay_o
         assert (filled[opening] == pocked[opening]).all()  # the fill adds nothing there
     assert not filled[canal & (truth == 1)].any()
     assert (filled[foramen] == 0).mean() > 0.5
+
+
+def test_a_canal_the_networks_leave_open_stays_open_however_bright():
+    """On an enhanced chest CT the canal reads ~140 HU (enhancing veins, beam hardening), like bone;
+    the networks ring it with the pedicles and laminae and leave it open, and so must the growth into
+    bone. A body the networks missed (arch only) is still completed."""
+    hu = np.full((60, 70, 40), -100.0, np.float32)
+    hu[15:45, 5:30, 5:35] = 700.0                         # body: cortical shell
+    hu[17:43, 7:28, 6:34] = 200.0                         # cancellous interior
+    hu[20:40, 30:50, 10:30] = 600.0                       # pedicles and laminae
+    canal = np.zeros(hu.shape, bool)
+    canal[24:36, 32:46, :] = True                         # a tunnel through the ring
+    hu[canal] = 140.0
+    owner = np.zeros(hu.shape, np.int16)
+    owner[15:45, 5:30, 5:35] = 1
+    owner[20:40, 30:50, 10:30] = 1
+    owner[canal] = 0                                      # the networks leave the canal open
+    spine = np.ones(hu.shape, bool)
+    filled = refine_owner(owner, hu, spine, SPACING, BoneRefineOptions(open_min_mm2=0.0))
+    kept_open = refine_owner(owner, hu, spine, SPACING)
+    in_ring = canal & (np.arange(40)[None, None, :] >= 10) & (np.arange(40)[None, None, :] < 30)
+    assert (filled[in_ring] == 1).mean() > 0.9            # the old growth took it as bone
+    assert not kept_open[in_ring].any()
+    assert (kept_open[owner == 1] == 1).all()
+    arch_only = np.where(np.arange(70)[None, :, None] >= 30, owner, 0).astype(np.int16)
+    completed = refine_owner(arch_only, hu, spine, SPACING)
+    assert (completed[15:45, 5:30, 10:30] == 1).mean() > 0.9
+    assert not completed[in_ring].any()
+    # a slit the networks left inside the body reads like the marrow around it: that is bone, filled
+    slit = np.zeros(hu.shape, bool)
+    slit[22:38, 12:20, 15:18] = True                      # 128 mm^2 on each slice
+    refined = refine_owner(np.where(slit, 0, owner).astype(np.int16), hu, spine, SPACING)
+    assert (refined[slit] == 1).all() and not refined[in_ring].any()
