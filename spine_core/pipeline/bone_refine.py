@@ -54,6 +54,7 @@ from spine_core.volume import Volume
 # fill holes slice by slice: connectivity in the axial plane only
 _AXIAL = np.zeros((3, 3, 3), bool)
 _AXIAL[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+_RING = np.ones((5, 5, 1), bool)
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,17 @@ def left_open_by_masks(masks: np.ndarray, smooth: np.ndarray, spacing: np.ndarra
     labels, count = ndimage.label(holes, structure=_AXIAL)
     if not count:
         return holes
-    index = np.arange(1, count + 1)
-    area = ndimage.sum_labels(holes, labels, index) * float(spacing[0] * spacing[1])
-    # the ring: mask voxels within two voxels of each opening, on its own slice
-    ring = ndimage.grey_dilation(labels, footprint=np.ones((5, 5, 1), bool)) * masks
-    inside = np.asarray(ndimage.median(smooth, labels, index))
-    around = np.asarray(ndimage.median(smooth, ring, index))
-    canal = (area >= options.open_min_mm2) & (around - inside >= options.canal_contrast_hu)
-    return np.concatenate([[False], canal])[labels]
+    area = ndimage.sum_labels(holes, labels, np.arange(1, count + 1)) * float(spacing[0] * spacing[1])
+    canal = np.zeros(count + 1, bool)
+    boxes = ndimage.find_objects(labels)
+    for k in np.flatnonzero(area >= options.open_min_mm2) + 1:      # the few canal-sized ones only
+        box = tuple(slice(max(b.start - 2, 0), b.stop + 2) for b in boxes[k - 1][:2]) + (boxes[k - 1][2],)
+        hole = labels[box] == k
+        # the ring: mask voxels within two voxels of the opening, on its own slice
+        ring = ndimage.binary_dilation(hole, structure=_RING) & masks[box]
+        contrast = np.median(smooth[box][ring]) - np.median(smooth[box][hole]) if ring.any() else 0.0
+        canal[k] = contrast >= options.canal_contrast_hu
+    return canal[labels]
 
 
 def fill_speckle(owner: np.ndarray, spacing: np.ndarray, max_area_mm2: float,
