@@ -12,14 +12,19 @@ shipped ids. The cards record the cases each model saw, which is what eval_real 
 protocol per case. What a fold cannot undo: the phantoms' tissue values were calibrated on verse006,
 verse007 and tptbox_lumbar (docs/PHANTOMS.md), so those three stay "shaped by phantom calibration".
 
-Folds run as parallel processes (``--parallel``; one GPU serves them all). A fold whose model is
-exported is skipped; a run with a last.pt resumes from it, so an interrupted run continues.
+Folds run as parallel processes (``--parallel``; one GPU serves them all). A run whose model is
+exported is skipped; a run with a last.pt resumes from it, so an interrupted run continues. A fold
+takes ~1 h of the 2-core CPU and run folders do not outlive a session, so each network's exported model
+is also kept in ``--keep`` (benchmarks/folds/<case>/models, committed: ~5.6 MB a fold) and copied
+back before a fold starts: a fold finished in one session is never retrained, one stopped between its
+networks resumes at the next network (within a network, from its last.pt where it still exists).
 Nothing here runs in the test suite (tests/training/test_loco.py checks the plan with --dry-run).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -100,15 +105,43 @@ def _exported(command: list[str]) -> bool:
     return (folder / f"{model_id}.onnx").exists() and (folder / f"{model_id}.json").exists()
 
 
+def _done(commands: list[list[str]], n: int) -> bool:
+    """Whether command ``n`` can be skipped: the first model exported at or after it exists (a
+    training run feeds the next export: the first segmentation run feeds its fine-tune's)."""
+    later = [c for c in commands[n:] if "export-onnx" in c]
+    return bool(later) and _exported(later[0])
+
+
+KEEP = ROOT / "benchmarks" / "folds"
+
+
+def _copy_models(source: Path, target: Path) -> None:
+    """Every exported model (ONNX + card) in ``source`` that ``target`` lacks, card last: a model
+    counts as exported only with its card (``_exported``), so a copy cut short is redone."""
+    if not source.is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for card in sorted(source.glob("*.json")):
+        onnx = card.with_suffix(".onnx")
+        if onnx.exists() and not (target / card.name).exists():
+            shutil.copy2(onnx, target / onnx.name)
+            shutil.copy2(card, target / card.name)
+
+
 def run_fold(case: str, out: Path, minutes: float | None, device: str, max_steps: int | None,
-             scale: float = 1.0, threads: int = 0, shipped_steps: bool = False) -> dict:
+             scale: float = 1.0, threads: int = 0, shipped_steps: bool = False, keep: Path | None = None) -> dict:
     log_path = out / case / "loco.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if keep is not None:
+        _copy_models(keep / case / "models", out / case / "models")
     began = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log:
-        for command in fold_commands(case, out, minutes, device, max_steps, scale=scale, threads=threads,
-                                     shipped_steps=shipped_steps):
-            if _exported(command):
+        commands = fold_commands(case, out, minutes, device, max_steps, scale=scale, threads=threads,
+                                 shipped_steps=shipped_steps)
+        for n, command in enumerate(commands):
+            # a run whose model is already exported is done, even where its checkpoints are gone
+            # (a fold's models are kept, its run folders are not)
+            if _done(commands, n):
                 continue
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
@@ -116,6 +149,8 @@ def run_fold(case: str, out: Path, minutes: float | None, device: str, max_steps
             if done.returncode != 0:
                 return {"case": case, "ok": False, "failed": " ".join(command[3:5]),
                         "seconds": round(time.perf_counter() - began, 1), "log": str(log_path)}
+            if keep is not None and "export-onnx" in command:
+                _copy_models(out / case / "models", keep / case / "models")
     return {"case": case, "ok": True, "seconds": round(time.perf_counter() - began, 1),
             "models": str(out / case / "models")}
 
@@ -134,9 +169,13 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, help="cap the steps (smoke runs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=1, help="folds trained at once")
+    parser.add_argument("--keep", default=str(KEEP.relative_to(ROOT)),
+                        help="where each exported model is kept and taken back from (default %(default)s; "
+                             "'' keeps nothing)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
+    keep = Path(args.keep).resolve() if args.keep else None
     if args.dry_run:
         for case in args.cases:
             for command in fold_commands(case, out, args.minutes, args.device, args.max_steps,
@@ -146,7 +185,7 @@ def main(argv=None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         results = list(pool.map(lambda c: run_fold(c, out, args.minutes, args.device, args.max_steps,
                                                    scale=args.scale, threads=args.threads,
-                                                   shipped_steps=args.shipped_steps), args.cases))
+                                                   shipped_steps=args.shipped_steps, keep=keep), args.cases))
     for result in results:
         print(json.dumps(result))
     (out / "loco.json").write_text(json.dumps(results, indent=2) + "\n")
