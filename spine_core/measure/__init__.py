@@ -36,8 +36,10 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
     vertebrae = measure_vertebrae(labels, image) if vertebrae is None else vertebrae
     if found is None:
         found = measure_pedicles(labels, vertebrae) if pedicles else []
-    # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern)
-    posterior = {m.label_id: m.posterior_height_mm for m in vertebrae if m.posterior_height_mm}
+    # crush: a body lower all over than its neighbours' posterior heights (Genant's third pattern); a
+    # label the scan shows not to end at its body's endplates is no neighbour to compare with (_ends_at_endplates)
+    posterior = {m.label_id: m.posterior_height_mm for m in vertebrae
+                 if m.posterior_height_mm and m.label_at_endplates is not False}
     # a loss is graded only where it exceeds what the grid can fake along the spine (review.resolved_loss)
     reach = {m.label_id: craniocaudal_voxel_mm(labels.affine, m.frame.get("w", (0.0, 0.0, 1.0))) for m in vertebrae}
     crushed = low_bodies(posterior)
@@ -46,7 +48,10 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
     for m in vertebrae:
         wedge = m.height_loss or 0.0
         loss = max(wedge, crushed.get(m.label_id, 0.0))
-        if m.body_found and m.label_id > 2 and m.name != "sacrum":
+        if m.label_at_endplates is False:
+            m.height_loss = round(loss, 3)
+            m.genant_grade = None
+        elif m.body_found and m.label_id > 2 and m.name != "sacrum":
             resolved_wedge = wedge if resolved_loss(wedge, m.posterior_height_mm or 0.0, reach[m.label_id]) else 0.0
             m.height_loss = round(loss, 3)
             m.genant_grade = genant_grade(max(resolved_wedge, crushed_resolved.get(m.label_id, 0.0)))
@@ -57,6 +62,8 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
         flags = []
         if m.genant_grade:
             flags.append(f"suspected fracture (Genant {m.genant_grade})")
+        if m.label_at_endplates is False:
+            flags.append("heights not graded: the label does not end at the body's endplates; check the segmentation")
         if m.core_hu is not None and m.core_hu < LOW_DENSITY_HU and m.name[0] in "TL":
             flags.append(f"low bone density ({m.core_hu:.0f} HU < {LOW_DENSITY_HU:.0f})")
         row = m.as_dict()
@@ -73,7 +80,9 @@ def measure(labels: LabelMap, image=None, pedicles: bool = True, vertebrae=None,
                        "endplates": "planes fitted to the body's top and bottom surface (inner 70 %)",
                        "genant": "height loss = worst of wedge (anterior / posterior), biconcave (middle / "
                                  "posterior) and crush (posterior / neighbours'); grade 1 >= 20 %, 2 >= 25 %, "
-                                 "3 >= 40 %",
+                                 "3 >= 40 %; not graded where the scan shows an endplate (a cortical peak "
+                                 ">= 100 HU over the cancellous bone on the body's middle column) beyond the "
+                                 "label's end or two inside it",
                        "core_hu": "mean HU of the body eroded 3 mm from its surface",
                        "pedicles": "isthmus: the narrowest cross-section across the pedicle axis between the body's "
                                    "posterior wall and the lamina; width (mediolateral) and height (craniocaudal) "

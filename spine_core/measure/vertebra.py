@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from spine_core.labels import CRANIOCAUDAL, SACRUM, vertebra_name
 from spine_core.review import ids_on_border
@@ -29,6 +29,19 @@ LOW_DENSITY_HU = 110.0    # cancellous HU below this suggests osteoporosis (oppo
 # segmentation defect, and an angle read from it would be nonsense (on verse007's 3 mm slices a
 # wall-fit gave a "Cobb angle" of 172 degrees).
 MAX_ENDPLATE_TILT_DEG = 40.0
+# Whether a body's label ends at its endplates, read on the scan along the body's middle column (the
+# median across a disc of DISC_RADIUS_MM at each millimetre): an endplate is cortical bone, a peak at
+# least ENDPLATE_HU over the column's cancellous bone and over the disc beyond it (on CT the disc and
+# osteoporotic cancellous bone can read alike; the cortex cannot). A label ends at an endplate when
+# one lies within SHORT_MM or a voxel and a half of its end (the label covers the cortex; thick slices
+# blur it by a slice). Where the nearest endplate lies further out, with no cortex between, the label
+# stopped short of it; two endplates (a disc between them: ENDPLATE_GAP_MM) well inside a label are
+# a disc it runs across. Anatomy and CT physics, set before looking at any scan's result.
+DISC_RADIUS_MM = 4.0
+ENDPLATE_HU = 100.0
+ENDPLATE_GAP_MM = (3.0, 16.0)
+SHORT_MM = 6.0
+DISC_REACH_MM = 30.0
 
 
 @dataclass
@@ -57,6 +70,10 @@ class VertebraMeasures:
     height_loss: float | None = None             # 0..1, Genant: worst of wedge, biconcave, crush
     genant_grade: int | None = None
     core_hu: float | None = None                 # mean HU of the cancellous core
+    # False where the scan shows the label does not end at the body's endplates (it stops short of
+    # one, or runs across a disc): its heights are the label's, not the body's. None: not checked (no
+    # scan, or no endplate to be seen)
+    label_at_endplates: bool | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -173,9 +190,64 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
         m.height_loss = round(max(0.0, 1.0 - min(h for h in (ha, hm) if h) / hp), 3)
     if image is not None:
         m.core_hu = _core_hu(labels, image, ijk[body], step)
+        mid_column = b[strip & (np.abs(b[:, 1] - (v_front + 0.5 * depth)) <= COLUMN_MM)]
+        if len(mid_column) >= 3:
+            m.label_at_endplates, said = _ends_at_endplates(labels, image, centre, frame, mid_column,
+                                                         v_front + 0.5 * depth)
+            m.notes += said
     if label_id == 2:
         m.notes.append("C2: the middle height includes the dens")
     return m
+
+
+def _column_hu(labels: LabelMap, image, centre, frame, v: float, w: np.ndarray) -> np.ndarray:
+    """Median HU across a disc of ``DISC_RADIUS_MM`` (in u and v) at each w along the line u = 0, v."""
+    r = DISC_RADIUS_MM
+    offsets = np.array([(a, b) for a in np.arange(-r, r + 1e-6) for b in np.arange(-r, r + 1e-6) if a * a + b * b <= r * r])
+    local = np.zeros((len(w), len(offsets), 3))
+    local[..., 0] = offsets[None, :, 0]
+    local[..., 1] = v + offsets[None, :, 1]
+    local[..., 2] = w[:, None]
+    index = labels.lps_to_index((centre + local.reshape(-1, 3) @ frame.T)).T
+    read = ndimage.map_coordinates(np.asarray(image.array, np.float32), index, order=1, mode="constant",
+                                   cval=-1000.0)
+    return np.median(read.reshape(len(w), -1), axis=1)
+
+
+def _endplates_on(hu: np.ndarray, base: float) -> np.ndarray:
+    """Indices of the cortical peaks along a column: ``ENDPLATE_HU`` over ``base`` and as prominent."""
+    peaks, _ = signal.find_peaks(hu, height=base + ENDPLATE_HU, prominence=ENDPLATE_HU)
+    return peaks
+
+
+def _ends_at_endplates(labels: LabelMap, image, centre, frame, column: np.ndarray, v: float) -> tuple[bool | None, list[str]]:
+    """(whether the body's label ends at its endplates, notes): read along its middle column on the
+    scan. None where the scan shows no endplate within reach (thin slices of poor contrast, metal
+    aside): then nothing is said."""
+    if not labels.same_grid(image, atol_mm=1e-2):
+        return None, []
+    bottom, top = float(column[:, 2].min()), float(column[:, 2].max())
+    w = np.arange(bottom - DISC_REACH_MM, top + DISC_REACH_MM + 0.5, 1.0)
+    hu = _column_hu(labels, image, centre, frame, v, w)
+    inside = (w >= bottom + 0.25 * (top - bottom)) & (w <= top - 0.25 * (top - bottom))
+    if not inside.any():
+        return None, []
+    plates = w[_endplates_on(hu, float(np.median(hu[inside])))]
+    if not len(plates):
+        return None, []
+    slack = max(SHORT_MM, 1.5 * _cell(labels))
+    said = []
+    for side, edge, sign in (("upper", top, 1.0), ("lower", bottom, -1.0)):
+        if np.any(np.abs(plates - edge) <= slack):
+            continue
+        beyond = plates[sign * (plates - edge) > 0]
+        if len(beyond):
+            gap = float(np.min(np.abs(beyond - edge)))
+            said.append(f"its label stops {gap:.0f} mm short of the {side} endplate the scan shows: heights not graded")
+    within = np.sort(plates[(plates > bottom + slack) & (plates < top - slack)])
+    if np.any((np.diff(within) >= ENDPLATE_GAP_MM[0]) & (np.diff(within) <= ENDPLATE_GAP_MM[1])):
+        said.append("its label runs across a disc (two endplates inside it): heights not graded")
+    return (False, said) if said else (True, [])
 
 
 def _cell(labels: LabelMap) -> float:

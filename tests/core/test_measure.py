@@ -7,6 +7,7 @@ import pytest
 
 from spine_core.measure import measure, write_measurements
 from spine_core.measure.alignment import coronal, sagittal
+from spine_core.volume import LabelMap
 from spine_core.phantom import PhantomOptions, generate_phantom
 from spine_core.phantom.generate import phantom_layout
 from spine_core.phantom.layout import CurveShape
@@ -130,3 +131,49 @@ def test_a_body_and_arch_the_labels_join_across_the_canal_are_not_measured_as_a_
     assert rows["T11"]["body_found"] and rows["L1"]["body_found"] and rows["L1"]["body_depth_mm"] < 40
     assert not rows["T12"]["body_found"] and rows["T12"]["genant_grade"] is None
     assert "no vertebral body could be told from the arch" in rows["T12"]["notes"]
+
+
+def _ct_column():
+    """Five bodies on 1 mm slices, 24 mm tall (150 HU cancellous, 2 mm endplates of 500 HU), 8 mm discs
+    of 80 HU between them; returns (image, labels on the bodies as they are), top body first."""
+    from spine_core.volume import Volume, affine_from_geometry
+    body, disc, n = 24, 8, 5
+    size = n * body + (n + 1) * disc
+    image = np.zeros((40, 40, size), np.float32)
+    labels = np.zeros(image.shape, np.int16)
+    image[5:35, 5:35, :] = 80.0
+    top = size - disc
+    spans = []
+    for label_id in (17, 18, 19, 20, 21):
+        image[5:35, 5:35, top - body:top] = 150.0
+        image[5:35, 5:35, top - 2:top] = image[5:35, 5:35, top - body:top - body + 2] = 500.0
+        labels[5:35, 5:35, top - body:top] = label_id
+        spans.append((top - body, top))
+        top -= body + disc
+    affine = affine_from_geometry((1.0, 1.0, 1.0), None, (0.0, 0.0, 0.0))
+    names = {17: "T10", 18: "T11", 19: "T12", 20: "L1", 21: "L2"}
+    return Volume(image, affine), labels, spans, affine, names
+
+
+def test_heights_are_not_graded_where_the_scan_shows_the_label_missed_its_endplates():
+    """A label that stops short of its body's endplate, or runs across a disc, gives the label's heights,
+    not the body's: on the scan the endplate lies beyond its end (or two inside it), so its loss is
+    not graded and it is no neighbour to compare others with."""
+    image, array, spans, affine, names = _ct_column()
+    right = measure(LabelMap(array.copy(), affine, names=names), image, pedicles=False)["vertebrae"]
+    assert all(r["label_at_endplates"] is True and not r["genant_grade"] for r in right), right
+    (t12_lo, _), (l1_lo, _), (_, l2_hi) = spans[2], spans[3], spans[4]
+    array[:, :, t12_lo:t12_lo + 12][array[:, :, t12_lo:t12_lo + 12] == 19] = 0      # T12's lower half left out
+    array[array == 21] = 20                                                             # L1 runs on over L2
+    array[5:35, 5:35, l2_hi:l1_lo] = 20                                                 # and the disc between
+    rows = {r["name"]: r for r in measure(LabelMap(array, affine, names=names), image, pedicles=False)["vertebrae"]}
+    t12, l1 = rows["T12"], rows["L1"]
+    assert t12["label_at_endplates"] is False and any("short of the lower endplate" in n for n in t12["notes"])
+    assert not t12["genant_grade"]
+    assert l1["label_at_endplates"] is False and any("runs across a disc" in n for n in l1["notes"])
+    assert rows["T10"]["label_at_endplates"] is True and rows["T11"]["label_at_endplates"] is True
+    assert not any(r["genant_grade"] for r in rows.values())
+    assert [name for name, r in rows.items() if any("not graded" in f for f in r["flags"])] == ["T12", "L1"]
+    # without the scan nothing is checked, and the half body is graded from its label
+    blind = {r["name"]: r for r in measure(LabelMap(array, affine, names=names), None, pedicles=False)["vertebrae"]}
+    assert blind["T12"]["label_at_endplates"] is None and blind["T12"]["genant_grade"] == 3
