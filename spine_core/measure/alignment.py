@@ -54,8 +54,10 @@ def _angle(name: str, upper: VertebraMeasures, upper_plane: str, lower: Vertebra
 
 def alignment(vertebrae: list[VertebraMeasures]) -> dict:
     """{"segmental": [...], "lumbar_lordosis": ..., "thoracic_kyphosis": ..., "coronal_cobb": ...}."""
-    by_id = {m.label_id: m for m in vertebrae if m.body_found}
-    ordered = [m for m in vertebrae if m.body_found and m.label_id != SACRUM]
+    # a label the scan shows not to end at its body's endplates has the label's planes, not the bone's
+    usable = [m for m in vertebrae if m.body_found and m.label_at_endplates is not False]
+    by_id = {m.label_id: m for m in usable}
+    ordered = [m for m in usable if m.label_id != SACRUM]
     out: dict = {"segmental": []}
     for upper, lower in zip(ordered, ordered[1:]):
         angle = _angle(f"{upper.name}-{lower.name}", upper, "superior_endplate", lower, "inferior_endplate")

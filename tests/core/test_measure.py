@@ -174,6 +174,9 @@ def test_heights_are_not_graded_where_the_scan_shows_the_label_missed_its_endpla
     assert rows["T10"]["label_at_endplates"] is True and rows["T11"]["label_at_endplates"] is True
     assert not any(r["genant_grade"] for r in rows.values())
     assert [name for name, r in rows.items() if any("not graded" in f for f in r["flags"])] == ["T12", "L1"]
+    doc = measure(LabelMap(array, affine, names=names), image, pedicles=False)
+    used = {a[k] for a in doc["alignment"]["segmental"] for k in ("upper", "lower")}
+    assert used == {"T10", "T11"}, doc["alignment"]          # no angle from T12's or L1's planes
     # without the scan nothing is checked, and the half body is graded from its label
     blind = {r["name"]: r for r in measure(LabelMap(array, affine, names=names), None, pedicles=False)["vertebrae"]}
     assert blind["T12"]["label_at_endplates"] is None and blind["T12"]["genant_grade"] == 3
