@@ -117,11 +117,14 @@ class MeasurementsPanel(QWidget):
         density = [f for f in flags if "density" in f]
         wedge = row.get("wedge_ratio")
         genant = row.get("genant_grade")
+        # a loss measured but not graded says so (n/g) and why, so that a blank never hides it
+        ungraded = [n for n in row.get("notes", []) if "not graded" in n]
+        grade = str(genant) if genant else ("n/g" if ungraded else "")
         cells = [_item(row["name"], tip=notes or "Click to draw its endplates, heights and pedicles"),
                  _item(_mm(row.get("anterior_height_mm")), True), _item(_mm(row.get("middle_height_mm")), True),
                  _item(_mm(row.get("posterior_height_mm")), True),
                  _item("" if wedge is None else f"{wedge:.2f}", True),
-                 _item("" if not genant else str(genant), True, "; ".join(fracture), bool(fracture)),
+                 _item(grade, True, "; ".join(fracture) or "; ".join(ungraded), bool(fracture)),
                  _item("" if row.get("core_hu") is None else f"{row['core_hu']:.0f}", True, "; ".join(density),
                        bool(density))]
         for side in ("left", "right"):

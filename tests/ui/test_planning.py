@@ -195,3 +195,19 @@ def test_screws_are_saved_in_plans_and_the_autosave_and_opened_again(qtbot, open
             for s in window.session.screws] == planned
     assert window.screws_panel.table.rowCount() == len(planned)
     assert all(s.grade for s in window.session.screws)
+
+
+def test_a_loss_measured_but_not_graded_shows_why_in_the_table(qtbot):
+    """A blank Genant cell means no loss; one measured but not graded reads n/g, its reason in the tooltip."""
+    from ui.measurements_panel import MeasurementsPanel
+
+    panel = MeasurementsPanel()
+    qtbot.addWidget(panel)
+    why = "its label stops 12 mm short of the lower endplate the scan shows: heights not graded"
+    rows = [{"name": "T12", "genant_grade": None, "notes": [why], "flags": []},
+            {"name": "L1", "genant_grade": 2, "notes": [], "flags": ["suspected fracture (Genant 2)"]},
+            {"name": "L2", "genant_grade": 0, "notes": [], "flags": []}]
+    panel.set_document({"vertebrae": rows, "alignment": {"segmental": []}})
+    cells = [panel.levels.item(r, 5) for r in range(3)]
+    assert [c.text() for c in cells] == ["n/g", "2", ""]
+    assert cells[0].toolTip() == why and cells[1].toolTip() == "suspected fracture (Genant 2)"
