@@ -187,6 +187,23 @@ def weak_view(image, labels, gen: torch.Generator):
     return geometric(image, labels, aug, gen)
 
 
+def thick_slices(x, gen: torch.Generator, spacing_mm: float, thickness_mm=(2.5, 6.0)):
+    """Simulate thick axial slices (clinical body CT is often reconstructed at 3-5 mm): average along
+    the last spatial axis (S) over a random slice thickness, then back to the grid by linear
+    interpolation, as the pipeline resamples such a scan. Each image of the batch gets its own
+    thickness; under two voxels it is left as it is."""
+    out = x.clone()
+    size = x.shape[-1]
+    for b in range(x.shape[0]):
+        k = int(round(float(_rand(gen, 1, *thickness_mm)) / spacing_mm))
+        if k < 2 or size < 2 * k:
+            continue
+        slab = F.avg_pool1d(x[b].reshape(-1, 1, size), kernel_size=k, stride=k)
+        back = F.interpolate(slab, size=size, mode="linear", align_corners=False)
+        out[b] = back.reshape(x[b].shape)
+    return out
+
+
 def random_spacing(x, gen: torch.Generator, max_factor: float = 2.0):
     """Simulate a coarser acquisition: down-sample each axis by a random factor, then back."""
     shape = x.shape[2:]

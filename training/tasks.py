@@ -151,7 +151,11 @@ class VertebraSegTask(Task):
         image, lab = (torch.from_numpy(np.stack(a)).to(self.device) for a in (images, labels))
         if train:
             image, lab, _ = augment.geometric(image, lab, self.geometry, self.gen)
-            ct = augment.intensity_scale_shift(image[:, :1], self.gen)
+            ct = image[:, :1]
+            thick = self.settings.get("thick_slices")       # {"p": share of batches, "mm": [lo, hi]}
+            if thick and torch.rand(1, generator=self.gen) < float(thick.get("p", 0.5)):
+                ct = augment.thick_slices(ct, self.gen, float(self.data.spacing_mm[2]), tuple(thick.get("mm", (2.5, 6.0))))
+            ct = augment.intensity_scale_shift(ct, self.gen)
             image = torch.cat([ct, image[:, 1:]], dim=1)
         return {"image": image, "target": lab.float()[:, None]}
 

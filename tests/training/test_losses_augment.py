@@ -137,3 +137,21 @@ def test_ct_batches_are_augmented_on_the_training_device(model):
     for name in ("gamma", "gaussian_noise", "salt_pepper", "speckle", "blur"):
         x = getattr(augment, name)(torch.zeros(2, 1, 8, 8, 8, device="meta"), torch.Generator().manual_seed(0))
         assert x.device.type == "meta"
+
+
+def test_thick_slices_blur_along_the_spine_only():
+    """An endplate one voxel thick, seen on 6 mm slices of a 1.5 mm grid, spreads along S (the last axis)
+    and keeps its mean; nothing moves across the slice."""
+    from training.augment import thick_slices
+
+    x = torch.zeros(2, 1, 8, 8, 32)
+    x[:, :, :, :, 16] = 1.0
+    x[:, :, 2:4, :, :] += 0.5                      # an edge across the slice plane
+    out = thick_slices(x, torch.Generator().manual_seed(0), spacing_mm=1.5, thickness_mm=(6.0, 6.0))
+    assert out.shape == x.shape
+    column = out[0, 0, 5, 5]
+    assert column.max() < 0.5 and (column > 0.05).sum() >= 4          # spread over several voxels
+    assert abs(float(column.sum()) - 1.0) < 0.15                         # and not lost
+    assert torch.allclose(out[:, :, 2:4, :, 8], torch.full_like(out[:, :, 2:4, :, 8], 0.5))   # in-plane edge kept
+    thin = thick_slices(x, torch.Generator().manual_seed(0), spacing_mm=1.5, thickness_mm=(2.0, 2.0))
+    assert torch.equal(thin, x)                    # under two voxels: as it was
