@@ -22,6 +22,9 @@ COLUMN_MM = 1.5           # half-thickness (along v) of the column a height is r
 # The deepest adult vertebral body (L5) is ~35-45 mm front to back: a longer run of bone from the front
 # along the midline is body and arch together (a canal the labels fill), and its heights would be the arch's.
 MAX_BODY_DEPTH_MM = 60.0
+# The tallest adult vertebral body, L4/L5, is ~27-32 mm at its front; C2 with its dens ~40 mm. A label
+# whose body column reads taller holds more than one body (or a body and a disc and part of the next).
+MAX_BODY_HEIGHT_MM = 45.0
 CORE_EROSION_MM = 3.0     # the cancellous core: the body eroded this far from its cortex
 LOW_DENSITY_HU = 110.0    # cancellous HU below this suggests osteoporosis (opportunistic CT screening)
 # An endplate is roughly square to the spine: wedging and segmental angles reach ~20-25 degrees
@@ -70,9 +73,9 @@ class VertebraMeasures:
     height_loss: float | None = None             # 0..1, Genant: worst of wedge, biconcave, crush
     genant_grade: int | None = None
     core_hu: float | None = None                 # mean HU of the cancellous core
-    # False where the scan shows the label does not end at the body's endplates (it stops short of
-    # one, or runs across a disc): its heights are the label's, not the body's. None: not checked (no
-    # scan, or no endplate to be seen)
+    # False where the label is not one body from endplate to endplate: taller than any body, or (on
+    # the scan) stopping short of an endplate or running across a disc; its heights are the label's,
+    # not the body's. None: not checked (no scan, or no endplate to be seen)
     label_at_endplates: bool | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -188,10 +191,15 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
         m.wedge_ratio = round(ha / hp, 3)
     if hp and (ha or hm):
         m.height_loss = round(max(0.0, 1.0 - min(h for h in (ha, hm) if h) / hp), 3)
+    tallest = max((h for h in heights if h), default=0.0)
+    if tallest > MAX_BODY_HEIGHT_MM:
+        m.label_at_endplates = False
+        m.notes.append(f"its body reads {tallest:.0f} mm tall, taller than any vertebral body: the label holds "
+                       "more than one body; heights not graded")
     if image is not None:
         m.core_hu = _core_hu(labels, image, ijk[body], step)
         mid_column = b[strip & (np.abs(b[:, 1] - (v_front + 0.5 * depth)) <= COLUMN_MM)]
-        if len(mid_column) >= 3:
+        if len(mid_column) >= 3 and m.label_at_endplates is None:
             m.label_at_endplates, said = _ends_at_endplates(labels, image, centre, frame, mid_column,
                                                          v_front + 0.5 * depth)
             m.notes += said

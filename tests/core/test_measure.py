@@ -164,8 +164,7 @@ def test_heights_are_not_graded_where_the_scan_shows_the_label_missed_its_endpla
     assert all(r["label_at_endplates"] is True and not r["genant_grade"] for r in right), right
     (t12_lo, _), (l1_lo, _), (_, l2_hi) = spans[2], spans[3], spans[4]
     array[:, :, t12_lo:t12_lo + 12][array[:, :, t12_lo:t12_lo + 12] == 19] = 0      # T12's lower half left out
-    array[array == 21] = 20                                                             # L1 runs on over L2
-    array[5:35, 5:35, l2_hi:l1_lo] = 20                                                 # and the disc between
+    array[5:35, 5:35, l2_hi - 10:l1_lo] = 20                  # L1 runs on over the disc and L2's upper 10 mm
     rows = {r["name"]: r for r in measure(LabelMap(array, affine, names=names), image, pedicles=False)["vertebrae"]}
     t12, l1 = rows["T12"], rows["L1"]
     assert t12["label_at_endplates"] is False and any("short of the lower endplate" in n for n in t12["notes"])
@@ -173,10 +172,14 @@ def test_heights_are_not_graded_where_the_scan_shows_the_label_missed_its_endpla
     assert l1["label_at_endplates"] is False and any("runs across a disc" in n for n in l1["notes"])
     assert rows["T10"]["label_at_endplates"] is True and rows["T11"]["label_at_endplates"] is True
     assert not any(r["genant_grade"] for r in rows.values())
-    assert [name for name, r in rows.items() if any("not graded" in f for f in r["flags"])] == ["T12", "L1"]
+    assert [name for name, r in rows.items() if any("not graded" in f for f in r["flags"])] == ["T12", "L1", "L2"]
     doc = measure(LabelMap(array, affine, names=names), image, pedicles=False)
     used = {a[k] for a in doc["alignment"]["segmental"] for k in ("upper", "lower")}
     assert used == {"T10", "T11"}, doc["alignment"]          # no angle from T12's or L1's planes
     # without the scan nothing is checked, and the half body is graded from its label
+    array[array == 21] = 20
+    array[5:35, 5:35, l2_hi:l1_lo] = 20                       # now L1 holds all of L2
     blind = {r["name"]: r for r in measure(LabelMap(array, affine, names=names), None, pedicles=False)["vertebrae"]}
     assert blind["T12"]["label_at_endplates"] is None and blind["T12"]["genant_grade"] == 3
+    # but a "body" 56 mm tall is two, scan or not
+    assert blind["L1"]["label_at_endplates"] is False and any("taller than any" in n for n in blind["L1"]["notes"])
