@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from spine_core.labels import NAME_TO_ID, SACRUM
+from spine_core.labels import CRANIOCAUDAL, L6, NAME_TO_ID, SACRUM, T13
 from spine_core.measure.vertebra import VertebraMeasures
 
 MIN_COBB_DEG = 10.0        # below this a coronal curve is not called scoliosis
@@ -60,6 +60,8 @@ def alignment(vertebrae: list[VertebraMeasures]) -> dict:
     ordered = [m for m in usable if m.label_id != SACRUM]
     out: dict = {"segmental": []}
     for upper, lower in zip(ordered, ordered[1:]):
+        if not _neighbours(upper.label_id, lower.label_id):
+            continue            # a level between them unmeasured or missing: no segment
         angle = _angle(f"{upper.name}-{lower.name}", upper, "superior_endplate", lower, "inferior_endplate")
         if angle:
             angle.note = "positive: lordotic"
@@ -74,6 +76,12 @@ def alignment(vertebrae: list[VertebraMeasures]) -> dict:
     out["thoracic_kyphosis"] = kyphosis.as_dict() if kyphosis else None
     out["coronal_cobb"] = _coronal_cobb([m for m in ordered if m.label_id > 2])
     return out
+
+
+def _neighbours(upper: int, lower: int) -> bool:
+    """Adjacent levels (L6 / T13, rare variants, count only where present)."""
+    between = CRANIOCAUDAL[CRANIOCAUDAL.index(upper) + 1:CRANIOCAUDAL.index(lower)]
+    return not [i for i in between if i not in (L6, T13)]
 
 
 def _coronal_cobb(ordered: list[VertebraMeasures]) -> dict | None:

@@ -183,3 +183,15 @@ def test_heights_are_not_graded_where_the_scan_shows_the_label_missed_its_endpla
     assert blind["T12"]["label_at_endplates"] is None and blind["T12"]["genant_grade"] == 3
     # but a "body" 56 mm tall is two, scan or not
     assert blind["L1"]["label_at_endplates"] is False and any("taller than any" in n for n in blind["L1"]["notes"])
+
+
+def test_segmental_angles_are_between_neighbouring_levels_only():
+    """With T11 missing (or not measured), T10 and T12 are no segment: no "T10-T12" angle."""
+    from tests.core.test_review import _box_column
+
+    labels = _box_column([21, 21, 21, 21, 21], 1.0)
+    names = [a["name"] for a in measure(labels, None, pedicles=False)["alignment"]["segmental"]]
+    assert names == ["T10-T11", "T11-T12", "T12-L1", "L1-L2"]
+    labels.array[labels.array == 18] = 0
+    names = [a["name"] for a in measure(labels, None, pedicles=False)["alignment"]["segmental"]]
+    assert names == ["T12-L1", "L1-L2"]
