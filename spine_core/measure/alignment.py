@@ -105,5 +105,10 @@ def _coronal_cobb(ordered: list[VertebraMeasures]) -> dict | None:
     side = "right" if degrees > 0 else "left"
     note = (f"convex to the patient's {side}" if abs(degrees) >= MIN_COBB_DEG
             else f"below {MIN_COBB_DEG:.0f} degrees: no scoliosis")
+    # the centroid chain bends with a real curve; endplates fitted to a wrong label tilt on their own
+    column = abs(coronal(upper.frame["w"]) - coronal(lower.frame["w"])) if "w" in upper.frame and "w" in lower.frame else None
+    if column is not None and abs(degrees) >= MIN_COBB_DEG and column < MIN_COBB_DEG / 2:
+        note = (f"{note}; but the column itself bends only {column:.0f} degrees between them: check these "
+                "endplates before calling it scoliosis")
     return Angle("coronal Cobb", round(abs(degrees), 1), upper.name, "superior endplate", lower.name,
                  "inferior endplate", note).as_dict()

@@ -195,3 +195,19 @@ def test_segmental_angles_are_between_neighbouring_levels_only():
     labels.array[labels.array == 18] = 0
     names = [a["name"] for a in measure(labels, None, pedicles=False)["alignment"]["segmental"]]
     assert names == ["T12-L1", "L1-L2"]
+
+
+def test_a_cobb_angle_the_column_does_not_bend_with_is_questioned():
+    """One body sheared 15 degrees to the side (a label's defect) on a straight column reads as a Cobb
+    angle, but the centroid chain does not bend: the note says to check the endplates."""
+    from tests.core.test_review import _box_column
+
+    labels = _box_column([21, 21, 21, 21, 21], 1.0)
+    a = labels.array
+    z = np.argwhere(a == 17)[:, 2]
+    a[a == 17] = 0
+    for i in range(5, 25):
+        s = int(round(np.tan(np.radians(15.0)) * (i - 15)))
+        a[i, 5:25, z.min() + 3 + s:z.max() - 2 + s] = 17
+    cobb = measure(labels, None, pedicles=False)["alignment"]["coronal_cobb"]
+    assert cobb["upper"] == "T10" and cobb["degrees"] >= 10 and "check these endplates" in cobb["note"], cobb
