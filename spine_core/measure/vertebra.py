@@ -22,6 +22,13 @@ COLUMN_MM = 1.5           # half-thickness (along v) of the column a height is r
 # The deepest adult vertebral body (L5) is ~35-45 mm front to back: a longer run of bone from the front
 # along the midline is body and arch together (a canal the labels fill), and its heights would be the arch's.
 MAX_BODY_DEPTH_MM = 60.0
+# The canal behind the body: along the midline a label may leave specks in it, or cross it at some
+# heights, but it does not fill the canal's height: where, for CANAL_RUN_MM front to back (the canal is
+# >= ~12 mm deep), it covers under CANAL_SHARE of the heights it covers in the body, the body has ended;
+# not before MIN_BODY_DEPTH_MM (the shallowest body, C3, is ~15 mm deep).
+CANAL_SHARE = 1.0 / 3.0
+CANAL_RUN_MM = 4.0
+MIN_BODY_DEPTH_MM = 10.0
 # The tallest adult vertebral body, L4/L5, is ~27-32 mm at its front; C2 with its dens ~40 mm. A label
 # whose body column reads taller holds more than one body (or a body and a disc and part of the next).
 MAX_BODY_HEIGHT_MM = 45.0
@@ -167,8 +174,7 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
     # depth on the midline: bone beside it (a rib head, a spur) must not move the columns
     v_front, v_back = float(b[strip, 1].min()), float(b[strip, 1].max())
     depth = v_back - v_front
-    heights = [_column_height(b[strip & (np.abs(b[:, 1] - (v_front + at * depth)) <= COLUMN_MM)], step, _cell(labels))
-               for at in (0.15, 0.5, 0.85)]
+    heights = [_column_height(b[strip], v_front + at * depth, step, _cell(labels)) for at in (0.15, 0.5, 0.85)]
     m.anterior_height_mm, m.middle_height_mm, m.posterior_height_mm = [
         None if h is None else round(h, 2) for h in heights]
     mid = np.abs(b[:, 2] - np.median(b[:, 2])) <= 3.0
@@ -268,15 +274,18 @@ def _tilt_deg(plane: Plane, frame: np.ndarray) -> float:
     return float(np.degrees(np.arccos(min(cos, 1.0))))
 
 
-def _column_height(points: np.ndarray, step: float, coarsest: float | None = None) -> float | None:
-    """Median over the column's cells (u, v) of the body's superior-inferior extent there (a voxel
-    centre sits half a voxel inside each surface: + one voxel)."""
+def _column_height(points: np.ndarray, v: float, step: float, coarsest: float | None = None) -> float | None:
+    """Median over a row of cells (side to side) at depth ``v`` of the body's superior-inferior extent
+    in each (a voxel centre sits half a voxel inside each surface: + one voxel). Cells of at least 2 mm:
+    in a frame tilted against the voxel grid a thinner cell holds only a diagonal sliver of each voxel
+    column; and as wide as the coarsest voxel edge (thick slices). Cells are cut from the strip's points,
+    never from a band already cut to the column: a cell holding part of such a band holds the top of one
+    voxel row and the bottom of none (half the height, on a column tilted by 0.6 degrees)."""
+    size = max(2.0, 2.0 * step, coarsest or 0.0)
+    points = points[np.floor((points[:, 1] - v) / size + 0.5) == 0]
     if len(points) < 3:
         return None
-    # cells of at least 2 mm: in a frame tilted against the voxel grid a thinner cell holds only a
-    # diagonal sliver of each voxel column; and as wide as the coarsest voxel edge (thick slices)
-    keys = np.floor(points[:, :2] / max(2.0, 2.0 * step, coarsest or 0.0)).astype(int)
-    _, cell = np.unique(keys, axis=0, return_inverse=True)
+    _, cell = np.unique(np.floor(points[:, 0] / size).astype(int), return_inverse=True)
     cell = cell.ravel()
     top = np.full(cell.max() + 1, -np.inf)
     bottom = np.full(cell.max() + 1, np.inf)
@@ -300,23 +309,32 @@ def _largest_piece(ijk: np.ndarray, body: np.ndarray) -> np.ndarray | None:
 
 
 def _body(local: np.ndarray, step: float) -> np.ndarray | None:
-    """Mask of the body's points: along the mid-sagittal strip, the first run of bone from the front
-    (1 mm bins along v) ends at the posterior wall; the canal is the gap behind it. None where that run
-    is deeper than any body (``MAX_BODY_DEPTH_MM``)."""
+    """Mask of the body's points: along the mid-sagittal strip (bins of ``step`` along v), the first
+    run of bone from the front ends at the posterior wall; the canal is the gap behind it. Where the
+    label leaves no gap within a body's depth (specks in the canal, or the canal crossed at some
+    heights), the canal is the first run of ``CANAL_RUN_MM`` where the label covers under
+    ``CANAL_SHARE`` of the heights it covers in the body. None where the body would still be deeper
+    than any (``MAX_BODY_DEPTH_MM``)."""
     strip = np.abs(local[:, 0]) <= STRIP_MM
     if strip.sum() < 20:
         return None
-    v = local[strip, 1]
+    v, w = local[strip, 1], local[strip, 2]
     bins = np.arange(v.min(), v.max() + step, step)
-    filled = np.histogram(v, bins=bins)[0] > 0
-    if not filled.any():
+    which = np.clip(np.digitize(v, bins) - 1, 0, max(len(bins) - 2, 0))
+    rows = np.zeros(max(len(bins) - 1, 1))
+    for k in np.unique(which):
+        rows[k] = len(np.unique(np.floor(w[which == k] / step)))
+    if not rows.any():
         return None
-    start = int(np.argmax(filled))
-    gap = np.flatnonzero(~filled[start:])
-    if len(gap) == 0:          # no canal along the midline (sacrum, a lone body): all of it
-        wall = float(v.max())
-    else:
-        wall = float(bins[start + gap[0]])
+    start = int(np.argmax(rows > 0))
+    gap = np.flatnonzero(rows[start:] == 0)
+    wall = float(bins[start + gap[0]]) if len(gap) else float(v.max())   # no gap: sacrum, a lone body
+    if wall - float(v.min()) > MAX_BODY_DEPTH_MM:
+        run = int(np.ceil(CANAL_RUN_MM / step))
+        for k in range(start + int(np.ceil(MIN_BODY_DEPTH_MM / step)), len(rows) - run + 1):
+            if np.all(rows[k:k + run] < CANAL_SHARE * np.median(rows[start:k])):
+                wall = float(bins[k])
+                break
     if wall - float(v.min()) > MAX_BODY_DEPTH_MM:
         return None
     body = local[:, 1] <= wall

@@ -133,6 +133,25 @@ def test_a_body_and_arch_the_labels_join_across_the_canal_are_not_measured_as_a_
     assert "no vertebral body could be told from the arch" in rows["T12"]["notes"]
 
 
+def test_a_body_is_found_behind_specks_and_a_bar_the_label_leaves_in_its_canal():
+    """The canal is where the label covers few heights, not only where it covers none: a 3 mm bar across
+    it (or specks) does not join the body to the arch."""
+    from spine_core.volume import LabelMap, affine_from_geometry
+
+    array = np.zeros((40, 90, 80), np.int16)
+    for n, label_id in enumerate((18, 19, 20)):
+        z = 5 + n * 25
+        array[10:30, 5:35, z:z + 20] = label_id                 # a body 30 mm deep
+        array[10:30, 50:80, z + 4:z + 16] = label_id            # its arch behind a 15 mm canal
+    array[10:30, 35:50, 39:42] = 19                             # T12's canal crossed at 3 mm of its height
+    array[18:22, 40:42, 30:50:4] = 19                           # and specks in it
+    labels = LabelMap(array, affine_from_geometry((1.0, 1.0, 1.0), None, (0.0, 0.0, 0.0)),
+                      names={18: "T11", 19: "T12", 20: "L1"})
+    rows = {r["name"]: r for r in measure(labels, None, pedicles=False)["vertebrae"]}
+    assert rows["T12"]["body_found"] and abs(rows["T12"]["body_depth_mm"] - rows["T11"]["body_depth_mm"]) <= 1.0
+    assert abs(rows["T12"]["middle_height_mm"] - rows["T11"]["middle_height_mm"]) <= 1.0
+
+
 def _ct_column():
     """Five bodies on 1 mm slices, 24 mm tall (150 HU cancellous, 2 mm endplates of 500 HU), 8 mm discs
     of 80 HU between them; returns (image, labels on the bodies as they are), top body first."""
