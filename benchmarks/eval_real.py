@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,28 @@ def any_level_dice(predicted: np.ndarray, reference: np.ndarray) -> list[float]:
     return out
 
 
-def score_case(case: str, options: SegmentOptions, models: ModelSet) -> dict:
+def thick_slices(scan, ref: LabelMap, mm: float):
+    """(scan, reference) as if scanned with ``mm`` thick axial slices: the image averaged over that
+    thickness along the array axis nearest the patient's head-foot axis and kept every such slab (the
+    reference at the slabs' centres). The thickness is a whole number of the scan's slices."""
+    from scipy import ndimage
+
+    axis = int(np.argmax(np.abs(scan.affine[2, :3]) / np.linalg.norm(scan.affine[:3, :3], axis=0)))
+    spacing = float(np.linalg.norm(scan.affine[:3, axis]))
+    k = max(1, int(round(mm / spacing)))
+    keep = np.arange(k // 2, scan.shape[axis], k)
+    image = ndimage.uniform_filter1d(np.asarray(scan.array, np.float32), size=k, axis=axis, mode="nearest")
+    affine = scan.affine.copy()
+    affine[:3, 3] += (k // 2) * affine[:3, axis]
+    affine[:3, axis] *= k
+    thick = replace(scan, array=np.take(np.round(image).astype(scan.array.dtype), keep, axis=axis), affine=affine)
+    return thick, LabelMap(np.take(ref.array, keep, axis=axis), affine, names=ref.names)
+
+
+def score_case(case: str, options: SegmentOptions, models: ModelSet, thick_mm: float = 0.0) -> dict:
     scan, ref = load_case(case)
+    if thick_mm:
+        scan, ref = thick_slices(scan, ref, thick_mm)
     start = time.perf_counter()
     try:
         result = segment(scan, options, models=models)
@@ -156,6 +177,10 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=list(LABELLED), help="score only these labelled cases")
     parser.add_argument("--fold-models", metavar="DIR", help="score each labelled case with the models of its "
                         "leave-one-case-out fold, DIR/<case>/models (python -m training.loco)")
+    parser.add_argument("--unlabelled-models", metavar="DIR", help="run the unlabelled scans with the models "
+                        "exported in DIR (e.g. a fold's) instead of the shipped ones")
+    parser.add_argument("--thick-slices", type=float, default=0.0, metavar="MM",
+                        help="score the labelled cases as if scanned with MM thick axial slices (averaged)")
     args = parser.parse_args()
     models = ModelSet(None, "cpu")
 
@@ -177,7 +202,7 @@ def main() -> None:
         options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=ribs,
                                  body_completion=body, disc_gaps=discs, chain_ends=ends, body_size=size,
                                  disc_partition=partition)
-        rows = [score_case(case, options, models_for(case)) for case in LABELLED
+        rows = [score_case(case, options, models_for(case), args.thick_slices) for case in LABELLED
                 if not args.cases or case in args.cases]
         report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
                                    "cases": rows, "pooled": pooled(rows)})
@@ -186,8 +211,9 @@ def main() -> None:
         pictures = Path(args.pictures)
         pictures.mkdir(parents=True, exist_ok=True)
         options = SegmentOptions(device="cpu")
+        unlabelled_models = fold_model_set(args.unlabelled_models) if args.unlabelled_models else models
         for name in UNLABELLED:
-            report["unlabelled"].append(run_unlabelled(name, options, models, pictures))
+            report["unlabelled"].append(run_unlabelled(name, options, unlabelled_models, pictures))
             row = report["unlabelled"][-1]
             print(name, row.get("error") or " ".join(v["name"] for v in row["vertebrae"]), flush=True)
     if args.json:
