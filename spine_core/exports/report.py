@@ -118,7 +118,8 @@ def _vertebra_rows(rows: list[dict]) -> list[list]:
         out.append([r.get("name", ""), _cell(_num(r.get("volume_ml")), "num"),
                     _cell(_num(r.get("anterior_height_mm")), "num"), _cell(_num(r.get("middle_height_mm")), "num"),
                     _cell(_num(r.get("posterior_height_mm")), "num"), _cell(_num(r.get("wedge_ratio"), 2), "num"),
-                    _cell("-" if not grade else f"grade {grade}", colour=BAD_COLOUR if grade else ""),
+                    _cell(f"grade {grade}" if grade else ("n/g" if any("not graded" in n for n in r.get("notes") or [])
+                                                          else "-"), colour=BAD_COLOUR if grade else ""),
                     _cell(_num(hu, 0) + (" (low)" if low else ""), "num", FLAG_COLOUR if low else ""),
                     "; ".join(flags + ([] if r.get("body_found", True) else list(r.get("notes") or [])[:1]))])
     return out
@@ -130,8 +131,9 @@ def _vertebrae(c: ReportContent) -> str:
     headers = ["level", "volume (ml)", "anterior (mm)", "middle (mm)", "posterior (mm)", "wedge ratio",
                "Genant", "core HU", "flags"]
     return ('<p class="small">Body heights in the vertebra\'s mid-sagittal strip at 15 %, 50 % and 85 % of its '
-            'depth; wedge ratio = anterior / posterior; core HU: mean of the body eroded 3 mm from its surface '
-            '(below 110 HU: low bone density).</p>' + _table(headers, _vertebra_rows(c.vertebrae)))
+            'depth; wedge ratio = anterior / posterior; Genant n/g: a loss measured but not graded (too small for '
+            'the slices to show, or a label that is not one body); core HU: mean of the body eroded 3 mm from its '
+            'surface (below 110 HU: low bone density).</p>' + _table(headers, _vertebra_rows(c.vertebrae)))
 
 
 def _angle_used(angle: dict) -> str:

@@ -43,10 +43,12 @@ def test_the_page_escapes_what_it_is_given_and_says_what_it_could_not_measure():
         facts=[("Labels", "<script>alert(1)</script>")], case_status="review", case_flags=["metal: <img src=x>"],
         vertebrae=[{"name": "L4", "volume_ml": 50.0, "anterior_height_mm": 20.0, "middle_height_mm": 22.0,
                     "posterior_height_mm": 25.0, "wedge_ratio": 0.8, "genant_grade": 1, "core_hu": 90.0,
-                    "flags": ["low bone density (90 HU < 110)"]}],
+                    "flags": ["low bone density (90 HU < 110)"]},
+                   {"name": "L5", "genant_grade": None, "notes": ["a 30% height loss was not graded: ..."], "flags": []}],
         screws=[screw], not_planned=[NotPlanned("L5", "right", "pedicle too narrow")], pictures=[("x", b"\x89PNG")]))
     assert "<script" not in page and "<img src=x>" not in page and "&lt;b&gt;moved" in page
     assert html.escape(CHECK_STATEMENT) in page and "90 (low)" in page and "grade 1" in page and "pedicle too narrow" in page
+    assert ">n/g<" in page                 # a loss measured but not graded says so
     assert "L1 or the sacrum is not labelled" in page and ">-2.5<" in page and 'bgcolor="#f9d0cc">C</td>' in page
 
 
