@@ -75,6 +75,14 @@ class Task:
                 image = augment.intensity_scale_shift(image, self.gen)
         return {"image": image, "target": ((labels > 0) & (labels < 100)).float()[:, None]}
 
+    def thick_slices(self, image: torch.Tensor) -> torch.Tensor:
+        """The setting ``task.thick_slices`` ({"p": share of batches, "mm": [lo, hi]}): thick axial slices
+        simulated along S, the last axis (augment.thick_slices); off where it is not set."""
+        thick = self.settings.get("thick_slices")
+        if not thick or torch.rand(1, generator=self.gen) >= float(thick.get("p", 0.5)):
+            return image
+        return augment.thick_slices(image, self.gen, float(self.data.spacing_mm[2]), tuple(thick.get("mm", (2.5, 6.0))))
+
     def batch(self) -> dict:
         if self.stream is not None:
             self.stream.tick()
@@ -151,11 +159,7 @@ class VertebraSegTask(Task):
         image, lab = (torch.from_numpy(np.stack(a)).to(self.device) for a in (images, labels))
         if train:
             image, lab, _ = augment.geometric(image, lab, self.geometry, self.gen)
-            ct = image[:, :1]
-            thick = self.settings.get("thick_slices")       # {"p": share of batches, "mm": [lo, hi]}
-            if thick and torch.rand(1, generator=self.gen) < float(thick.get("p", 0.5)):
-                ct = augment.thick_slices(ct, self.gen, float(self.data.spacing_mm[2]), tuple(thick.get("mm", (2.5, 6.0))))
-            ct = augment.intensity_scale_shift(ct, self.gen)
+            ct = augment.intensity_scale_shift(self.thick_slices(image[:, :1]), self.gen)
             image = torch.cat([ct, image[:, 1:]], dim=1)
         return {"image": image, "target": lab.float()[:, None]}
 

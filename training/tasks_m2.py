@@ -47,7 +47,7 @@ class Detector2DTask(Task):
         labels = torch.from_numpy(np.stack([p.labels for p in patches]).astype(np.int64))
         if train:
             image, labels, _ = augment.geometric(image, labels, self.geometry, self.gen)
-            image = augment.intensity_scale_shift(image, self.gen)
+            image = augment.intensity_scale_shift(self.thick_slices(image), self.gen)
         sigma, min_px = float(self.settings.get("sigma_px", 2.0)), int(self.settings.get("min_pixels", 20))
         targets = [_slice_targets(lab[0].numpy(), sigma, min_px) for lab in labels]
         heat, size, mask = (torch.from_numpy(np.stack([t[i] for t in targets])) for i in range(3))

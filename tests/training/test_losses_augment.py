@@ -155,3 +155,29 @@ def test_thick_slices_blur_along_the_spine_only():
     assert torch.allclose(out[:, :, 2:4, :, 8], torch.full_like(out[:, :, 2:4, :, 8], 0.5))   # in-plane edge kept
     thin = thick_slices(x, torch.Generator().manual_seed(0), spacing_mm=1.5, thickness_mm=(2.0, 2.0))
     assert torch.equal(thin, x)                    # under two voxels: as it was
+
+
+def test_thick_slices_reach_the_segmentation_and_detector_batches_only_when_set():
+    """task.thick_slices blurs the CT along S in both networks' batches (never the segmentation's centre
+    map); without the setting a batch is as before."""
+    from training.data import Patch
+    from training.tasks import VertebraSegTask
+    from training.tasks_m2 import Detector2DTask
+
+    image = np.zeros((1, 32, 32, 32), np.float32)
+    image[0, :, :, 16] = 1.0
+    labels = np.zeros((32, 32, 32), np.int16)
+    labels[10:20, 10:20, 10:22] = 20
+    patch = Patch(image, labels, {20: np.array([15, 15, 16])}, "x")
+    data = {"spacing_mm": [1.5, 1.5, 1.5], "patch_size": [32, 32, 32]}
+    thick = {"thick_slices": {"p": 1.0, "mm": [6.0, 6.0]}, "geometry": {"max_rotation_deg": [0, 0, 0],
+                                                                      "scale_range": [1.0, 1.0], "flip_p": [0, 0, 0]}}
+    plain = {"geometry": thick["geometry"]}
+    seg = {k: VertebraSegTask({"data": data, "task": t}, [], []).make_batch([(patch, 20)], train=True)["image"]
+           for k, t in (("thick", thick), ("plain", plain))}
+    assert seg["plain"][0, 0, 16, 16].max() > 0.8 > 0.5 > seg["thick"][0, 0, 16, 16].max()
+    assert torch.allclose(seg["thick"][0, 1], seg["plain"][0, 1])               # the centre map untouched
+    flat = Patch(image[:, :1], labels[:1], {20: np.array([0, 15, 16])}, "x")
+    det = {k: Detector2DTask({"data": {**data, "patch_size": [1, 32, 32]}, "task": t}, [], [])
+           .make_batch([flat], train=True)["image"] for k, t in (("thick", thick), ("plain", plain))}
+    assert det["plain"][0, 0, 16].max() > 0.8 > 0.5 > det["thick"][0, 0, 16].max()
