@@ -179,6 +179,7 @@ def main() -> None:
                         "leave-one-case-out fold, DIR/<case>/models (python -m training.loco)")
     parser.add_argument("--unlabelled-models", metavar="DIR", help="run the unlabelled scans with the models "
                         "exported in DIR (e.g. a fold's) instead of the shipped ones")
+    parser.add_argument("--scans", nargs="+", choices=list(UNLABELLED), help="run only these unlabelled scans")
     parser.add_argument("--thick-slices", type=float, default=0.0, metavar="MM",
                         help="score the labelled cases as if scanned with MM thick axial slices (averaged)")
     args = parser.parse_args()
@@ -212,7 +213,7 @@ def main() -> None:
         pictures.mkdir(parents=True, exist_ok=True)
         options = SegmentOptions(device="cpu")
         unlabelled_models = fold_model_set(args.unlabelled_models) if args.unlabelled_models else models
-        for name in UNLABELLED:
+        for name in [n for n in UNLABELLED if not args.scans or n in args.scans]:
             report["unlabelled"].append(run_unlabelled(name, options, unlabelled_models, pictures))
             row = report["unlabelled"][-1]
             print(name, row.get("error") or " ".join(v["name"] for v in row["vertebrae"]), flush=True)
