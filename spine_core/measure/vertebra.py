@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from spine_core.labels import CRANIOCAUDAL, SACRUM, vertebra_name
+from spine_core.resample import median_across
 from spine_core.review import ids_on_border
 from spine_core.volume import LabelMap
 
@@ -216,17 +217,8 @@ def measure_vertebra(labels: LabelMap, label_id: int, box, frame: np.ndarray, im
 
 def _column_hu(labels: LabelMap, image, centre, frame, v: float, w: np.ndarray) -> np.ndarray:
     """Median HU across a disc of ``DISC_RADIUS_MM`` (in u and v) at each w along the line u = 0, v."""
-    r = DISC_RADIUS_MM
-    offsets = np.array([(a, b) for a in np.arange(-r, r + 1e-6) for b in np.arange(-r, r + 1e-6) if a * a + b * b <= r * r])
-    local = np.zeros((len(w), len(offsets), 3))
-    local[..., 0] = offsets[None, :, 0]
-    local[..., 1] = v + offsets[None, :, 1]
-    local[..., 2] = w[:, None]
-    index = labels.lps_to_index((centre + local.reshape(-1, 3) @ frame.T)).T
-    # straight from the scan's own array (a float copy of the whole scan per vertebra cost ~0.3 GB each)
-    read = ndimage.map_coordinates(image.array, index, order=1, mode="constant", cval=-1000.0,
-                                   output=np.float32)
-    return np.median(read.reshape(len(w), -1), axis=1)
+    line = centre + (np.array([0.0, v, 0.0])[None] + w[:, None] * np.array([0.0, 0.0, 1.0])[None]) @ frame.T
+    return median_across(image.array, labels, line, frame[:, 0], frame[:, 1], DISC_RADIUS_MM)
 
 
 def _endplates_on(hu: np.ndarray, base: float) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.pipeline.stages import Instances
+from spine_core.resample import median_across
 
 ANTERIOR = np.array([0.0, -1.0, 0.0])      # LPS: anterior is -P
 
@@ -72,9 +73,6 @@ def column_profile(hu: np.ndarray, grid, vertices_mm: np.ndarray,
     options = options or DiscOptions()
     points, arcs, values = [], [], []
     start = 0.0
-    r = options.radius_mm
-    grid_offsets = [(x, y) for x in np.arange(-r, r + 1e-6) for y in np.arange(-r, r + 1e-6) if x * x + y * y <= r * r]
-    offsets = np.array(grid_offsets, float)
     for a, b in zip(vertices_mm[:-1], vertices_mm[1:]):
         length = float(np.linalg.norm(b - a))
         if length < 1e-6:
@@ -85,12 +83,9 @@ def column_profile(hu: np.ndarray, grid, vertices_mm: np.ndarray,
         e2 = np.cross(d, e1)
         ts = np.arange(0.0, length, options.step_mm)
         centres = a + ts[:, None] * d
-        samples = centres[:, None, :] + (offsets[:, :1] * e1 + offsets[:, 1:] * e2)[None]
-        index = grid.lps_to_index(samples.reshape(-1, 3)).T
-        read = ndimage.map_coordinates(hu, index, order=1, mode="constant", cval=-1000.0).reshape(len(ts), -1)
         points.append(centres)
         arcs.append(start + ts)
-        values.append(np.median(read, axis=1))
+        values.append(median_across(hu, grid, centres, e1, e2, options.radius_mm))
         start += length
     if not points:
         return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
