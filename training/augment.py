@@ -212,3 +212,41 @@ def random_spacing(x, gen: torch.Generator, max_factor: float = 2.0):
     mode = "trilinear" if len(shape) == 3 else "bilinear"
     down = F.interpolate(x, size=small, mode=mode, align_corners=False)
     return F.interpolate(down, size=tuple(shape), mode=mode, align_corners=False)
+
+
+def mask_noise(mask: torch.Tensor, rng, p_morph: float = 0.5, p_cut: float = 0.5,
+               cut=(0.15, 0.45), axis_p=(0.2, 0.6, 0.2)) -> torch.Tensor:
+    """A clean vertebra mask (1, L, P, S), boxed and resized as the labeler sees it, made to look like
+    a segmentation network's: the labeler trains on reference masks but reads predicted ones, which
+    are a voxel too thick or thin, and miss the arch, part of the body or an end cut by the scan. With
+    ``p_morph`` one voxel of erosion or dilation; with ``p_cut`` a share ``cut`` of the box removed
+    from one end of an axis (``axis_p``: L, P, S; front-back most often, where bodies and arches are
+    lost); then boxed again and resized, as inference boxes what it gets. ``rng``: numpy Generator."""
+    x = mask[None].float()                                           # (1, 1, L, P, S)
+    if rng.random() < p_morph:
+        grown = F.max_pool3d(x, 3, stride=1, padding=1)
+        x = grown if rng.random() < 0.5 else 1.0 - F.max_pool3d(1.0 - x, 3, stride=1, padding=1)
+    if rng.random() < p_cut:
+        axis = int(rng.choice(3, p=axis_p))
+        n = x.shape[2 + axis]
+        k = int(round(n * rng.uniform(*cut)))
+        index = [slice(None)] * 5
+        index[2 + axis] = slice(0, k) if rng.random() < 0.5 else slice(n - k, n)
+        x = x.clone()
+        x[tuple(index)] = 0.0
+    where = torch.nonzero(x[0, 0] > 0.5)
+    clean = torch.nonzero(mask[0] > 0.5)
+    if len(where) < 8 or len(clean) < 8:                            # nothing left to read: keep the clean one
+        return mask
+    # boxed with the clean mask's own margin (a share of its extent), as inference pads each box
+    size = torch.tensor(mask.shape[1:])
+    c_lo, c_hi = clean.min(0).values, clean.max(0).values + 1
+    lo, hi = where.min(0).values, where.max(0).values + 1
+    extent = (hi - lo).float()
+    pad_lo = torch.round(c_lo.float() / (c_hi - c_lo).float() * extent).long()
+    pad_hi = torch.round((size - c_hi).float() / (c_hi - c_lo).float() * extent).long()
+    p = int(max(pad_lo.max(), pad_hi.max()))
+    x = F.pad(x, (p, p, p, p, p, p))
+    lo, hi = lo - pad_lo + p, hi + pad_hi + p
+    box = x[..., lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    return (F.interpolate(box, size=tuple(mask.shape[1:]), mode="trilinear", align_corners=False)[0] > 0.5).float()

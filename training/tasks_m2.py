@@ -132,7 +132,12 @@ class LabelerTask(Task):
         target = torch.full((len(seqs), n), -100, dtype=torch.long)
         for b, seq in enumerate(seqs):
             for i, (vid, m) in enumerate(seq):
-                masks[b, i] = m.flip(1) if train and self.rng.random() < 0.5 else m   # L-R flip
+                if train:
+                    m = m.flip(1) if self.rng.random() < 0.5 else m                     # L-R flip
+                    noise = self.settings.get("mask_noise")
+                    if noise and self.rng.random() < float(noise.get("p", 0.5)):
+                        m = augment.mask_noise(m, self.rng)
+                masks[b, i] = m
                 target[b, i] = self.label_ids.index(vid) if vid in self.label_ids else -100
         return {"masks": masks, "target": target, "padding": target.eq(-100) & masks.flatten(2).sum(-1).eq(0)}
 

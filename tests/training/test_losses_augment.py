@@ -181,3 +181,45 @@ def test_thick_slices_reach_the_segmentation_and_detector_batches_only_when_set(
     det = {k: Detector2DTask({"data": {**data, "patch_size": [1, 32, 32]}, "task": t}, [], [])
            .make_batch([flat], train=True)["image"] for k, t in (("thick", thick), ("plain", plain))}
     assert det["plain"][0, 0, 16].max() > 0.8 > 0.5 > det["thick"][0, 0, 16].max()
+
+
+def _vertebra_mask():
+    """A boxed mask as the labeler sees it (L, P, S = 48, 48, 24): a body in front, an arch behind."""
+    m = torch.zeros(1, 48, 48, 24)
+    m[0, 4:44, 3:20, 2:22] = 1          # body
+    m[0, 20:28, 20:45, 8:16] = 1        # arch
+    return m
+
+
+def test_mask_noise_looks_like_a_predicted_mask_boxed_again():
+    """Erosion thins, dilation thickens; a cut end is boxed again with the clean mask's margin (the
+    remaining part fills the box as inference would box it; a few voxels of rounding where a small
+    remainder is stretched); always binary, same shape."""
+    m = _vertebra_mask()
+    box = lambda x: (torch.nonzero(x[0]).min(0).values.tolist(), torch.nonzero(x[0]).max(0).values.tolist())  # noqa: E731
+    for seed in range(20):
+        out = augment.mask_noise(m, np.random.default_rng(seed))
+        assert out.shape == m.shape and set(out.unique().tolist()) <= {0.0, 1.0}
+        assert np.abs(np.subtract(box(out), box(m))).max() <= 2      # the margin, up to rounding
+    thin = augment.mask_noise(m, np.random.default_rng(0), p_morph=1.0, p_cut=0.0)
+    thick = augment.mask_noise(m, np.random.default_rng(1), p_morph=1.0, p_cut=0.0)
+    assert {int(thin.sum()), int(thick.sum())} != {int(m.sum())}
+    no_arch = augment.mask_noise(m, np.random.default_rng(3), p_morph=0.0, p_cut=1.0, axis_p=(0, 1, 0), cut=(0.4, 0.41))
+    # the front of the body was cut (this seed cuts the low end of P): what is left is stretched to the box
+    assert int(no_arch.sum()) != int(m.sum()) and box(no_arch) == box(m)
+    assert torch.equal(augment.mask_noise(m, np.random.default_rng(0), p_morph=0.0, p_cut=0.0), m)
+
+
+def test_labeler_batches_get_mask_noise_only_when_set():
+    from training.tasks_m2 import LabelerTask
+
+    def collate(settings):
+        task = LabelerTask.__new__(LabelerTask)
+        task.settings, task.rng, task.size, task.label_ids = settings, np.random.default_rng(0), [48, 48, 24], [20, 21]
+        return task._collate([[(20, _vertebra_mask()), (21, _vertebra_mask())]] * 8, train=True)["masks"]
+
+    clean = _vertebra_mask()
+    plain = collate({})
+    assert all(torch.equal(x, clean) or torch.equal(x, clean.flip(1)) for x in plain.flatten(0, 1))
+    noisy = collate({"mask_noise": {"p": 1.0}})
+    assert sum(not (torch.equal(x, clean) or torch.equal(x, clean.flip(1))) for x in noisy.flatten(0, 1)) >= 8
