@@ -1,6 +1,6 @@
 """Accuracy of the CT pipeline on every real shared CT and on a held-out phantom set.
 
-    .venv/bin/python -m benchmarks.eval_accuracy [--pipeline default] [--models DIR] [--json OUT] [--only NAME ...]
+    .venv/bin/python -m benchmarks.eval_accuracy [--pipeline default] [--models DIR | --fold-models DIR] [--json OUT] [--only NAME ...]
 
 Each case runs `segment()` on the scan exactly as `spineplan segment` does and scores the result
 against the reference labels with `spine_core.metrics.evaluate` (what `spineplan eval` prints).
@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.calibration import calibration_table, judged_vertebrae
+from benchmarks.fold_models import fold_model_set
 from spine_core.io import load_labels, load_scan
 from spine_core.metrics import evaluate
 from spine_core.pipeline import segment
@@ -54,11 +55,11 @@ def load_case(name):
     return phantom.image, phantom.labels
 
 
-def run_case(name, options):
+def run_case(name, options, models=None):
     scan, ref = load_case(name)
     start = time.perf_counter()
     try:
-        result = segment(scan, options)
+        result = segment(scan, options, models=models)
     except Exception as exc:  # noqa: BLE001 - a failed case is a row in the table, not a crash
         return {"case": name, "error": f"{type(exc).__name__}: {exc}"}
     seconds = time.perf_counter() - start
@@ -74,17 +75,21 @@ def run_case(name, options):
 
 def evaluate_cases(names, pipeline: str = "per-vertebra", models=None, rib_anchor: bool = True,
                    bone_refine: bool = True, body_completion: bool = True, disc_gaps: bool = True,
-                   chain_ends: bool = True, body_size: bool = True, disc_partition: bool = True) -> dict:
+                   chain_ends: bool = True, body_size: bool = True, disc_partition: bool = True,
+                   fold_models=None) -> dict:
+    """``fold_models``: a folder of freshly trained models (a fold's, a lever's), registered as a site's
+    would be (benchmarks.fold_models); ``models``: a folder of shipped ones."""
+    model_set = fold_model_set(fold_models) if fold_models else None
     options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
                              rib_anchor=rib_anchor, bone_refine=bone_refine, body_completion=body_completion,
                              disc_gaps=disc_gaps, chain_ends=chain_ends, body_size=body_size,
                              disc_partition=disc_partition)
     rows = []
     for name in names:
-        rows.append(run_case(name, options))
+        rows.append(run_case(name, options, model_set))
         print(json.dumps(rows[-1]), flush=True)
     return {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "pipeline": pipeline,
-            "models": str(models or "shipped"), "cases": rows,
+            "models": str(fold_models or models or "shipped"), "cases": rows,
             "calibration": calibration_table([p for r in rows for p in r.get("judged", [])])}
 
 
@@ -92,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipeline", default="per-vertebra")
     parser.add_argument("--models", help="models folder (default: the shipped resources/models)")
+    parser.add_argument("--fold-models", help="a folder of freshly trained models (registered for this run)")
     parser.add_argument("--json")
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--no-rib-anchor", action="store_true", help="number with the labeler alone")
@@ -106,7 +112,7 @@ def main() -> None:
                             rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine,
                             body_completion=not args.no_body_completion, disc_gaps=not args.no_disc_gaps,
                             chain_ends=not args.no_chain_ends, body_size=not args.no_body_size,
-                            disc_partition=not args.no_disc_partition)
+                            disc_partition=not args.no_disc_partition, fold_models=args.fold_models)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
