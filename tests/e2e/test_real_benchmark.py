@@ -62,10 +62,13 @@ def test_pooled_real_ct_floors(shared_data, models):
 
 
 # The leave-one-case-out fold of verse007 kept in the repository (training/loco.py --keep), measured
-# 2026-12-02 with the pipeline as it ships: any-level Dice 0.794, binary Dice 0.832 on verse007, which no
-# model of the fold saw (vertebra Dice 0.015: every name one level low; numbering gets no floor here)
+# 2026-12-02 with the pipeline as it ships, on verse007, which no model of the fold saw: any-level Dice
+# 0.794, binary Dice 0.832; since its labeler was retrained on noisy masks (task.mask_noise), every name
+# right (vertebra Dice 0.794, identification 7 of 7; the labeler trained on clean masks named all one low).
+# One draw of a labeler whose names flip with retraining: the floors hold the kept models to it, they do
+# not say the recipe always gets there.
 FOLD = Path(__file__).resolve().parents[2] / "benchmarks" / "folds"
-HELD_OUT_FLOORS = {"verse007": {"any_level": 0.74, "binary_dice": 0.78}}
+HELD_OUT_FLOORS = {"verse007": {"any_level": 0.74, "binary_dice": 0.78, "vertebra_dice": 0.70, "identification_rate": 0.85}}
 
 
 @pytest.mark.slow
@@ -81,6 +84,9 @@ def test_held_out_floors_on_the_kept_folds(shared_data, monkeypatch, case):
     floors = HELD_OUT_FLOORS[case]
     assert float(np.mean(row["any_level_dice"])) >= floors["any_level"], row
     assert row["binary_dice"] >= floors["binary_dice"], row
+    for key in ("vertebra_dice", "identification_rate"):
+        if key in floors:
+            assert float(np.mean(row[key])) >= floors[key], (key, row)
 
 
 def test_confidence_is_judged_only_where_the_reference_labels_the_vertebra():
