@@ -68,7 +68,10 @@ def test_pooled_real_ct_floors(shared_data, models):
 # One draw of a labeler whose names flip with retraining: the floors hold the kept models to it, they do
 # not say the recipe always gets there.
 FOLD = Path(__file__).resolve().parents[2] / "benchmarks" / "folds"
-HELD_OUT_FLOORS = {"verse007": {"any_level": 0.74, "binary_dice": 0.78, "vertebra_dice": 0.70, "identification_rate": 0.85}}
+# The verse006 fold (same recipe, finished 2026-12-02): any-level Dice 0.228 / 0.503 (mean 0.366), binary 0.519,
+# both vertebrae misnamed (T10-L1 for L4-L5 with two pieces more): floors on the masks only.
+HELD_OUT_FLOORS = {"verse007": {"any_level": 0.74, "binary_dice": 0.78, "vertebra_dice": 0.70, "identification_rate": 0.85},
+                   "verse006": {"any_level": 0.30, "binary_dice": 0.45}}
 
 
 @pytest.mark.slow
