@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A IDS=([localizer]=ct-spine-localizer [detector2d]=ct-vertebra-detector
                 [vertebra_seg]=ct-vertebra-seg [labeler]=ct-vertebra-labeler)
+# the labeler (2026-12-02, trained on noisy masks) ran a fixed step count on one thread beside other jobs
+declare -A EXTRA=([labeler]="--set optim.max_minutes=0 --set optim.max_steps=2000 --set optim.threads=1")
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler)
 for model in "${models[@]}"; do
-    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
+    # shellcheck disable=SC2086
+    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu" ${EXTRA[$model]:-}
     if [ "$model" = vertebra_seg ]; then
         # 15 more minutes on real-like bone and noise; the last checkpoint is shipped because the
         # restored best score belongs to the first run's validation set.
