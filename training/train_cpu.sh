@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
 # The exact commands that trained the shipped CT models on the project's 2-core CPU machine.
-# Each run stops at its config's wall-clock budget (optim.max_minutes), then is exported with its
+# Each run stops at its config's wall-clock budget (optim.max_minutes) or step count, then is exported with its
 # model card into resources/models. Run from the repository root: bash training/train_cpu.sh [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A IDS=([localizer]=ct-spine-localizer [detector2d]=ct-vertebra-detector
                 [vertebra_seg]=ct-vertebra-seg [labeler]=ct-vertebra-labeler)
-# the labeler (2026-12-02, trained on noisy masks) ran a fixed step count on one thread beside other jobs
-declare -A EXTRA=([labeler]="--set optim.max_minutes=0 --set optim.max_steps=2000 --set optim.threads=1")
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler)
 for model in "${models[@]}"; do
-    # shellcheck disable=SC2086
-    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu" ${EXTRA[$model]:-}
+    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
     if [ "$model" = vertebra_seg ]; then
         # 15 more minutes on real-like bone and noise; the last checkpoint is shipped because the
         # restored best score belongs to the first run's validation set.
