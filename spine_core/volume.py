@@ -25,6 +25,7 @@ class ScanMetadata:
     warnings: tuple[str, ...] = ()
     frame_of_reference_uid: str = ""     # DICOM FrameOfReferenceUID: the patient coordinates' origin
     body_part: str = ""                  # DICOM BodyPartExamined (e.g. "CSPINE"), as the scanner wrote it
+    slice_thickness_mm: float = 0.0      # DICOM SliceThickness of a stack (array axis k); 0 = not known
     # Identifies the patient: kept for export headers, never written to logs or reprs.
     patient_id: str = field(default="", repr=False)
 

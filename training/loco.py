@@ -5,7 +5,7 @@ labelled real CT can be scored by models that never saw it (benchmarks/eval_real
                             [--threads N] [--parallel 4] [--max-steps N] [--device auto]
 
 For each held-out case, every network of the shipped recipe (training/train_cpu.sh: localizer,
-detector2d, vertebra_seg + its fine-tune, labeler) is trained from scratch on the other real cases
+detector2d, vertebra_seg + its fine-tune, labeler, the thick-slice detector) is trained from scratch on the other real cases
 and the phantoms, validated on phantoms only (``data.val_cases = []``: no real case chooses a
 checkpoint) and the *last* checkpoint is exported as ONNX + card into OUT/<case>/models under the
 shipped ids. The cards record the cases each model saw, which is what eval_real reads to state the
@@ -40,7 +40,9 @@ RECIPE = (("localizer", "localizer_cpu.json", "ct-spine-localizer", None, 1350),
           ("detector2d", "detector2d_cpu.json", "ct-vertebra-detector", None, 2300),
           ("vertebra_seg", "vertebra_seg_cpu.json", None, None, 1245),
           ("vertebra_seg", "vertebra_seg_cpu_ft.json", "ct-vertebra-seg", "vertebra_seg_cpu.json", 1992),
-          ("labeler", "labeler_cpu.json", "ct-vertebra-labeler", None, 2000))
+          ("labeler", "labeler_cpu.json", "ct-vertebra-labeler", None, 2000),
+          # last, so folds kept before it existed resume with it alone
+          ("detector2d", "detector2d_thick_cpu.json", "ct-vertebra-detector-thick", None, 2300))
 
 
 def train_cases(config: str, held_out: str) -> list[str]:

@@ -7,8 +7,17 @@ cd "$(dirname "$0")/.."
 declare -A IDS=([localizer]=ct-spine-localizer [detector2d]=ct-vertebra-detector
                 [vertebra_seg]=ct-vertebra-seg [labeler]=ct-vertebra-labeler)
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler)
+[ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler detector2d_thick)
 for model in "${models[@]}"; do
+    if [ "$model" = detector2d_thick ]; then
+        # the detector for thick axial slices: a fixed step count, the last checkpoint (validation
+        # runs on thin slices, so it does not choose); one thread, as it trained beside a fold
+        .venv/bin/spineplan train detector2d --config training/configs/detector2d_thick_cpu.json \
+            --set optim.threads=1 --out runs/detector2d_thick_cpu
+        .venv/bin/spineplan export-onnx runs/detector2d_thick_cpu/last.pt --out resources/models \
+            --id ct-vertebra-detector-thick
+        continue
+    fi
     .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
     if [ "$model" = vertebra_seg ]; then
         # 15 more minutes on real-like bone and noise; the last checkpoint is shipped because the

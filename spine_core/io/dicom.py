@@ -336,7 +336,8 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
     meta = ScanMetadata(modality=info.modality, series_uid=info.uid, study_uid=info.study_uid,
                         description=info.description, source=str(info.slices[0].path.parent),
                         patient_id=info.patient_id, frame_of_reference_uid=info.slices[0].frame_uid,
-                        body_part=info.body_part)
+                        body_part=info.body_part,
+                        slice_thickness_mm=float(np.median([s.thickness for s in info.slices])))
     if len(info.slices) == 1:  # one multi-frame (enhanced) object: GDCM knows its geometry
         image, affine = read_image(info.slices[0].path)
         return validate.checked_volume(array_from_sitk(image), affine, replace(meta, source=str(info.slices[0].path)))

@@ -41,6 +41,7 @@ class _Slice:
     rows: int = 0
     columns: int = 0
     spacing: tuple[float, float] = (0.0, 0.0)   # PixelSpacing: between rows, between columns
+    thickness: float = 0.0                   # SliceThickness (mm), 0 where absent or unreadable
     frame_uid: str = ""
     study_uid: str = ""
     pixel_format: tuple = ()                 # samples, bits allocated, pixel representation
@@ -87,6 +88,15 @@ def _numbers(ds, keyword: str, count: int) -> tuple[float, ...]:
     if not all(np.isfinite(numbers)):
         raise _Problem(f"has {keyword} {', '.join(map(str, numbers))}, which is not all numbers", "geometry")
     return numbers
+
+
+def _optional_number(ds, keyword: str) -> float:
+    """A positive single number, 0 where absent or damaged (for attributes nothing depends on for geometry)."""
+    try:
+        value = _numbers(ds, keyword, 1)[0]
+    except _Problem:
+        return 0.0
+    return value if value > 0 else 0.0
 
 
 def _integer(ds, keyword: str, default: int | None = None, low: int = 1) -> int:
@@ -176,6 +186,7 @@ def parse_slice(ds, path: Path) -> _Slice:
         out.pixel_format = (_integer(ds, "SamplesPerPixel", 1), bits, _integer(ds, "PixelRepresentation", 0, low=0))
         out.rescale = _rescale(ds)
         out.frame_uid, out.study_uid = text(ds, "FrameOfReferenceUID"), text(ds, "StudyInstanceUID")
+        out.thickness = _optional_number(ds, "SliceThickness")
         _pixel_bytes(ds, path, out.rows, out.columns, out.frames, out.pixel_format)
     except _Problem as exc:
         out.problem, out.problem_kind = str(exc), exc.kind

@@ -1,15 +1,28 @@
 """Stage 2 (M2): vertebra centres from a 2D detector run on every sagittal slice of the spine crop:
-per-slice heatmap peaks -> 3D points (LPS mm) -> DBSCAN -> one mean centre per cluster."""
+per-slice heatmap peaks -> 3D points (LPS mm) -> DBSCAN -> one mean centre per cluster.
+
+Two detectors, chosen by how thick the scan's slices are along S: on thick axial slices (clinical body
+CT at 3-5 mm) the discs blur into the bodies on every sagittal slice, and the detector trained on thin
+slices splits or loses vertebrae; the one trained with thick slices simulated lost the discs of thin
+cervical spines instead (docs/BENCHMARKS.md, "Thick slices"), so each reads the scans it suits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 
-from spine_core.pipeline.api import DETECTOR_ID
+from spine_core.pipeline.api import DETECTOR_ID, THICK_DETECTOR_ID
 from spine_core.pipeline.clustering import cluster_centres, slice_peaks
 from spine_core.pipeline.instance_ops import sigmoid
 from spine_core.pipeline.stages import Context, ModelStage, SpineNotFound
+from spine_core.volume import Volume
+
+log = logging.getLogger(__name__)
+
+# Slices at least this thick along S go to the thick-slice detector (trained on 2.5-6 mm slabs).
+THICK_SLICES_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,29 @@ class DetectOptions:
     divisor: int = 8               # the detector's total down-sampling
 
 
+def slice_thickness_s(volume: Volume) -> float:
+    """How thick the scan is along S (mm): the spacing of the array axis nearest S, or the DICOM
+    SliceThickness where that axis is the stack's and the slices are thicker than their step."""
+    axis = int(np.argmax(np.abs(volume.direction[2])))
+    thickness = float(volume.spacing[axis])
+    if axis == 2:
+        thickness = max(thickness, float(volume.metadata.slice_thickness_mm))
+    return thickness
+
+
+def detector_for(ctx: Context) -> str:
+    """The detector this scan's slices call for (the thin-slice one where the other is not installed)."""
+    thickness = slice_thickness_s(ctx.volume)
+    if thickness < THICK_SLICES_MM:
+        return DETECTOR_ID
+    if not ctx.models.has(THICK_DETECTOR_ID):
+        log.info("slices %.1f mm thick along S; %s is not installed, so %s reads them", thickness,
+                 THICK_DETECTOR_ID, DETECTOR_ID)
+        return DETECTOR_ID
+    log.info("slices %.1f mm thick along S: %s", thickness, THICK_DETECTOR_ID)
+    return THICK_DETECTOR_ID
+
+
 def _pad_to(array: np.ndarray, divisor: int) -> np.ndarray:
     pads = [(0, 0)] * (array.ndim - 2) + [(0, (-s) % divisor) for s in array.shape[-2:]]
     return np.pad(array, pads)
@@ -40,14 +76,19 @@ class DetectStage(ModelStage):
     name = "detect"
     weight = 1.0
     model_id = DETECTOR_ID
+    optional_model_ids = (THICK_DETECTOR_ID,)
 
     def __init__(self, options: DetectOptions | None = None) -> None:
         self.options = options or DetectOptions()
 
+    def preprocess(self, ctx: Context, progress):
+        self.model_id = detector_for(ctx)
+        return super().preprocess(ctx, progress)
+
     def predict(self, ctx: Context, inputs, progress):
         """Peaks per sagittal slice i (array axes j -> P, k -> S as in training)."""
         grid, image = inputs
-        model = ctx.models.get(DETECTOR_ID)
+        model = ctx.models.get(self.model_id)
         name = model.card.inputs[0] if model.card.inputs else "image"
         step = 2 if ctx.options.fast else 1
         slices = list(range(0, image.shape[0], step))
@@ -74,7 +115,7 @@ class DetectStage(ModelStage):
         o = self.options
         use_sizes = sizes if o.size_eps_px > 0 else None
         # DBSCAN's radius is in mm; at a coarser detector spacing neighbours lie further apart
-        spacing = float(np.max(ctx.models.get(DETECTOR_ID).card.input_spacing_mm))
+        spacing = float(np.max(ctx.models.get(self.model_id).card.input_spacing_mm))
         eps = max(o.eps_mm, 2.5 * spacing * (2 if ctx.options.fast else 1))
         centres = cluster_centres(points, eps, o.min_samples, o.min_fraction, use_sizes, o.size_eps_px or None,
                                   axis_scale=(o.lateral_scale, 1.0, 1.0))

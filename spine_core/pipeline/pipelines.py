@@ -157,11 +157,14 @@ def _segment_mr(volume, options, progress, models, notes) -> SegmentResult:
     return result
 
 
-def required_models(options: SegmentOptions) -> list[str]:
-    """The model ids the pipeline of ``options`` runs (a batch worker loads them once, up front)."""
+def required_models(options: SegmentOptions, optional: bool = False) -> list[str]:
+    """The model ids the pipeline of ``options`` needs (a batch worker loads them once, up front); with
+    ``optional`` also those it runs only where installed and the scan calls for them."""
     if is_mr(options.pipeline):
         return list(mr_method(options.pipeline, options.mr_method).models)
-    return list(dict.fromkeys(m for s in _plan(options).stages for m in s.model_ids))
+    stages = _plan(options).stages
+    ids = [m for s in stages for m in s.model_ids] + [m for s in stages for m in s.optional_model_ids if optional]
+    return list(dict.fromkeys(ids))
 
 
 def segment(volume: Volume, options: SegmentOptions | None = None, progress: Progress | None = None,
@@ -185,7 +188,8 @@ def segment(volume: Volume, options: SegmentOptions | None = None, progress: Pro
     result = finalize(ctx)
     result.timings_s["output"] = round(time.perf_counter() - began, 3)
     result.timings_s["total"] = round(time.perf_counter() - started, 3)
-    result.models = models.records(required_models(options))
+    # each stage's models as it ran them (the detector is chosen by the scan's slices)
+    result.models = models.records(list(dict.fromkeys(m for s in plan.stages for m in s.model_ids)))
     result.pipeline = resolve(options.pipeline)
     progress.update(1.0, f"{len(result.vertebrae)} vertebrae")
     log.info("segmented %d vertebrae in %.1f s (%s)", len(result.vertebrae), result.timings_s["total"],

@@ -70,6 +70,7 @@ class Stage:
     name = "stage"
     weight = 1.0           # share of the progress bar
     model_ids: tuple[str, ...] = ()
+    optional_model_ids: tuple[str, ...] = ()   # run where installed and the scan calls for them
 
     def preprocess(self, ctx: Context, progress: Progress) -> Any:
         return None

@@ -34,6 +34,22 @@ def test_dicom_round_trip_keeps_voxels_and_geometry(series_dir):
     assert loaded.metadata.body_part == "SPINE"           # BodyPartExamined: the MR numbering reads it
 
 
+@pytest.mark.parametrize("thickness, expected", [("5.0", 5.0), (None, 0.0), ("n/a", 0.0)])
+def test_slice_thickness_is_read_and_a_damaged_one_ignored(series_dir, thickness, expected):
+    folder, vol = series_dir
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        if thickness is None:
+            del ds.SliceThickness
+        else:         # as a scanner might write it: unchecked
+            ds[0x00180050] = pydicom.dataelem.RawDataElement(0x00180050, "DS", len(thickness), thickness.encode(),
+                                                              0, True, True)
+        ds.save_as(path)
+    loaded = load_scan(folder)
+    assert loaded.metadata.slice_thickness_mm == expected     # the detector is chosen by it
+    assert np.array_equal(loaded.array, vol.array)
+
+
 def test_dicom_slices_are_sorted_by_position_not_name(series_dir, tmp_path):
     folder, vol = series_dir
     files = sorted(folder.iterdir())

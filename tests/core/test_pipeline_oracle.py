@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from spine_core.models.card import ModelCard
 from spine_core.pipeline import segment
-from spine_core.pipeline.api import DETECTOR_ID, LABELER_ID, LOCALIZER_ID, VERTEBRA_SEG_ID, SegmentOptions
+from spine_core.pipeline.api import (DETECTOR_ID, LABELER_ID, LOCALIZER_ID, THICK_DETECTOR_ID, VERTEBRA_SEG_ID,
+                                     SegmentOptions)
 from spine_core.pipeline.models import ModelSet
 from spine_core.volume import LabelMap, Volume, affine_from_geometry
 
@@ -108,6 +109,15 @@ def oracle_models(detector=True):
     return ModelSet(folder=None, preset=models)
 
 
+def with_thick_detector(models: ModelSet) -> ModelSet:
+    models._loaded[THICK_DETECTOR_ID] = Oracle(card(THICK_DETECTOR_ID, 2.0, (128, 128)), _detector)
+    return models
+
+
+def detector_calls(models: ModelSet) -> tuple[int, int]:
+    return models._loaded[DETECTOR_ID].calls, models._loaded[THICK_DETECTOR_ID].calls
+
+
 def dice(a, b):
     return 2 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
 
@@ -138,6 +148,32 @@ def test_oracle_pipeline_finds_every_vertebra_on_the_input_grid(name):
         assert np.linalg.norm(v.position - ref) < 2.0, (name, v.name)
         assert 0.5 < v.confidence <= 1.0 and "low confidence" not in v.flags
     assert {k.split(".")[0] for k in result.timings_s} >= {"localize", "detect", "segment", "label", "total"}
+
+
+@pytest.mark.parametrize("direction, spacing, thickness, thick", [
+    (None, (1.2, 1.2, 4.0), 0.0, True),                                  # axial, 4 mm slices
+    (None, (1.2, 1.2, 2.0), 5.0, True),                                  # 5 mm slices every 2 mm (overlap)
+    (None, (1.2, 1.2, 1.5), 0.0, False),                                 # thin axial
+    (ORIENTATIONS["PIR (permuted)"], (4.0, 1.2, 1.2), 4.0, False),       # sagittal stack: thick along L only
+])
+def test_the_detector_is_chosen_by_how_thick_the_slices_are_along_s(direction, spacing, thickness, thick):
+    from dataclasses import replace
+
+    volume, _ = make_scan(direction, spacing=spacing, shape=np.round(np.array([84, 84, 150]) / spacing))
+    volume = replace(volume, metadata=replace(volume.metadata, slice_thickness_mm=thickness))
+    models = with_thick_detector(oracle_models())
+    result = segment(volume, SegmentOptions(), models=models)
+    thin_calls, thick_calls = detector_calls(models)
+    assert (thick_calls > 0, thin_calls > 0) == (thick, not thick)
+    assert (THICK_DETECTOR_ID in [m["id"] for m in result.models]) == thick
+    assert [v.id for v in result.vertebrae] == LEVELS
+
+
+def test_thick_slices_without_the_thick_slice_detector_use_the_other():
+    volume, _ = make_scan(spacing=(1.2, 1.2, 4.0), shape=(70, 70, 38))
+    result = segment(volume, SegmentOptions(), models=oracle_models())
+    assert [v.id for v in result.vertebrae] == LEVELS
+    assert DETECTOR_ID in [m["id"] for m in result.models]
 
 
 def test_partial_field_of_view_flags_vertebrae_cut_by_the_scan_border():
