@@ -15,6 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.calibration import calibration_table, judged_vertebrae
 from benchmarks.fold_models import fold_model_set
 from spine_core.io import load_labels, load_scan
@@ -22,6 +24,7 @@ from spine_core.metrics import evaluate
 from spine_core.pipeline import segment
 from spine_core.pipeline.api import SegmentOptions
 from spine_core.resample import resample_to_grid
+from spine_core.volume import LabelMap
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct"
 REAL = {"verse006": "image.nii.gz", "verse007": "image.nii.gz", "tptbox_lumbar": "image.nii.gz",
@@ -45,12 +48,37 @@ def phantom_cases():
     }
 
 
+# phantoms above as if scanned with thick axial slices (clinical body CT): name -> (phantom, slab mm)
+THICK_PHANTOMS = {"ph-lumbar-4.5mm": ("ph-lumbar", 4.5), "ph-cervical-4.5mm": ("ph-cervical", 4.5)}
+
+
+def thick_slices(scan, ref: LabelMap, mm: float):
+    """(scan, reference) as if scanned with ``mm`` thick axial slices: the image averaged over that
+    thickness along the array axis nearest the patient's head-foot axis and kept every such slab (the
+    reference at the slabs' centres). The thickness is a whole number of the scan's slices."""
+    from scipy import ndimage
+
+    axis = int(np.argmax(np.abs(scan.affine[2, :3]) / np.linalg.norm(scan.affine[:3, :3], axis=0)))
+    spacing = float(np.linalg.norm(scan.affine[:3, axis]))
+    k = max(1, int(round(mm / spacing)))
+    keep = np.arange(k // 2, scan.shape[axis], k)
+    image = ndimage.uniform_filter1d(np.asarray(scan.array, np.float32), size=k, axis=axis, mode="nearest")
+    affine = scan.affine.copy()
+    affine[:3, 3] += (k // 2) * affine[:3, axis]
+    affine[:3, axis] *= k
+    thick = replace(scan, array=np.take(np.round(image).astype(scan.array.dtype), keep, axis=axis), affine=affine)
+    return thick, LabelMap(np.take(ref.array, keep, axis=axis), affine, names=ref.names)
+
+
 def load_case(name):
     if name in REAL:
         scan = load_scan(SHARED / name / REAL[name])
         return scan, resample_to_grid(load_labels(SHARED / name / "labels.nii.gz"), scan)
     from spine_core.phantom import generate_phantom
 
+    if name in THICK_PHANTOMS:
+        phantom, mm = THICK_PHANTOMS[name]
+        return thick_slices(*load_case(phantom), mm)
     phantom = generate_phantom(phantom_cases()[name])
     return phantom.image, phantom.labels
 
@@ -108,7 +136,7 @@ def main() -> None:
     parser.add_argument("--no-body-size", action="store_true", help="number without the vertebral bodies' sizes")
     parser.add_argument("--no-disc-partition", action="store_true", help="masks not re-divided at the discs")
     args = parser.parse_args()
-    report = evaluate_cases(args.only or [*REAL, *phantom_cases()], args.pipeline, args.models,
+    report = evaluate_cases(args.only or [*REAL, *phantom_cases(), *THICK_PHANTOMS], args.pipeline, args.models,
                             rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine,
                             body_completion=not args.no_body_completion, disc_gaps=not args.no_disc_gaps,
                             chain_ends=not args.no_chain_ends, body_size=not args.no_body_size,

@@ -14,13 +14,12 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.calibration import calibration_table, judged_vertebrae
-from benchmarks.eval_accuracy import REAL, load_case
+from benchmarks.eval_accuracy import REAL, load_case, thick_slices
 from benchmarks.fold_models import fold_model_set
 from spine_core.errors import SpineError
 from spine_core.io import load_scan
@@ -61,7 +60,9 @@ ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", "per-vertebra", True),
 def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
     """How ``case`` shaped the ``pipeline``: 'trained: <model>', 'checkpoint choice: <model>', ..."""
     roles = []
-    for model_id in sorted({m for stage in PIPELINES[resolve(pipeline)]() for m in stage.model_ids}):
+    stages = PIPELINES[resolve(pipeline)]()
+    optional = {m for stage in stages for m in stage.optional_model_ids if models.has(m)}
+    for model_id in sorted({m for stage in stages for m in stage.model_ids} | optional):
         data = models.get(model_id).card.training.get("data", {})
         if case in data.get("train", {}).get("cases", []):
             roles.append(f"trained: {model_id}")
@@ -85,24 +86,6 @@ def any_level_dice(predicted: np.ndarray, reference: np.ndarray) -> list[float]:
                 best = max(best, 2.0 * n / (ref.sum() + (predicted == label).sum()))
         out.append(round(float(best), 3))
     return out
-
-
-def thick_slices(scan, ref: LabelMap, mm: float):
-    """(scan, reference) as if scanned with ``mm`` thick axial slices: the image averaged over that
-    thickness along the array axis nearest the patient's head-foot axis and kept every such slab (the
-    reference at the slabs' centres). The thickness is a whole number of the scan's slices."""
-    from scipy import ndimage
-
-    axis = int(np.argmax(np.abs(scan.affine[2, :3]) / np.linalg.norm(scan.affine[:3, :3], axis=0)))
-    spacing = float(np.linalg.norm(scan.affine[:3, axis]))
-    k = max(1, int(round(mm / spacing)))
-    keep = np.arange(k // 2, scan.shape[axis], k)
-    image = ndimage.uniform_filter1d(np.asarray(scan.array, np.float32), size=k, axis=axis, mode="nearest")
-    affine = scan.affine.copy()
-    affine[:3, 3] += (k // 2) * affine[:3, axis]
-    affine[:3, axis] *= k
-    thick = replace(scan, array=np.take(np.round(image).astype(scan.array.dtype), keep, axis=axis), affine=affine)
-    return thick, LabelMap(np.take(ref.array, keep, axis=axis), affine, names=ref.names)
 
 
 def score_case(case: str, options: SegmentOptions, models: ModelSet, thick_mm: float = 0.0) -> dict:

@@ -40,10 +40,15 @@ FIRST_RUN_SHARE = RECIPE[2][4] / RECIPE[3][4]    # the segmentation network's fi
 
 
 def chains() -> dict[str, list[tuple]]:
-    """Recipe entries grouped by network, in recipe order."""
+    """Recipe entries grouped into chains, in recipe order: each chain ends in one export and is named by
+    its first run's config (a run that exports nothing feeds the next: the segmentation fine-tune)."""
     grouped: dict[str, list[tuple]] = {}
+    pending: list[tuple] = []
     for entry in RECIPE:
-        grouped.setdefault(entry[0], []).append(entry)
+        pending.append(entry)
+        if entry[2]:
+            grouped[Path(pending[0][1]).stem.removesuffix("_cpu")] = pending
+            pending = []
     return grouped
 
 
