@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 declare -A IDS=([localizer]=ct-spine-localizer [detector2d]=ct-vertebra-detector
                 [vertebra_seg]=ct-vertebra-seg [labeler]=ct-vertebra-labeler)
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler detector2d_thick)
+[ ${#models[@]} -gt 0 ] || models=(localizer detector2d vertebra_seg labeler)   # detector2d_thick: built, not shipped (docs/MODELS.md)
 for model in "${models[@]}"; do
     if [ "$model" = detector2d_thick ]; then
         # the detector for thick axial slices: a fixed step count, the last checkpoint (validation

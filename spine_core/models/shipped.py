@@ -11,8 +11,6 @@ SHIPPED_SHA256 = {
                         "card": "9b077db7b66d9e2e10be615fa5607e3625da2a2ac1931a1a2bb822ea0ea7b780"},
     "ct-spine-localizer": {"onnx": "44f8b4a531f89bded0218b36f5cb4c4cf10acfbfb0341f2b49947fd81c233280",
                            "card": "8e4ded72d44c7275fa50038335395effc6b0334e5dea5a78408f6bb0e45a7a61"},
-    "ct-vertebra-detector-thick": {"onnx": "d1c5026c3c5294af5d4e42fa30577c2a569a6956ed2c365c226cd73c49effee9",
-                                   "card": "3e922604dded7cb9a08cf9dfe7baf3592f80e8064b425adcd64a9b98b2564581"},
     "ct-vertebra-detector": {"onnx": "59fdcf55d21c41ff96f74a01488cc47f23723dbc856695a55e4df30b423967f8",
                              "card": "64c646a89daf2d9e30581825500d63789777a0b4c50104a52283d29afe7ad324"},
     "ct-vertebra-labeler": {"onnx": "9248f4b27b66fe7de96f3cfa53fa225d57ec904b0427bba5dcd024dc3c481acd",
