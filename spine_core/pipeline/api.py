@@ -13,7 +13,7 @@ from spine_core.volume import LabelMap
 # Shipped model ids (resources/models/<id>.onnx + <id>.json).
 LOCALIZER_ID = "ct-spine-localizer"
 DETECTOR_ID = "ct-vertebra-detector"
-THICK_DETECTOR_ID = "ct-vertebra-detector-thick"   # the detector for thick axial slices (pipeline.detect)
+THICK_DETECTOR_ID = "ct-vertebra-detector-thick"   # thick axial slices, where installed (not shipped; pipeline.detect)
 VERTEBRA_SEG_ID = "ct-vertebra-seg"
 LABELER_ID = "ct-vertebra-labeler"
 JOINT_ID = "ct-joint-seg-id"

@@ -4,12 +4,13 @@ per-slice heatmap peaks -> 3D points (LPS mm) -> DBSCAN -> one mean centre per c
 Two detectors, chosen by how thick the scan's slices are along S: on thick axial slices (clinical body
 CT at 3-5 mm) the discs blur into the bodies on every sagittal slice, and the detector trained on thin
 slices splits or loses vertebrae; the one trained with thick slices simulated lost the discs of thin
-cervical spines instead (docs/BENCHMARKS.md, "Thick slices"), so each reads the scans it suits."""
+cervical spines instead (docs/BENCHMARKS.md, "Thick slices"), so each reads the scans it suits. The
+thick-slice model does not ship (it did worse on a whole real scan): it runs only where a fold or a site
+installs it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
