@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from spine_core.labels import L6, SACRUM, vertebra_name
 from spine_core.pipeline.preprocess import box_grid, resample_image
@@ -77,7 +77,9 @@ def rib_profile(volume, centres_mm: np.ndarray, options: RibOptions) -> tuple[np
 
 def _peaks_and_gaps(share: np.ndarray, options: RibOptions) -> tuple[np.ndarray, list[int]]:
     """Rib peaks, and the starts of every rib-free stretch of ``min_gap_mm``."""
-    peaks, _ = signal.find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
+    from scipy.signal import find_peaks  # here: importing scipy.signal costs ~1 s, and MR never needs it
+
+    peaks, _ = find_peaks(share, height=options.peak_height, prominence=options.peak_prominence)
     empty = share < options.empty_below
     run = int(np.ceil(options.min_gap_mm / options.step_mm))
     starts = [i for i in range(len(share) - run + 1) if empty[i:i + run].all()]

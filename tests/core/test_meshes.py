@@ -114,7 +114,7 @@ def test_only_requested_labels_are_remeshed():
 
     again = remesh_labels(relabelled, first, touched=[4], progress=Recorder())
     assert sorted(again) == [3] and again[3] is first[3]      # 3 untouched: same object
-    assert "Meshing C4" in seen and "Meshing C3" not in seen
+    assert "Meshed C4" in seen and "Meshed C3" not in seen
     again = remesh_labels(relabelled, first, touched=[3])
     assert again[4] is first[4] and again[3] is not first[3]
 
