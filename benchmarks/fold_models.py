@@ -19,15 +19,6 @@ from spine_core.pipeline.models import ModelSet
 FOLD_TRAINED = (LOCALIZER_ID, DETECTOR_ID, VERTEBRA_SEG_ID, LABELER_ID, THICK_DETECTOR_ID)
 
 
-class _FoldModels(ModelSet):
-    def __init__(self, folder: Path, device: str, withheld: set[str]) -> None:
-        super().__init__(folder, device)
-        self.withheld = withheld
-
-    def _registry_of(self, model_id: str):
-        return None if model_id in self.withheld else super()._registry_of(model_id)
-
-
 def fold_model_set(folder, device: str = "cpu") -> ModelSet:
     """The models exported into ``folder`` (``<id>.onnx`` + ``<id>.json``); shipped ones fill the gaps
     but for the ids a CT fold trains (``FOLD_TRAINED``), where the folder holds some of them."""
@@ -40,4 +31,4 @@ def fold_model_set(folder, device: str = "cpu") -> ModelSet:
         SiteModels(site).register(card.with_suffix(".onnx"), card)
     own = {card.stem for card in cards}
     withheld = set(FOLD_TRAINED) - own if own & set(FOLD_TRAINED) else set()
-    return _FoldModels(site, device, withheld)
+    return ModelSet(site, device, withheld=frozenset(withheld))

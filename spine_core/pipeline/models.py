@@ -45,10 +45,12 @@ class ModelSet:
     """The models of one run. ``folder`` None (no ``--models``): the shipped resources/models, each model
     the site made active (``spineplan models use``) taken from the site folder instead. Every model must
     match the shipped table or the site's registry (spine_core.models.registry.TrustedModels); the site
-    folder (``--models site``) holds the site's registered models, the shipped ones fill its gaps."""
+    folder (``--models site``) holds the site's registered models, the shipped ones fill its gaps.
+    ``withheld``: ids this set must run as if not installed (a cross-validation fold's own networks
+    stand in for shipped ones that saw its held-out case; where the fold has none, there is none)."""
 
     def __init__(self, folder: Path | None = None, device: str = "auto", threads: int | None = None,
-                 preset: dict[str, Model] | None = None) -> None:
+                 preset: dict[str, Model] | None = None, withheld: frozenset[str] = frozenset()) -> None:
         trusted = TrustedModels()
         self.registry = ModelRegistry(folder, trusted) if folder is not None else shipped_registry(trusted)
         self.fallback = None
@@ -60,6 +62,7 @@ class ModelSet:
         self.device, self.threads = device, threads
         self._loaded: dict[str, Model] = dict(preset or {})
         self.providers: dict[str, str] = {}
+        self.withheld = frozenset(withheld)
 
     def active(self) -> set[str]:
         """The ids this set takes from the site folder in place of the shipped model (default set only)."""
@@ -68,6 +71,8 @@ class ModelSet:
         return self._active
 
     def _registry_of(self, model_id: str) -> ModelRegistry | None:
+        if model_id in self.withheld:
+            return None
         if model_id in self.active():
             registries = (self._site,)          # an active site model is never silently swapped for the shipped one
         else:

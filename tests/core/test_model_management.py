@@ -122,3 +122,12 @@ def test_batch_report_names_each_cases_models(tmp_path):
         row = next(csv.DictReader(fh))
     assert row["models"] == f"{LABELER_ID} abababab; {LOCALIZER_ID} cdcdcdcd"
     assert f"{LABELER_ID} abababab" in paths["report.html"].read_text()
+
+
+def test_a_withheld_model_runs_as_if_not_installed(registered, site):
+    """A cross-validation fold withholds the shipped networks that saw its held-out case: neither the
+    site's registered copy nor the shipped one may stand in."""
+    models = ModelSet(site, "cpu", withheld=frozenset({LABELER_ID}))
+    assert not models.has(LABELER_ID) and models.has(LOCALIZER_ID)     # the shipped localizer fills the gap
+    with pytest.raises(ModelUnavailable, match=LABELER_ID):
+        models.require(LABELER_ID)
