@@ -74,7 +74,11 @@ HELD_OUT_FLOORS = {"verse007": {"any_level": 0.74, "binary_dice": 0.78, "vertebr
                    "verse006": {"any_level": 0.30, "binary_dice": 0.45},
                    # finished 2026-12-02: any-level 0.222 / 0.735 / 0.634 (mean 0.530), binary 0.788, named L4-L5
                    # for three (shift +1): floors on the masks only
-                   "tptbox_lumbar": {"any_level": 0.45, "binary_dice": 0.70}}
+                   "tptbox_lumbar": {"any_level": 0.45, "binary_dice": 0.70},
+                   # finished 2026-12-02 (twenty-third session): a 40 mm slab, one vertebra found over T12 and
+                   # the sliver of T11 above it, named L2; any-level 0.271 / 0.568 (mean 0.420), binary 0.662:
+                   # floors on the masks only
+                   "ts_dicom": {"any_level": 0.33, "binary_dice": 0.55}}
 
 
 @pytest.mark.slow
@@ -85,7 +89,8 @@ def test_held_out_floors_on_the_kept_folds(shared_data, monkeypatch, case):
 
     monkeypatch.setenv(SITE_ENV, "")            # fold_model_set points it at a throwaway registry: undone after
     models = fold_model_set(FOLD / case / "models")
-    assert case_roles(case, "default", models) == ["phantom calibration"]     # no model of the fold saw it
+    # no model of the fold saw it (the VerSe crops calibrated the phantoms; ts_dicom did not)
+    assert set(case_roles(case, "default", models)) <= {"phantom calibration"}
     row = score_case(case, SegmentOptions(device="cpu"), models)
     floors = HELD_OUT_FLOORS[case]
     assert float(np.mean(row["any_level_dice"])) >= floors["any_level"], row
