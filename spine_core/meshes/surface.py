@@ -126,21 +126,21 @@ def mesh_labels(labels: LabelMap, ids: Iterable[int] | None = None, options: Mes
     wanted = sorted(set(int(i) for i in ids)) if ids is not None else labels.ids()
     wanted = [i for i in wanted if i > 0]
     boxes = _bounding_boxes(labels.array, wanted)
-    todo = [i for i in wanted if boxes.get(i) is not None]
+    todo = [i for i in wanted if i in boxes]
     meshes: dict[int, VertebraMesh] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
         jobs = {pool.submit(mesh_vertebra, labels, i, options, boxes[i]): i for i in todo}
+        done = [i for i in wanted if i not in boxes]            # no voxels: nothing to mesh
         try:
-            for n, label_id in enumerate([i for i in wanted if i not in todo]):   # no voxels: no mesh
-                progress.update(n / len(wanted), f"Meshed {_name(labels, label_id)}")
-            for n, job in enumerate(as_completed(jobs), start=len(wanted) - len(todo)):
-                mesh = job.result()
-                if mesh is not None:
+            for n, label_id in enumerate(done):
+                progress.update((n + 1) / len(wanted), f"Meshed {_name(labels, label_id)}")
+            for job in as_completed(jobs):
+                done.append(jobs[job])
+                if (mesh := job.result()) is not None:
                     meshes[jobs[job]] = mesh
-                progress.update((n + 1) / len(wanted), f"Meshed {_name(labels, jobs[job])}")
-        except BaseException:
-            for job in jobs:        # a cancel stops what has not started; what runs finishes
-                job.cancel()
+                progress.update(len(done) / len(wanted), f"Meshed {_name(labels, jobs[job])}")
+        except BaseException:           # a cancel: what has not started never starts
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     progress.update(1.0, f"Meshed {len(meshes)} structures")
     return dict(sorted(meshes.items()))
