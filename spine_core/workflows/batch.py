@@ -69,9 +69,10 @@ def _worker_segment(options: BatchOptions):
                 from spine_core.pipeline.pipelines import required_models
 
                 models = ModelSet(segment_options.models_dir, segment_options.device, options.threads)
-                required = required_models(segment_options)
+                models.require(*required_models(segment_options))
+                # optional models (the thick-slice detector) load too where installed, so no case pays for them
                 for model_id in required_models(segment_options, optional=True):
-                    if model_id in required or models.has(model_id):
+                    if models.has(model_id):
                         models.get(model_id)
                 segment = partial(segment, models=models)
             _WORKER.update(key=key, segment=segment, load_s=round(time.perf_counter() - began, 3),
