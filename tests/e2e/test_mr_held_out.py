@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 FOLD = Path(__file__).resolve().parents[2] / "benchmarks" / "mr_folds"
+CARD = FOLD / "fold0" / "models" / "mr-spine-seg.json"
 
 # Measured 2026-12-03 with the kept fold (`PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds
-# runs/mr_keep`): named Dice IVD_20 discs 0.889, VB2_12 0.915, VB3_03 0.837, VB3_09 0.865, VB3_15 0.862,
+# benchmarks/mr_folds`): named Dice IVD_20 discs 0.889, VB2_12 0.915, VB3_03 0.837, VB3_09 0.865, VB3_15 0.862,
 # VB3_21 0.846, VB3_27 0.831 (VB2_05: 0.920, left out of the suite for its 22 s), every level of all eight
 # right. One training draw: floors ~0.06 below, and a level may slip (5-7 levels a case).
 FLOORS = {"IVD_20": {"disc_dice": 0.82, "identification": 0.8},
@@ -25,15 +26,11 @@ FLOORS = {"IVD_20": {"disc_dice": 0.82, "identification": 0.8},
           "VB3_27": {"body_dice": 0.77, "identification": 0.8}}
 
 
-def _card_training_names() -> set[str]:
-    card = json.loads((FOLD / "fold0" / "models" / "mr-spine-seg.json").read_text())
-    return set(card["training"]["data"]["train"]["names"]) | set(card["training"]["data"]["validation"]["names"])
-
-
 def test_the_kept_fold_never_trained_on_its_test_cases():
+    data = json.loads(CARD.read_text())["training"]["data"]
     test_cases = json.loads((FOLD / "folds.json").read_text())["fold0"]
     assert sorted(FLOORS) and set(FLOORS) <= set(test_cases)
-    assert not _card_training_names() & set(test_cases)
+    assert not (set(data["train"]["names"]) | set(data["validation"]["names"])) & set(test_cases)
 
 
 @pytest.mark.slow
@@ -48,11 +45,10 @@ def test_held_out_mr_floors_on_the_kept_fold(shared_data, monkeypatch, case):
     from training.mr_data import load_scan_and_labels
 
     monkeypatch.setenv(SITE_ENV, "")            # fold_model_set points it at a throwaway registry: undone after
-    models = fold_model_set(FOLD / "fold0" / "models")
+    models = fold_model_set(CARD.parent)
     scan, ref = load_scan_and_labels(shared_data / "mr", case)
     result = segment(scan, SegmentOptions(device="cpu", modality="MR"), models=models)
-    kept = json.loads((FOLD / "fold0" / "models" / "mr-spine-seg.json").read_text())
-    assert {m["id"]: m["sha256"] for m in result.models} == {"mr-spine-seg": kept["sha256"]}
+    assert {m["id"]: m["sha256"] for m in result.models} == {"mr-spine-seg": json.loads(CARD.read_text())["sha256"]}
     scores = score(result.labels.array, ref.array)
     for key, floor in FLOORS[case].items():
         assert scores[key] is not None and scores[key] >= floor, (key, scores)
