@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +41,20 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
               "ricord_sagittal_reformat": "ricord_sagittal_reformat/dicom"}
 # docs/PHANTOMS.md: bone HU and level dimensions were calibrated on these real CTs
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
-# (name, pipeline, bone refinement[, rib anchor[, body completion[, disc gaps[, chain ends[, body size
-# [, disc partition]]]]]]): one row per lever
-ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", "per-vertebra", True),
-            ("per-vertebra (M1 -> M2) + bone refinement, no body completion", "per-vertebra", True, True, False),
-            ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", "per-vertebra", True, True, True, False),
-            ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", "per-vertebra", True, True, True, True, False),
-            ("per-vertebra (M1 -> M2) + bone refinement, no body size", "per-vertebra", True, True, True, True, True,
-             False),
-            ("per-vertebra (M1 -> M2) + bone refinement, no disc partition", "per-vertebra", True, True, True, True,
-             True, True, False),
-            ("per-vertebra (M1 -> M2), no bone refinement", "per-vertebra", False),
-            ("per-vertebra (M1 -> M2) + bone refinement, no rib anchor", "per-vertebra", True, False),
-            ("joint (M1 -> M3) + bone refinement", "joint", True),
-            ("joint (M1 -> M3), no bone refinement", "joint", False),
-            ("localizer components (M1 only) + bone refinement", "localizer-components", True))
+# (name, the SegmentOptions that differ from the shipped defaults): one row per lever
+DEFAULT_ROW = "per-vertebra (M1 -> M2) + bone refinement"
+ABLATION = ((DEFAULT_ROW, {}),
+            ("per-vertebra (M1 -> M2) + bone refinement, mirrored segmentation", {"mirror_seg": True}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no body completion", {"body_completion": False}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", {"disc_gaps": False}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", {"chain_ends": False}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no body size", {"body_size": False}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no disc partition", {"disc_partition": False}),
+            ("per-vertebra (M1 -> M2), no bone refinement", {"bone_refine": False}),
+            ("per-vertebra (M1 -> M2) + bone refinement, no rib anchor", {"rib_anchor": False}),
+            ("joint (M1 -> M3) + bone refinement", {"pipeline": "joint"}),
+            ("joint (M1 -> M3), no bone refinement", {"pipeline": "joint", "bone_refine": False}),
+            ("localizer components (M1 only) + bone refinement", {"pipeline": "localizer-components"}))
 
 
 def case_roles(case: str, pipeline: str, models: ModelSet) -> list[str]:
@@ -179,16 +179,14 @@ def main() -> None:
 
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpus()} CPUs",
               "ablation": [], "unlabelled": []}
-    for title, pipeline, refine, *levers in ABLATION:
+    for title, changed in ABLATION:
         if args.skip_labelled or (args.only_ablation and title not in args.only_ablation):
             continue
-        ribs, body, discs, ends, size, partition = (list(levers) + [True] * 6)[:6]
-        options = SegmentOptions(device="cpu", pipeline=pipeline, bone_refine=refine, rib_anchor=ribs,
-                                 body_completion=body, disc_gaps=discs, chain_ends=ends, body_size=size,
-                                 disc_partition=partition)
+        options = replace(SegmentOptions(device="cpu"), **changed)
         rows = [score_case(case, options, models_for(case), args.thick_slices) for case in LABELLED
                 if not args.cases or case in args.cases]
-        report["ablation"].append({"name": title, "pipeline": pipeline, "bone_refine": refine,
+        report["ablation"].append({"name": title, "pipeline": options.pipeline, "bone_refine": options.bone_refine,
+                                   "options": changed,
                                    "cases": rows, "pooled": pooled(rows)})
         print(json.dumps(report["ablation"][-1]["pooled"] | {"name": title}), flush=True)
     if not args.skip_unlabelled:
