@@ -44,7 +44,6 @@ PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
 # (name, the SegmentOptions that differ from the shipped defaults): one row per lever
 DEFAULT_ROW = "per-vertebra (M1 -> M2) + bone refinement"
 ABLATION = ((DEFAULT_ROW, {}),
-            ("per-vertebra (M1 -> M2) + bone refinement, mirrored segmentation", {"mirror_seg": True}),
             ("per-vertebra (M1 -> M2) + bone refinement, no body completion", {"body_completion": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", {"disc_gaps": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", {"chain_ends": False}),

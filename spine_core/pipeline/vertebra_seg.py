@@ -58,17 +58,6 @@ def roi_input(image: np.ndarray, centre_index: np.ndarray, patch, sigma: float) 
     return np.stack([ct, weight])[None].astype(np.float32), origin
 
 
-def roi_probability(model, name: str, feed: np.ndarray, mirror: bool) -> np.ndarray:
-    """The network's mask probability over one ROI; ``mirror``: the mean with its run on the left-right
-    mirror image (axis 0 is L on the pipeline's grid; the networks train with left-right flips, so the
-    mirrored ROI is a view they know, and the mean steadies masks on scans unlike the training ones)."""
-    prob = sigmoid(model.run({name: feed})[0][0, 0])
-    if mirror:
-        mirrored = np.ascontiguousarray(feed[:, :, ::-1])
-        prob = 0.5 * (prob + sigmoid(model.run({name: mirrored})[0][0, 0])[::-1])
-    return prob
-
-
 def _owner_at(owner: np.ndarray, index: np.ndarray) -> int:
     i = np.round(index).astype(int)
     return int(owner[tuple(i)]) if np.all(i >= 0) and np.all(i < owner.shape) else 0
@@ -128,7 +117,7 @@ class VertebraSegStage(ModelStage):
             progress.update(n / len(centres), f"vertebra {n + 1} of {len(centres)}")
             index = grid.lps_to_index(centre)
             feed, origin = roi_input(image, index, model.card.patch_size, sigma)
-            prob = roi_probability(model, name, feed, ctx.options.mirror_seg)
+            prob = sigmoid(model.run({name: feed})[0][0, 0])
             paste(state, prob, origin, n + 1, self.options, index)
         return grid, state, state.centres
 
@@ -266,7 +255,7 @@ class GapFillStage(VertebraSegStage):
                 progress.update(round_ / self.rounds, f"gap {n + 1} of {len(proposals)}")
                 index = grid.lps_to_index(centre)
                 feed, origin = roi_input(image, index, model.card.patch_size, sigma)
-                prob = roi_probability(model, name, feed, ctx.options.mirror_seg)
+                prob = sigmoid(model.run({name: feed})[0][0, 0])
                 slices = roi_slices(origin, prob.shape, state.owner.shape)
                 if slices is None:
                     continue

@@ -242,35 +242,3 @@ def test_a_variant_level_guessed_far_from_its_place_is_not_flagged():
     p[1, LABEL_IDS.index(T13)] = 0.25
     result = assign_levels(p, LABEL_IDS, _centres(5))
     assert result.ids == [2, 3, 4, 5, 6] and not any("T13 candidate" in f for f in result.flags)
-
-
-# Mirrored segmentation (SegmentOptions.mirror_seg)
-class _ToyNet:
-    """A 'network' whose logit is the CT channel plus a left-right ramp: not mirror-symmetric."""
-    def __init__(self):
-        self.calls = []
-
-    def run(self, feeds):
-        x = feeds["image"]
-        self.calls.append(x.copy())
-        ramp = np.linspace(-1.0, 1.0, x.shape[2], dtype=np.float32)[:, None, None]
-        return [x[:, :1] + ramp]
-
-
-def test_mirrored_roi_probability_is_the_mean_of_both_views_mapped_back_to_the_scan():
-    from spine_core.pipeline.instance_ops import sigmoid
-    from spine_core.pipeline.vertebra_seg import roi_probability
-
-    feed = np.random.default_rng(2).normal(size=(1, 2, 6, 5, 4)).astype(np.float32)
-    ramp = np.linspace(-1.0, 1.0, 6)[:, None, None]
-    net = _ToyNet()
-    plain = roi_probability(net, "image", feed, mirror=False)
-    assert len(net.calls) == 1 and np.allclose(plain, sigmoid(feed[0, 0] + ramp), atol=1e-6)
-    net = _ToyNet()
-    both = roi_probability(net, "image", feed, mirror=True)
-    assert len(net.calls) == 2 and np.array_equal(net.calls[1], feed[:, :, ::-1])
-    # the mirrored run's ramp, flipped back, cancels the plain run's: the mean is voxel for voxel
-    # sigmoid(ct + ramp) and sigmoid(ct - ramp), each at its own scan voxel
-    expected = 0.5 * (sigmoid(feed[0, 0] + ramp) + sigmoid(feed[0, 0] - ramp))
-    assert np.allclose(both, expected, atol=1e-6)
-    assert not np.allclose(both, plain)
