@@ -18,14 +18,22 @@ for model in "${models[@]}"; do
             --id ct-vertebra-detector-thick
         continue
     fi
-    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
     if [ "$model" = vertebra_seg ]; then
-        # 15 more minutes on real-like bone and noise; the last checkpoint is shipped because the
-        # restored best score belongs to the first run's validation set.
+        # step counts, not the configs' time budgets, so that the shipped model and the folds
+        # (training/loco.py RECIPE) train alike on any machine: 1,245 steps, then on real-like bone and
+        # noise to 2,739 in all (twice the first fine-tune, 2026-12-03); one thread, beside a fold. The
+        # last checkpoint is shipped because the restored best score belongs to the first run's
+        # validation set. Each command resumes from its own last.pt after an interruption.
+        first=(); [ -f runs/vertebra_seg_cpu/last.pt ] && first=(--resume runs/vertebra_seg_cpu/last.pt)
+        .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu.json --out runs/vertebra_seg_cpu \
+            --set optim.max_minutes=0 --set optim.max_steps=1245 --set optim.threads=1 "${first[@]}"
+        start=runs/vertebra_seg_cpu/best.pt; [ -f runs/vertebra_seg_cpu_ft/last.pt ] && start=runs/vertebra_seg_cpu_ft/last.pt
         .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu_ft.json \
-            --resume runs/vertebra_seg_cpu/best.pt --out runs/vertebra_seg_cpu_ft
+            --resume "$start" --out runs/vertebra_seg_cpu_ft \
+            --set optim.max_minutes=0 --set optim.max_steps=2739 --set optim.threads=1
         .venv/bin/spineplan export-onnx runs/vertebra_seg_cpu_ft/last.pt --out resources/models --id ct-vertebra-seg
         continue
     fi
+    .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
     .venv/bin/spineplan export-onnx "runs/${model}_cpu/best.pt" --out resources/models --id "${IDS[$model]}"
 done
