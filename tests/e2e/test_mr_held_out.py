@@ -1,7 +1,7 @@
 """Held-out MR floors: fold 0 of the MR cross-validation, kept in benchmarks/mr_folds (docs/BENCHMARKS.md "MR").
 
-The fold's M5 network was trained on the other folds' 24 cases (same recipe and steps as the shipped
-mr-spine-seg) and never saw the cases scored here. The shared MR post-processing was written while
+The fold's M5 network was trained on the other folds' 24 cases (the shipped mr-spine-seg's recipe, trained
+twice as long: 4,800 steps) and never saw the cases scored here. The shared MR post-processing was written while
 looking at these cases' results through earlier folds, so this is held out from training and checkpoint
 choice, not from post-processing development; the floors sit below the figures measured on the kept fold."""
 import json
@@ -13,17 +13,18 @@ import pytest
 FOLD = Path(__file__).resolve().parents[2] / "benchmarks" / "mr_folds"
 CARD = FOLD / "fold0" / "models" / "mr-spine-seg.json"
 
-# Measured 2026-12-03 with the kept fold (`PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds
-# benchmarks/mr_folds`): named Dice IVD_20 discs 0.889, VB2_12 0.915, VB3_03 0.837, VB3_09 0.865, VB3_15 0.862,
-# VB3_21 0.846, VB3_27 0.831 (VB2_05: 0.920, left out of the suite for its 22 s), every level of all eight
-# right. One training draw: floors ~0.06 below, and a level may slip (5-7 levels a case).
-FLOORS = {"IVD_20": {"disc_dice": 0.82, "identification": 0.8},
+# Measured 2026-12-03 with the kept fold, trained to 4,800 steps (twice the shipped recipe's 2,400: it passed
+# the test written for it, docs/BENCHMARKS.md "Twice again"; `PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr
+# --folds benchmarks/mr_folds`): named Dice IVD_20 discs 0.894, VB2_12 0.910, VB3_03 0.876, VB3_09 0.886,
+# VB3_15 0.913, VB3_21 0.892, VB3_27 0.892 (VB2_05: 0.909, left out of the suite for its 19-22 s), every level
+# of all eight right. One training draw: floors ~0.06 below, and a level may slip (5-7 levels a case).
+FLOORS = {"IVD_20": {"disc_dice": 0.83, "identification": 0.8},
           "VB2_12": {"body_dice": 0.85, "identification": 0.8},
-          "VB3_03": {"body_dice": 0.77, "identification": 0.8},
-          "VB3_09": {"body_dice": 0.80, "identification": 0.8},
-          "VB3_15": {"body_dice": 0.80, "identification": 0.8},
-          "VB3_21": {"body_dice": 0.78, "identification": 0.8},
-          "VB3_27": {"body_dice": 0.77, "identification": 0.8}}
+          "VB3_03": {"body_dice": 0.81, "identification": 0.8},
+          "VB3_09": {"body_dice": 0.82, "identification": 0.8},
+          "VB3_15": {"body_dice": 0.85, "identification": 0.8},
+          "VB3_21": {"body_dice": 0.83, "identification": 0.8},
+          "VB3_27": {"body_dice": 0.83, "identification": 0.8}}
 
 
 def test_the_kept_fold_never_trained_on_its_test_cases():
