@@ -19,18 +19,22 @@ for model in "${models[@]}"; do
         continue
     fi
     if [ "$model" = vertebra_seg ]; then
-        # step counts, not the configs' time budgets, so that the shipped model and the folds
-        # (training/loco.py RECIPE) train alike on any machine: 1,245 steps, then on real-like bone and
-        # noise to 2,739 in all (twice the first fine-tune, 2026-12-03); one thread, beside a fold. The
-        # last checkpoint is shipped because the restored best score belongs to the first run's
-        # validation set. Each command resumes from its own last.pt after an interruption.
-        first=(); [ -f runs/vertebra_seg_cpu/last.pt ] && first=(--resume runs/vertebra_seg_cpu/last.pt)
-        .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu.json --out runs/vertebra_seg_cpu \
-            --set optim.max_minutes=0 --set optim.max_steps=1245 --set optim.threads=1 "${first[@]}"
-        start=runs/vertebra_seg_cpu/best.pt; [ -f runs/vertebra_seg_cpu_ft/last.pt ] && start=runs/vertebra_seg_cpu_ft/last.pt
+        # step counts, not the configs' time budgets, so that the shipped model and the folds train
+        # alike on any machine: the first run, then on real-like bone and noise to the fine-tune's count
+        # (both from training/loco.py RECIPE); one thread, beside a fold. The last checkpoint is shipped
+        # because the restored best score belongs to the first run's validation set. Each run resumes
+        # from its own last.pt after an interruption; a started fine-tune skips the first run.
+        steps() { .venv/bin/python -c "from training.loco import RECIPE; print({c: n for _, c, _, _, n in RECIPE}['$1'])"; }
+        start=runs/vertebra_seg_cpu_ft/last.pt
+        if [ ! -f "$start" ]; then
+            first=(); [ -f runs/vertebra_seg_cpu/last.pt ] && first=(--resume runs/vertebra_seg_cpu/last.pt)
+            .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu.json --out runs/vertebra_seg_cpu \
+                --set optim.max_minutes=0 --set optim.max_steps="$(steps vertebra_seg_cpu.json)" --set optim.threads=1 "${first[@]}"
+            start=runs/vertebra_seg_cpu/best.pt
+        fi
         .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu_ft.json \
             --resume "$start" --out runs/vertebra_seg_cpu_ft \
-            --set optim.max_minutes=0 --set optim.max_steps=2739 --set optim.threads=1
+            --set optim.max_minutes=0 --set optim.max_steps="$(steps vertebra_seg_cpu_ft.json)" --set optim.threads=1
         .venv/bin/spineplan export-onnx runs/vertebra_seg_cpu_ft/last.pt --out resources/models --id ct-vertebra-seg
         continue
     fi
