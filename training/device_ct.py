@@ -12,7 +12,7 @@ recipe on all labelled real CTs, and every leave-one-case-out fold (training/loc
 Every network of the recipe is one chain (the segmentation fine-tune resumes its first run, as the
 shipped model did); all chains of all folds run at once as processes sharing the GPU, one torch thread
 each. A run stops at its share of the budget (the fine-tune's first run at the recipe's share of
-steps, 1,245 of 2,739) and its last checkpoint is exported, ONNX + card under the shipped ids, into
+steps, 1,245 of 1,992) and its last checkpoint is exported, ONNX + card under the shipped ids, into
 OUT/<fold>/models; fold "all" is the shipped recipe (verse007 trains too, no real case chooses a
 checkpoint). Phantoms are generated once by a process pool into a shared cache before training.
 --bundle writes one .tar.gz per fold (models, metrics, logs): the device returns at most 8 files.
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
 FOLDS = ("all",) + REAL_CASES
 AFTER_MINUTES = 1.5           # each chain's data loading (not in a run's budget), exports and bundling
-FIRST_RUN_SHARE = RECIPE[2][4] / RECIPE[3][4]    # the segmentation network's first run: 1,245 of 2,739 steps
+FIRST_RUN_SHARE = RECIPE[2][4] / RECIPE[3][4]    # the segmentation network's first run: 1,245 of 1,992 steps
 
 
 def chains() -> dict[str, list[tuple]]:
