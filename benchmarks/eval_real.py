@@ -43,6 +43,8 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
 # (name, the SegmentOptions that differ from the shipped defaults): one row per lever
 ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", {}),
+            ("per-vertebra (M1 -> M2) + bone refinement, labeler reads mirrored, grown and shrunk masks",
+             {"labeler_tta": True}),
             ("per-vertebra (M1 -> M2) + bone refinement, no body completion", {"body_completion": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", {"disc_gaps": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", {"chain_ends": False}),
@@ -161,6 +163,8 @@ def main() -> None:
     parser.add_argument("--unlabelled-models", metavar="DIR", help="run the unlabelled scans with the models "
                         "exported in DIR (e.g. a fold's) instead of the shipped ones")
     parser.add_argument("--scans", nargs="+", choices=list(UNLABELLED), help="run only these unlabelled scans")
+    parser.add_argument("--unlabelled-row", choices=[title for title, _ in ABLATION], default=ABLATION[0][0],
+                        help="run the unlabelled scans with this ablation row's options (default: as shipped)")
     parser.add_argument("--thick-slices", type=float, default=0.0, metavar="MM",
                         help="score the labelled cases as if scanned with MM thick axial slices (averaged)")
     args = parser.parse_args()
@@ -190,7 +194,7 @@ def main() -> None:
     if not args.skip_unlabelled:
         pictures = Path(args.pictures)
         pictures.mkdir(parents=True, exist_ok=True)
-        options = SegmentOptions(device="cpu")
+        options = replace(SegmentOptions(device="cpu"), **dict(ABLATION)[args.unlabelled_row])
         unlabelled_models = fold_model_set(args.unlabelled_models) if args.unlabelled_models else models
         for name in [n for n in UNLABELLED if not args.scans or n in args.scans]:
             report["unlabelled"].append(run_unlabelled(name, options, unlabelled_models, pictures))
