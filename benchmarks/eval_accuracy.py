@@ -104,14 +104,14 @@ def run_case(name, options, models=None):
 def evaluate_cases(names, pipeline: str = "per-vertebra", models=None, rib_anchor: bool = True,
                    bone_refine: bool = True, body_completion: bool = True, disc_gaps: bool = True,
                    chain_ends: bool = True, body_size: bool = True, disc_partition: bool = True,
-                   labeler_tta: bool = False, fold_models=None) -> dict:
+                   fold_models=None) -> dict:
     """``fold_models``: a folder of freshly trained models (a fold's, a lever's), registered as a site's
     would be (benchmarks.fold_models); ``models``: a folder of shipped ones."""
     model_set = fold_model_set(fold_models) if fold_models else None
     options = SegmentOptions(pipeline=pipeline, device="cpu", models_dir=Path(models) if models else None,
                              rib_anchor=rib_anchor, bone_refine=bone_refine, body_completion=body_completion,
                              disc_gaps=disc_gaps, chain_ends=chain_ends, body_size=body_size,
-                             disc_partition=disc_partition, labeler_tta=labeler_tta)
+                             disc_partition=disc_partition)
     rows = []
     for name in names:
         rows.append(run_case(name, options, model_set))
@@ -135,14 +135,12 @@ def main() -> None:
     parser.add_argument("--no-chain-ends", action="store_true", help="no gap filling past the chain's ends")
     parser.add_argument("--no-body-size", action="store_true", help="number without the vertebral bodies' sizes")
     parser.add_argument("--no-disc-partition", action="store_true", help="masks not re-divided at the discs")
-    parser.add_argument("--labeler-tta", action="store_true", help="the labeler also reads mirrored, grown and shrunk masks")
     args = parser.parse_args()
     report = evaluate_cases(args.only or [*REAL, *phantom_cases(), *THICK_PHANTOMS], args.pipeline, args.models,
                             rib_anchor=not args.no_rib_anchor, bone_refine=not args.no_bone_refine,
                             body_completion=not args.no_body_completion, disc_gaps=not args.no_disc_gaps,
                             chain_ends=not args.no_chain_ends, body_size=not args.no_body_size,
-                            disc_partition=not args.no_disc_partition, labeler_tta=args.labeler_tta,
-                            fold_models=args.fold_models)
+                            disc_partition=not args.no_disc_partition, fold_models=args.fold_models)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -43,8 +43,6 @@ UNLABELLED = {"acrin_chest_to_pelvis": "acrin_flt_breast_001/chest_to_pelvis.nii
 PHANTOM_CALIBRATION = ("verse006", "verse007", "tptbox_lumbar")
 # (name, the SegmentOptions that differ from the shipped defaults): one row per lever
 ABLATION = (("per-vertebra (M1 -> M2) + bone refinement", {}),
-            ("per-vertebra (M1 -> M2) + bone refinement, labeler reads mirrored, grown and shrunk masks",
-             {"labeler_tta": True}),
             ("per-vertebra (M1 -> M2) + bone refinement, no body completion", {"body_completion": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no disc gaps", {"disc_gaps": False}),
             ("per-vertebra (M1 -> M2) + bone refinement, no chain ends", {"chain_ends": False}),

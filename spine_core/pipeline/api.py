@@ -33,7 +33,6 @@ class SegmentOptions:
     chain_ends: bool = True         # gap filling also past the chain's ends along the localizer's spine (benchmark lever)
     disc_partition: bool = True     # masks re-divided at the column's discs (pipeline.discs; benchmark lever)
     body_size: bool = True          # numbering also weighs each vertebral body's size (pipeline.sizes; benchmark lever)
-    labeler_tta: bool = False       # the labeler also reads its masks mirrored, grown and shrunk, averaged (benchmark lever)
     modality: str = ""              # the user's word for a scan whose header names none ("" = guess)
     mr_method: str = ""             # the MR method where ``pipeline`` names a CT pipeline ("" = the default)
 

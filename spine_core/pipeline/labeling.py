@@ -38,25 +38,17 @@ def resize_linear(array: np.ndarray, size) -> np.ndarray:
     return ndimage.map_coordinates(array.astype(np.float32), grid, order=1, mode="nearest")
 
 
-def vertebra_mask_inputs(owner: np.ndarray, count: int, size, margin: int, grow: int = 0) -> np.ndarray:
-    """(count, 1, *size) binary float32 masks, vertebra n = owner value n + 1; ``grow`` voxels of dilation
-    (> 0) or erosion (< 0) first, then boxed again (a mask that erosion empties is kept as it was)."""
+def vertebra_mask_inputs(owner: np.ndarray, count: int, size, margin: int) -> np.ndarray:
+    """(count, 1, *size) binary float32 masks, vertebra n = owner value n + 1."""
     boxes = ndimage.find_objects(owner, max_label=count)
     out = np.zeros((count, 1, *size), np.float32)
-    pad = margin + max(grow, 0)
     for n, box in enumerate(boxes):
         if box is None:
             continue
-        lo = [max(s.start - pad, 0) for s in box]
-        hi = [min(s.stop + pad, d) for s, d in zip(box, owner.shape)]
-        part = owner[tuple(slice(a, b) for a, b in zip(lo, hi))] == n + 1
-        if grow:
-            op = ndimage.binary_dilation if grow > 0 else ndimage.binary_erosion
-            changed = op(part, iterations=abs(grow))
-            part = changed if changed.any() else part
-        tight = ndimage.find_objects(part.astype(np.uint8))[0]
-        tight = tuple(slice(max(t.start - margin, 0), min(t.stop + margin, d)) for t, d in zip(tight, part.shape))
-        out[n, 0] = resize_linear(part[tight].astype(np.float32), size) > 0.5
+        lo = [max(s.start - margin, 0) for s in box]
+        hi = [min(s.stop + margin, d) for s, d in zip(box, owner.shape)]
+        part = (owner[tuple(slice(a, b) for a, b in zip(lo, hi))] == n + 1).astype(np.float32)
+        out[n, 0] = resize_linear(part, size) > 0.5
     return out
 
 
@@ -101,24 +93,14 @@ class LabelStage(Stage):
         if not np.allclose(grid.spacing, card.input_spacing_mm):
             target = box_grid(*ctx.box_mm, card.input_spacing_mm)
             owner = resample_to_grid(LabelMap(owner, grid.affine, names={1: "v"}), target).array
-        count, margin = len(inst.centres_mm), self.options.margin_vox
-        if not ctx.options.labeler_tta:
-            return [vertebra_mask_inputs(owner, count, card.patch_size, margin)]
-        # the labeler trained on masks flipped left-right and a voxel too thick or thin (task.mask_noise):
-        # read each of those versions of the masks and average, so its names rest less on one outline
-        variants = []
-        for grow in (0, 1, -1):
-            masks = vertebra_mask_inputs(owner, count, card.patch_size, margin, grow)
-            variants += [masks, np.ascontiguousarray(masks[:, :, ::-1])]
-        return variants
+        return vertebra_mask_inputs(owner, len(inst.centres_mm), card.patch_size, self.options.margin_vox)
 
-    def predict(self, ctx: Context, variants, progress):
-        if variants is None:
+    def predict(self, ctx: Context, masks, progress):
+        if masks is None:
             return None
         model = ctx.models.get(LABELER_ID)
         name = model.card.inputs[0] if model.card.inputs else "masks"
-        return np.mean([windowed_probabilities(lambda x: model.run({name: x})[0], masks, self.options.max_sequence)
-                        for masks in variants], axis=0)
+        return windowed_probabilities(lambda x: model.run({name: x})[0], masks, self.options.max_sequence)
 
     def postprocess(self, ctx: Context, probs, progress) -> None:
         if probs is None:
