@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The exact commands that trained the shipped CT models on the project's 2-core CPU machine.
 # Each run stops at its config's wall-clock budget (optim.max_minutes) or step count, then is exported with its
-# model card into resources/models. Run from the repository root: bash training/train_cpu.sh [MODEL...]
+# model card into runs/candidates (SPINEPLAN_CANDIDATES), never straight over a shipped model: a candidate
+# ships only after its checks (docs/BENCHMARKS.md), by `python -m training.ship`.
+# Run from the repository root: bash training/train_cpu.sh [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+out="${SPINEPLAN_CANDIDATES:-runs/candidates}"
 declare -A IDS=([localizer]=ct-spine-localizer [detector2d]=ct-vertebra-detector
                 [vertebra_seg]=ct-vertebra-seg [labeler]=ct-vertebra-labeler)
 models=("$@")
@@ -14,7 +17,7 @@ for model in "${models[@]}"; do
         # runs on thin slices, so it does not choose); one thread, as it trained beside a fold
         .venv/bin/spineplan train detector2d --config training/configs/detector2d_thick_cpu.json \
             --set optim.threads=1 --out runs/detector2d_thick_cpu
-        .venv/bin/spineplan export-onnx runs/detector2d_thick_cpu/last.pt --out resources/models \
+        .venv/bin/spineplan export-onnx runs/detector2d_thick_cpu/last.pt --out "$out" \
             --id ct-vertebra-detector-thick
         continue
     fi
@@ -35,9 +38,10 @@ for model in "${models[@]}"; do
         .venv/bin/spineplan train vertebra_seg --config training/configs/vertebra_seg_cpu_ft.json \
             --resume "$start" --out runs/vertebra_seg_cpu_ft \
             --set optim.max_minutes=0 --set optim.max_steps="$(steps vertebra_seg_cpu_ft.json)" --set optim.threads=1
-        .venv/bin/spineplan export-onnx runs/vertebra_seg_cpu_ft/last.pt --out resources/models --id ct-vertebra-seg
+        .venv/bin/spineplan export-onnx runs/vertebra_seg_cpu_ft/last.pt --out "$out" --id ct-vertebra-seg
         continue
     fi
     .venv/bin/spineplan train "$model" --config "training/configs/${model}_cpu.json" --out "runs/${model}_cpu"
-    .venv/bin/spineplan export-onnx "runs/${model}_cpu/best.pt" --out resources/models --id "${IDS[$model]}"
+    .venv/bin/spineplan export-onnx "runs/${model}_cpu/best.pt" --out "$out" --id "${IDS[$model]}"
 done
+echo "Exported into $out. Check it (docs/BENCHMARKS.md), then ship it: .venv/bin/python -m training.ship $out/ID"

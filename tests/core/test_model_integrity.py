@@ -17,21 +17,10 @@ from spine_core.models.site import SITE_ENV, SiteModels
 from spine_core.pipeline.api import DETECTOR_ID, LABELER_ID, LOCALIZER_ID, VERTEBRA_SEG_ID, SegmentOptions
 from spine_core.pipeline.models import ModelSet
 from tests.core.test_pipeline_oracle import make_scan
+from training.ship import ship, shipped_table, table_source
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_VERTEBRA = (LOCALIZER_ID, DETECTOR_ID, VERTEBRA_SEG_ID, LABELER_ID)
-
-
-def shipped_table(folder: Path = SHIPPED_FOLDER) -> dict:
-    """What shipped.py must say about ``folder`` (the helper that writes the table)."""
-    return {p.stem: {"onnx": sha256_of(p), "card": card_digest(p.with_suffix(".json"))}
-            for p in sorted(folder.glob("*.onnx"))}
-
-
-def table_source(table: dict) -> str:
-    rows = [f'    "{k}": {{"onnx": "{v["onnx"]}",\n{" " * (9 + len(k))}"card": "{v["card"]}"}},'
-            for k, v in table.items()]
-    return "SHIPPED_SHA256 = {\n" + "\n".join(rows) + "\n}"
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +69,33 @@ def test_shipped_table_matches_the_model_files():
     actual = shipped_table()
     assert actual == SHIPPED_SHA256, ("resources/models changed; if deliberately, paste this into "
                                       f"spine_core/models/shipped.py:\n{table_source(actual)}")
+
+
+def test_a_checked_candidate_ships_with_its_table_and_a_mismatched_one_is_refused(tmp_path):
+    folder = tampered_copy(tmp_path)                      # a labeler "retrained": new file, card to match
+    candidates = tmp_path / "candidates"
+    candidates.mkdir()
+    for suffix in (".onnx", ".json"):
+        shutil.move(folder / f"{LABELER_ID}{suffix}", candidates / f"{LABELER_ID}{suffix}")
+        shutil.copyfile(SHIPPED_FOLDER / f"{LABELER_ID}{suffix}", folder / f"{LABELER_ID}{suffix}")
+    table = tmp_path / "shipped.py"
+    shutil.copyfile(ROOT / "spine_core" / "models" / "shipped.py", table)
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    shutil.copyfile(candidates / f"{LABELER_ID}.onnx", mismatched / f"{LABELER_ID}.onnx")
+    shutil.copyfile(SHIPPED_FOLDER / f"{LABELER_ID}.json", mismatched / f"{LABELER_ID}.json")
+    with pytest.raises(ValueError, match="do not belong together"):
+        ship([candidates / LABELER_ID, mismatched / LABELER_ID], folder, table)
+    assert table.read_text() == (ROOT / "spine_core" / "models" / "shipped.py").read_text()   # nothing shipped
+    assert sha256_of(folder / f"{LABELER_ID}.onnx") == SHIPPED_SHA256[LABELER_ID]["onnx"]
+
+    assert ship([candidates / LABELER_ID], folder, table) == [LABELER_ID]
+    written: dict = {}
+    exec(table.read_text(), written)
+    assert written["SHIPPED_SHA256"] == shipped_table(folder)
+    assert written["SHIPPED_SHA256"][LABELER_ID]["onnx"] == sha256_of(candidates / f"{LABELER_ID}.onnx")
+    assert written["SHIPPED_SHA256"][DETECTOR_ID] == SHIPPED_SHA256[DETECTOR_ID]         # the others untouched
+    assert written["__doc__"] == (ROOT / "spine_core" / "models" / "shipped.py").read_text().split('"""')[1]
 
 
 def test_tampered_model_with_edited_card_is_refused(tmp_path):
