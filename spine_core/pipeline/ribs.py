@@ -31,9 +31,14 @@ from spine_core.labels import L6, SACRUM, vertebra_name
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
-from spine_core.review import L6_CANDIDATE, NOT_ANCHORED_NOTE, RIBS_UNANCHORED
+from spine_core.review import L6_CANDIDATE, NOT_ANCHORED_NOTE, RIBS_UNANCHORED, UNIDENTIFIED
 
 T12 = 19
+C1, C2 = 1, 2
+# Without an anchor in view the levels are the labeler's reading of each mask's outline, which on held-out
+# real crops named 8 of 14 vertebrae right and moved a whole chest CT by a level under a slight change of
+# its masks (docs/BENCHMARKS.md, 2026-12-03): shown below the review flag, like a count through a crossing.
+UNANCHORED_CAP = 0.45
 
 
 @dataclass(frozen=True)
@@ -201,8 +206,20 @@ class RibAnchorStage(Stage):
             return
         if evidence.rib_bearing_index is not None:
             self._cap_at_t12(ctx, evidence.rib_bearing_index)
-        ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are the labeler's reading of each vertebra's "
-                 "shape. Confirm them against C2 or the sacrum.")
+        ids = ctx.levels.ids
+        if any(UNIDENTIFIED in f for f in ctx.levels.flags):          # no labeler: placeholders, said so
+            ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are placeholders.")
+            return
+        if ids and (ids[0] in (C1, C2) or ids[-1] == SACRUM):
+            # C1, C2 and the sacrum are shapes no other level has: the count starts from one of them
+            end = vertebra_name(ids[0]) if ids[0] in (C1, C2) else "the sacrum"
+            ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are counted from {end} as the labeler read it. "
+                     "Confirm it on the sagittal view.")
+            return
+        ctx.levels = Levels(ids, [min(p, UNANCHORED_CAP) for p in ctx.levels.probability], ctx.levels.flags)
+        ctx.warn(f"{NOT_ANCHORED_NOTE}, nor C2 or the sacrum: the levels are the labeler's reading of each "
+                 "vertebra's shape and every one is shown as uncertain. Count them from C2, the last rib or "
+                 "the sacrum on a scan that shows one.")
 
     def _count_from_t12(self, ctx: Context, t12_index: int) -> None:
         inst = ctx.instances
