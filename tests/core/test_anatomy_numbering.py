@@ -118,3 +118,23 @@ def test_scattered_candidates_over_a_vertebra_height_are_not_refused():
     scattered = np.array([[108, 23, -774], [-11, -121, -776], [202, -121, -781], [-5, -106, -790],
                           [111, 22, -796]], float)
     assert not side_by_side(scattered)
+
+
+def test_levels_without_an_anchor_are_shown_below_the_review_flag_unless_c2_or_the_sacrum_starts_the_count():
+    from spine_core.pipeline.api import SegmentOptions
+    from spine_core.pipeline.ribs import UNANCHORED_CAP, RibAnchorStage, RibEvidence
+    from spine_core.pipeline.stages import Context, Levels
+    from spine_core.review import LOW_CONFIDENCE_BELOW, NOT_ANCHORED_NOTE, UNIDENTIFIED
+
+    def shown(ids, flags=None):
+        ctx = Context(volume=None, options=SegmentOptions(), models=None)
+        ctx.levels = Levels(list(ids), [0.8] * len(ids), flags or [()] * len(ids))
+        RibAnchorStage().postprocess(ctx, RibEvidence(None, None), None)
+        assert ctx.levels.ids == list(ids) and ctx.warnings[-1].startswith(NOT_ANCHORED_NOTE)   # names kept
+        return ctx.levels.probability, ctx.warnings[-1]
+
+    probability, note = shown([T10, T11, T12, L1])          # a crop: the labeler's outlines alone
+    assert max(probability) == UNANCHORED_CAP < LOW_CONFIDENCE_BELOW and "uncertain" in note
+    assert shown([1, 2, 3, 4])[0] == [0.8] * 4              # C1 at the top: counted from it
+    assert shown([L4, L5, SACRUM])[0] == [0.8] * 3 and "the sacrum" in shown([L4, L5, SACRUM])[1]
+    assert "placeholders" in shown([1, 2], [(UNIDENTIFIED,)] * 2)[1]
