@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from spine_core.io import save_volume
-from spine_core.models.card import ModelCard, card_digest, sha256_of
+from spine_core.models.card import ModelCard, sha256_of
 from spine_core.models.registry import SHIPPED_FOLDER, ModelUnavailable
 from spine_core.models.shipped import SHIPPED_SHA256
 from spine_core.models.site import SITE_ENV, SiteModels
