@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from spine_core.atomic import atomic_path
 from spine_core.models.card import card_digest, sha256_of
 from spine_core.models.registry import SHIPPED_FOLDER
 
@@ -42,10 +41,8 @@ def rewrite_table(path: Path, table: dict) -> None:
     text = path.read_text()
     start = text.index("SHIPPED_SHA256 = {")
     end = text.index("\n}", start) + 2
-    updated = text[:start] + table_source(table) + text[end:]
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(updated)
-    os.replace(tmp.name, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text[:start] + table_source(table) + text[end:])
 
 
 def check_candidate(stem: Path) -> str:
@@ -66,10 +63,8 @@ def ship(stems: list[Path], folder: Path = SHIPPED_FOLDER, table_path: Path = TA
     ids = [check_candidate(s) for s in stems]        # every candidate checked before anything is copied
     for stem in stems:
         for suffix in (".onnx", ".json"):
-            target = folder / f"{stem.name}{suffix}"
-            tmp = target.with_suffix(suffix + ".tmp")
-            shutil.copyfile(stem.with_suffix(suffix), tmp)
-            os.replace(tmp, target)
+            with atomic_path(folder / f"{stem.name}{suffix}") as tmp:
+                shutil.copyfile(stem.with_suffix(suffix), tmp)
     rewrite_table(table_path, shipped_table(folder))
     return ids
 

@@ -19,7 +19,8 @@ from spine_core.volume import LabelMap, Volume
 CONTRADICTED_CAP = 0.3
 # Levels are a count along the chain (from the last rib, the sacrum or the labeler's sequence): where two
 # of its vertebrae cross, one mask holds the wrong part of the column, so every name counted through
-# them is unproven, however sure the anchor. Each other vertebra is shown below the review flag too.
+# them is unproven, however sure the anchor. Each other vertebra is shown below the review flag too; so is
+# every level of a chain with no anchor in view (pipeline.ribs).
 UNPROVEN_COUNT_CAP = 0.45
 
 

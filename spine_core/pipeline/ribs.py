@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from spine_core.labels import L6, SACRUM, vertebra_name
+from spine_core.pipeline.output import UNPROVEN_COUNT_CAP
 from spine_core.pipeline.preprocess import box_grid, resample_image
 from spine_core.pipeline.sequence import chain, missed_gaps
 from spine_core.pipeline.stages import Context, Levels, Stage
@@ -35,10 +36,6 @@ from spine_core.review import L6_CANDIDATE, NOT_ANCHORED_NOTE, RIBS_UNANCHORED, 
 
 T12 = 19
 C1, C2 = 1, 2
-# Without an anchor in view the levels are the labeler's reading of each mask's outline, which on held-out
-# real crops named 8 of 14 vertebrae right and moved a whole chest CT by a level under a slight change of
-# its masks (docs/BENCHMARKS.md, 2026-12-03): shown below the review flag, like a count through a crossing.
-UNANCHORED_CAP = 0.45
 
 
 @dataclass(frozen=True)
@@ -216,7 +213,10 @@ class RibAnchorStage(Stage):
             ctx.warn(f"{NOT_ANCHORED_NOTE}: the levels are counted from {end} as the labeler read it. "
                      "Confirm it on the sagittal view.")
             return
-        ctx.levels = Levels(ids, [min(p, UNANCHORED_CAP) for p in ctx.levels.probability], ctx.levels.flags)
+        # the labeler's reading of outlines alone named 8 of 14 held-out real vertebrae right and moved a
+        # whole chest CT a level under a slight change of its masks (docs/BENCHMARKS.md, 2026-12-03): a count
+        # nothing in view proves, shown below the review flag like one through a crossing
+        ctx.levels = Levels(ids, [min(p, UNPROVEN_COUNT_CAP) for p in ctx.levels.probability], ctx.levels.flags)
         ctx.warn(f"{NOT_ANCHORED_NOTE}, nor C2 or the sacrum: the levels are the labeler's reading of each "
                  "vertebra's shape and every one is shown as uncertain. Count them from C2, the last rib or "
                  "the sacrum on a scan that shows one.")

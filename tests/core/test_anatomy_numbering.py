@@ -122,7 +122,8 @@ def test_scattered_candidates_over_a_vertebra_height_are_not_refused():
 
 def test_levels_without_an_anchor_are_shown_below_the_review_flag_unless_c2_or_the_sacrum_starts_the_count():
     from spine_core.pipeline.api import SegmentOptions
-    from spine_core.pipeline.ribs import UNANCHORED_CAP, RibAnchorStage, RibEvidence
+    from spine_core.pipeline.output import UNPROVEN_COUNT_CAP
+    from spine_core.pipeline.ribs import RibAnchorStage, RibEvidence
     from spine_core.pipeline.stages import Context, Levels
     from spine_core.review import LOW_CONFIDENCE_BELOW, NOT_ANCHORED_NOTE, UNIDENTIFIED
 
@@ -134,7 +135,7 @@ def test_levels_without_an_anchor_are_shown_below_the_review_flag_unless_c2_or_t
         return ctx.levels.probability, ctx.warnings[-1]
 
     probability, note = shown([T10, T11, T12, L1])          # a crop: the labeler's outlines alone
-    assert max(probability) == UNANCHORED_CAP < LOW_CONFIDENCE_BELOW and "uncertain" in note
+    assert max(probability) == UNPROVEN_COUNT_CAP < LOW_CONFIDENCE_BELOW and "uncertain" in note
     assert shown([1, 2, 3, 4])[0] == [0.8] * 4              # C1 at the top: counted from it
     assert shown([L4, L5, SACRUM])[0] == [0.8] * 3 and "the sacrum" in shown([L4, L5, SACRUM])[1]
     assert "placeholders" in shown([1, 2], [(UNIDENTIFIED,)] * 2)[1]
