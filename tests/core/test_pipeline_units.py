@@ -121,12 +121,37 @@ def test_labeler_runs_in_overlapping_windows_of_at_most_the_trained_length():
 
     seen = []
 
-    def run(masks):
-        seen.append(masks.shape[1])
-        return np.zeros((1, masks.shape[1], 3), np.float32)
+    def run(feed):
+        seen.append(feed["masks"].shape[1])
+        return np.zeros((1, feed["masks"].shape[1], 3), np.float32)
 
-    probs = windowed_probabilities(run, np.zeros((20, 1, 4, 4, 2), np.float32), 12)
+    probs = windowed_probabilities(run, {"masks": np.zeros((20, 1, 4, 4, 2), np.float32)}, 12)
     assert max(seen) == 12 and probs.shape == (20, 3) and np.allclose(probs, 1 / 3)
+
+
+def test_labeler_with_an_image_input_sees_the_scan_in_the_same_runs_and_boxes():
+    from spine_core.pipeline.labeling import vertebra_image_inputs, vertebra_mask_inputs, windowed_probabilities
+
+    owner = np.zeros((10, 10, 30), np.int16)
+    owner[2:8, 2:8, 2:8], owner[2:8, 2:8, 20:28] = 1, 2
+    image = np.zeros(owner.shape, np.float32)
+    image[..., 20:] = 0.75                                    # only vertebra 2's box is bright
+    masks = vertebra_mask_inputs(owner, 2, (4, 4, 4), margin=1)
+    images = vertebra_image_inputs(image, owner, 2, (4, 4, 4), margin=1)
+    assert images.shape == masks.shape == (2, 1, 4, 4, 4)
+    assert np.allclose(images[0], 0.0) and images[1].min() > 0.3 and np.isclose(images[1].max(), 0.75)
+
+    pairs = []
+
+    def run(feed):
+        pairs.append((feed["masks"].shape, feed["images"].shape, float(feed["images"].sum())))
+        return np.zeros((1, feed["masks"].shape[1], 3), np.float32)
+
+    many = {"masks": np.zeros((15, 1, 2, 2, 2), np.float32),
+            "images": np.arange(15, dtype=np.float32)[:, None, None, None, None] * np.ones((15, 1, 2, 2, 2))}
+    windowed_probabilities(run, many, 12)
+    assert [p[0] for p in pairs] == [p[1] for p in pairs]
+    assert [p[2] for p in pairs] == [8 * sum(range(0, 12)), 8 * sum(range(3, 15))]   # the same runs
 
 
 # Positional labeling logic
