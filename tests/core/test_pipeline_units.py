@@ -267,3 +267,33 @@ def test_a_variant_level_guessed_far_from_its_place_is_not_flagged():
     p[1, LABEL_IDS.index(T13)] = 0.25
     result = assign_levels(p, LABEL_IDS, _centres(5))
     assert result.ids == [2, 3, 4, 5, 6] and not any("T13 candidate" in f for f in result.flags)
+
+
+def test_label_stage_feeds_the_scan_to_a_labeler_whose_card_names_an_images_input():
+    """The stage reads the card: a mask-only labeler gets "masks" alone; one whose card lists
+    "images" also gets the scan (HU in the card's window, scaled to [0, 1]) in the same boxes."""
+    from types import SimpleNamespace
+
+    from spine_core.pipeline.labeling import LabelStage
+    from spine_core.pipeline.stages import Instances
+    from spine_core.volume import Volume
+
+    hu = np.full((12, 12, 40), -1000.0, np.float32)
+    hu[2:10, 2:10, 4:14] = 1000.0                            # vertebra 1: dense bone
+    hu[2:10, 2:10, 24:36] = 200.0                            # vertebra 2: cancellous
+    volume = Volume(hu, np.eye(4))
+    owner = np.zeros(hu.shape, np.int16)
+    owner[2:10, 2:10, 24:36], owner[2:10, 2:10, 4:14] = 1, 2  # cranial first
+    inst = Instances(volume, owner, np.array([[6.0, 6.0, 30.0], [6.0, 6.0, 9.0]]), np.ones(2))
+
+    def ctx_for(inputs):
+        card = SimpleNamespace(input_spacing_mm=[1.0, 1.0, 1.0], patch_size=[4, 4, 4],
+                               intensity_window=[-1000.0, 2000.0], inputs=inputs)
+        models = SimpleNamespace(has=lambda _id: True, get=lambda _id: SimpleNamespace(card=card))
+        return SimpleNamespace(instances=inst, models=models, volume=volume, box_mm=None)
+
+    assert list(LabelStage().preprocess(ctx_for(["masks"]), None)) == ["masks"]
+    feed = LabelStage().preprocess(ctx_for(["masks", "images"]), None)
+    assert sorted(feed) == ["images", "masks"] and feed["images"].shape == feed["masks"].shape == (2, 1, 4, 4, 4)
+    centre = feed["images"][:, 0, 1:3, 1:3, 1:3].mean(axis=(1, 2, 3))
+    assert np.allclose(centre, [(200 + 1000) / 3000, (1000 + 1000) / 3000], atol=0.02)
