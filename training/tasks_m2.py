@@ -93,24 +93,17 @@ class Detector2DTask(Task):
         return {"val_loss": float(np.mean(losses)), "peak_f1": f1}
 
 
-def vertebra_masks(case: Prepared, size, margin: int = 2, with_image: bool = False
-                   ) -> list[tuple[int, torch.Tensor, torch.Tensor | None]]:
+def vertebra_masks(case: Prepared, size, margin: int = 2) -> list[tuple[int, torch.Tensor]]:
     """Each vertebra's binary mask in its bounding box (+margin) resized to ``size``, ordered
-    cranio-caudally by centroid (array axis k points superior: descending k); with ``with_image``
-    also the scan (scaled to [0, 1]) in the same box, resized linearly, else None."""
+    cranio-caudally by centroid (array axis k points superior: descending k)."""
     out = []
     for vid in sorted(case.centroids, key=lambda v: -case.centroids[v][2]):
         idx = np.argwhere(case.labels == vid)
         lo = np.maximum(idx.min(axis=0) - margin, 0)
         hi = np.minimum(idx.max(axis=0) + margin + 1, case.labels.shape)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        mask = torch.from_numpy((case.labels[box] == vid).astype(np.float32))
-        resized = F.interpolate(mask[None, None], size=tuple(size), mode="trilinear", align_corners=False)
-        image = None
-        if with_image:
-            crop = torch.from_numpy(np.ascontiguousarray(case.image[box], dtype=np.float32))
-            image = F.interpolate(crop[None, None], size=tuple(size), mode="trilinear", align_corners=False)[0]
-        out.append((int(vid), (resized[0] > 0.5).float(), image))
+        box = torch.from_numpy((case.labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] == vid).astype(np.float32))
+        resized = F.interpolate(box[None, None], size=tuple(size), mode="trilinear", align_corners=False)
+        out.append((int(vid), (resized[0] > 0.5).float()))
     return out
 
 
@@ -127,47 +120,26 @@ class LabelerTask(Task):
         self.size = net.get("mask_size", defaults.mask_size)
         self.label_ids = list(net.get("label_ids", defaults.label_ids))
         self.max_len = int(self.settings.get("max_sequence", 12))
-        self.with_image = bool(net.get("image_input", defaults.image_input))
         self.rng = np.random.default_rng(seed)
-        self.train_seqs = [s for s in (vertebra_masks(c, self.size, with_image=self.with_image) for c in train) if s]
-        self.val_seqs = [s for s in (vertebra_masks(c, self.size, with_image=self.with_image) for c in val) if s]
+        self.train_seqs = [s for s in (vertebra_masks(c, self.size) for c in train) if s]
+        self.val_seqs = [s for s in (vertebra_masks(c, self.size) for c in val) if s]
         if not self.train_seqs:
             raise ValueError("no labelled vertebrae in the training cases")
 
     def _collate(self, seqs, train: bool) -> dict:
         n = max(len(s) for s in seqs)
         masks = torch.zeros(len(seqs), n, 1, *self.size)
-        images = torch.zeros(len(seqs), n, 1, *self.size) if self.with_image else None
         target = torch.full((len(seqs), n), -100, dtype=torch.long)
         for b, seq in enumerate(seqs):
-            for i, (vid, m, im) in enumerate(seq):
+            for i, (vid, m) in enumerate(seq):
                 if train:
-                    if self.rng.random() < 0.5:                                      # L-R flip
-                        m, im = m.flip(1), (im.flip(1) if im is not None else None)
+                    m = m.flip(1) if self.rng.random() < 0.5 else m                     # L-R flip
                     noise = self.settings.get("mask_noise")
                     if noise and self.rng.random() < float(noise.get("p", 0.5)):
                         m = augment.mask_noise(m, self.rng)
                 masks[b, i] = m
-                if images is not None:
-                    images[b, i] = im
                 target[b, i] = self.label_ids.index(vid) if vid in self.label_ids else -100
-        if images is not None and train:
-            images = self._image_augment(images)
-        return {"masks": masks, "images": images, "target": target,
-                "padding": target.eq(-100) & masks.flatten(2).sum(-1).eq(0)}
-
-    def _image_augment(self, images: torch.Tensor) -> torch.Tensor:
-        """Per scan (one sequence): scanner-like intensity scale and shift, and with ``thick_slices.p``
-        the head-foot averaging of a 2.5-6 mm reconstruction (resized boxes are ~1.5 mm along S)."""
-        b, n = images.shape[:2]
-        flat = augment.intensity_scale_shift(images.flatten(1), self.gen, scale=0.1, shift=0.05).view_as(images)
-        thick = self.settings.get("thick_slices")
-        if thick:
-            for k in range(b):
-                if float(torch.rand(1, generator=self.gen)) < float(thick.get("p", 0.5)):
-                    flat[k] = augment.thick_slices(flat[k], self.gen, spacing_mm=1.5,
-                                                   thickness_mm=tuple(thick.get("mm", (2.5, 6.0))))
-        return augment.gaussian_noise(flat, self.gen, sigma=0.02)
+        return {"masks": masks, "target": target, "padding": target.eq(-100) & masks.flatten(2).sum(-1).eq(0)}
 
     def batch(self) -> dict:
         seqs = []
@@ -179,7 +151,7 @@ class LabelerTask(Task):
         return self._collate(seqs, train=True)
 
     def forward(self, model, batch):
-        return model(batch["masks"], batch["images"], padding_mask=batch["padding"])
+        return model(batch["masks"], batch["padding"])
 
     def loss(self, model, batch):
         logits = self.forward(model, batch)

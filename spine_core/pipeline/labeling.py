@@ -1,7 +1,6 @@
 """Stage 4 (M2): vertebra labeling. Each vertebra's binary mask (bounding box + 2 voxels, resized as
-``training.tasks_m2.vertebra_masks`` does; for a labeler whose card names an "images" input, the scan
-in the same boxes too) -> the labeler over the cranio-caudal sequence -> class probabilities ->
-positional logic (``sequence.assign_levels``)."""
+``training.tasks_m2.vertebra_masks`` does) -> the labeler over the cranio-caudal sequence -> class
+probabilities -> positional logic (``sequence.assign_levels``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from scipy import ndimage
 from spine_core.labels import CRANIOCAUDAL
 from spine_core.pipeline.api import LABELER_ID
 from spine_core.pipeline.instance_ops import keep_at_most_levels
-from spine_core.pipeline.preprocess import box_grid, model_input
+from spine_core.pipeline.preprocess import box_grid
 from spine_core.pipeline.sizes import instance_sizes
 from spine_core.pipeline.sequence import SequenceOptions, assign_levels
 from spine_core.pipeline.stages import Context, Instances, Levels, Stage
@@ -39,40 +38,28 @@ def resize_linear(array: np.ndarray, size) -> np.ndarray:
     return ndimage.map_coordinates(array.astype(np.float32), grid, order=1, mode="nearest")
 
 
-def _boxes(owner: np.ndarray, count: int, margin: int):
-    for n, box in enumerate(ndimage.find_objects(owner, max_label=count)):
-        if box is not None:
-            lo = [max(s.start - margin, 0) for s in box]
-            hi = [min(s.stop + margin, d) for s, d in zip(box, owner.shape)]
-            yield n, tuple(slice(a, b) for a, b in zip(lo, hi))
-
-
 def vertebra_mask_inputs(owner: np.ndarray, count: int, size, margin: int) -> np.ndarray:
     """(count, 1, *size) binary float32 masks, vertebra n = owner value n + 1."""
+    boxes = ndimage.find_objects(owner, max_label=count)
     out = np.zeros((count, 1, *size), np.float32)
-    for n, box in _boxes(owner, count, margin):
-        out[n, 0] = resize_linear((owner[box] == n + 1).astype(np.float32), size) > 0.5
+    for n, box in enumerate(boxes):
+        if box is None:
+            continue
+        lo = [max(s.start - margin, 0) for s in box]
+        hi = [min(s.stop + margin, d) for s, d in zip(box, owner.shape)]
+        part = (owner[tuple(slice(a, b) for a, b in zip(lo, hi))] == n + 1).astype(np.float32)
+        out[n, 0] = resize_linear(part, size) > 0.5
     return out
 
 
-def vertebra_image_inputs(image: np.ndarray, owner: np.ndarray, count: int, size, margin: int) -> np.ndarray:
-    """(count, 1, *size) float32: ``image`` (the scan on the owner's grid, scaled to [0, 1]) in each
-    vertebra's mask box, resized linearly: the same boxes as ``vertebra_mask_inputs``."""
-    out = np.zeros((count, 1, *size), np.float32)
-    for n, box in _boxes(owner, count, margin):
-        out[n, 0] = resize_linear(image[box], size)
-    return out
-
-
-def windowed_probabilities(run, inputs: dict[str, np.ndarray], max_len: int) -> np.ndarray:
-    """Class probabilities per vertebra, averaged over overlapping runs of <= ``max_len``; ``inputs``
-    maps each input name to its (vertebrae, ...) array, cut into the same runs."""
-    n = len(next(iter(inputs.values())))
+def windowed_probabilities(run, masks: np.ndarray, max_len: int) -> np.ndarray:
+    """Class probabilities per vertebra, averaged over overlapping runs of <= ``max_len``."""
+    n = len(masks)
     length = min(n, max_len)
     starts = sorted(set(list(range(0, n - length + 1, max(length // 2, 1))) + [n - length]))
     total, count = None, np.zeros(n)
     for s in starts:
-        logits = np.asarray(run({k: v[s:s + length][None] for k, v in inputs.items()}), np.float64)[0]
+        logits = np.asarray(run(masks[s:s + length][None]), np.float64)[0]
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
         total = np.zeros((n, probs.shape[1])) if total is None else total
@@ -104,21 +91,16 @@ class LabelStage(Stage):
         card = ctx.models.get(LABELER_ID).card
         owner, grid = inst.owner, inst.grid
         if not np.allclose(grid.spacing, card.input_spacing_mm):
-            grid = box_grid(*ctx.box_mm, card.input_spacing_mm)
-            owner = resample_to_grid(LabelMap(owner, inst.grid.affine, names={1: "v"}), grid).array
-        count, size, margin = len(inst.centres_mm), card.patch_size, self.options.margin_vox
-        names = list(card.inputs) if card.inputs else ["masks"]
-        inputs = {names[0]: vertebra_mask_inputs(owner, count, size, margin)}
-        if "images" in names:
-            image = model_input(ctx.volume, grid, card.intensity_window)
-            inputs["images"] = vertebra_image_inputs(image, owner, count, size, margin)
-        return inputs
+            target = box_grid(*ctx.box_mm, card.input_spacing_mm)
+            owner = resample_to_grid(LabelMap(owner, grid.affine, names={1: "v"}), target).array
+        return vertebra_mask_inputs(owner, len(inst.centres_mm), card.patch_size, self.options.margin_vox)
 
-    def predict(self, ctx: Context, inputs, progress):
-        if inputs is None:
+    def predict(self, ctx: Context, masks, progress):
+        if masks is None:
             return None
         model = ctx.models.get(LABELER_ID)
-        return windowed_probabilities(lambda feed: model.run(feed)[0], inputs, self.options.max_sequence)
+        name = model.card.inputs[0] if model.card.inputs else "masks"
+        return windowed_probabilities(lambda x: model.run({name: x})[0], masks, self.options.max_sequence)
 
     def postprocess(self, ctx: Context, probs, progress) -> None:
         if probs is None:

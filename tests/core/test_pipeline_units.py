@@ -121,37 +121,12 @@ def test_labeler_runs_in_overlapping_windows_of_at_most_the_trained_length():
 
     seen = []
 
-    def run(feed):
-        seen.append(feed["masks"].shape[1])
-        return np.zeros((1, feed["masks"].shape[1], 3), np.float32)
+    def run(masks):
+        seen.append(masks.shape[1])
+        return np.zeros((1, masks.shape[1], 3), np.float32)
 
-    probs = windowed_probabilities(run, {"masks": np.zeros((20, 1, 4, 4, 2), np.float32)}, 12)
+    probs = windowed_probabilities(run, np.zeros((20, 1, 4, 4, 2), np.float32), 12)
     assert max(seen) == 12 and probs.shape == (20, 3) and np.allclose(probs, 1 / 3)
-
-
-def test_labeler_with_an_image_input_sees_the_scan_in_the_same_runs_and_boxes():
-    from spine_core.pipeline.labeling import vertebra_image_inputs, vertebra_mask_inputs, windowed_probabilities
-
-    owner = np.zeros((10, 10, 30), np.int16)
-    owner[2:8, 2:8, 2:8], owner[2:8, 2:8, 20:28] = 1, 2
-    image = np.zeros(owner.shape, np.float32)
-    image[..., 20:] = 0.75                                    # only vertebra 2's box is bright
-    masks = vertebra_mask_inputs(owner, 2, (4, 4, 4), margin=1)
-    images = vertebra_image_inputs(image, owner, 2, (4, 4, 4), margin=1)
-    assert images.shape == masks.shape == (2, 1, 4, 4, 4)
-    assert np.allclose(images[0], 0.0) and images[1].min() > 0.3 and np.isclose(images[1].max(), 0.75)
-
-    pairs = []
-
-    def run(feed):
-        pairs.append((feed["masks"].shape, feed["images"].shape, float(feed["images"].sum())))
-        return np.zeros((1, feed["masks"].shape[1], 3), np.float32)
-
-    many = {"masks": np.zeros((15, 1, 2, 2, 2), np.float32),
-            "images": np.arange(15, dtype=np.float32)[:, None, None, None, None] * np.ones((15, 1, 2, 2, 2))}
-    windowed_probabilities(run, many, 12)
-    assert [p[0] for p in pairs] == [p[1] for p in pairs]
-    assert [p[2] for p in pairs] == [8 * sum(range(0, 12)), 8 * sum(range(3, 15))]   # the same runs
 
 
 # Positional labeling logic
@@ -267,33 +242,3 @@ def test_a_variant_level_guessed_far_from_its_place_is_not_flagged():
     p[1, LABEL_IDS.index(T13)] = 0.25
     result = assign_levels(p, LABEL_IDS, _centres(5))
     assert result.ids == [2, 3, 4, 5, 6] and not any("T13 candidate" in f for f in result.flags)
-
-
-def test_label_stage_feeds_the_scan_to_a_labeler_whose_card_names_an_images_input():
-    """The stage reads the card: a mask-only labeler gets "masks" alone; one whose card lists
-    "images" also gets the scan (HU in the card's window, scaled to [0, 1]) in the same boxes."""
-    from types import SimpleNamespace
-
-    from spine_core.pipeline.labeling import LabelStage
-    from spine_core.pipeline.stages import Instances
-    from spine_core.volume import Volume
-
-    hu = np.full((12, 12, 40), -1000.0, np.float32)
-    hu[2:10, 2:10, 4:14] = 1000.0                            # vertebra 1: dense bone
-    hu[2:10, 2:10, 24:36] = 200.0                            # vertebra 2: cancellous
-    volume = Volume(hu, np.eye(4))
-    owner = np.zeros(hu.shape, np.int16)
-    owner[2:10, 2:10, 24:36], owner[2:10, 2:10, 4:14] = 1, 2  # cranial first
-    inst = Instances(volume, owner, np.array([[6.0, 6.0, 30.0], [6.0, 6.0, 9.0]]), np.ones(2))
-
-    def ctx_for(inputs):
-        card = SimpleNamespace(input_spacing_mm=[1.0, 1.0, 1.0], patch_size=[4, 4, 4],
-                               intensity_window=[-1000.0, 2000.0], inputs=inputs)
-        models = SimpleNamespace(has=lambda _id: True, get=lambda _id: SimpleNamespace(card=card))
-        return SimpleNamespace(instances=inst, models=models, volume=volume, box_mm=None)
-
-    assert list(LabelStage().preprocess(ctx_for(["masks"]), None)) == ["masks"]
-    feed = LabelStage().preprocess(ctx_for(["masks", "images"]), None)
-    assert sorted(feed) == ["images", "masks"] and feed["images"].shape == feed["masks"].shape == (2, 1, 4, 4, 4)
-    centre = feed["images"][:, 0, 1:3, 1:3, 1:3].mean(axis=(1, 2, 3))
-    assert np.allclose(centre, [(200 + 1000) / 3000, (1000 + 1000) / 3000], atol=0.02)

@@ -2,7 +2,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -124,28 +123,6 @@ def test_export_multi_output_models(model, tmp_path):
         assert card.inputs == ["masks"] and card.patch_size == [16, 16, 8]
     if model == "detector2d":
         assert card.outputs == ["heatmap", "size"] and card.patch_size == [32, 32]
-
-
-def test_a_labeler_that_reads_the_scan_too_trains_and_exports_both_inputs(tmp_path):
-    """The image-reading labeler (net.image_input): training feeds it the scan in each mask's box, its
-    ONNX file takes "masks" and "images" (which the pipeline's LabelStage supplies from the card)."""
-    import onnxruntime as ort
-
-    from training.export import export_checkpoint
-
-    config = tiny_config("labeler", steps=2)
-    config["net"]["image_input"] = True
-    config["task"]["thick_slices"] = {"p": 1.0, "mm": [2.5, 6.0]}
-    last = run_training(config, tmp_path / "run", progress_bar=False)
-    onnx_path, card_path, parity = export_checkpoint(last, tmp_path / "models")
-    card = ModelCard.load(card_path)
-    assert parity < 1e-4 and card.inputs == ["masks", "images"] and "'images'" in card.notes
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    masks = np.zeros((1, 3, 1, 16, 16, 8), np.float32)
-    masks[..., 4:12, 4:12, 2:6] = 1
-    dark = session.run(None, {"masks": masks, "images": np.zeros_like(masks)})[0]
-    bright = session.run(None, {"masks": masks, "images": np.full_like(masks, 0.8)})[0]
-    assert dark.shape == (1, 3, len(card.label_ids)) and not np.allclose(dark, bright)   # the scan is read
 
 
 def test_set_overrides_one_setting_and_is_recorded_in_the_command(tmp_path):

@@ -19,7 +19,6 @@ from training.nets.sequence import TransformerLayer
 @dataclass
 class LabelerConfig:
     in_channels: int = 1
-    image_input: bool = False       # a second input, "images": the CT in each mask's box (ribs, endplates)
     base_channels: int = 8
     mask_size: list[int] = field(default_factory=lambda: [48, 48, 24])   # (L, P, S) voxels
     feature_dim: int = 64
@@ -46,25 +45,16 @@ class MaskEncoder(nn.Module):
 
 
 class VertebraLabeler(ExportableNet):
+    input_names = ("masks",)
     output_names = ("logits",)
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return ("masks", "images") if self.config.image_input else ("masks",)
-
-    @property
-    def card_notes(self) -> str:
-        notes = ("Input 'masks': (batch, vertebrae ordered cranio-caudally, 1, *patch_size) binary "
-                 "masks, each vertebra's bounding box resized to patch_size. ")
-        if self.config.image_input:
-            notes += ("Input 'images': the same boxes of the scan (windowed, scaled to [0, 1]), resized "
-                      "linearly to patch_size. ")
-        return notes + "Output 'logits': (batch, vertebrae, classes); class c -> label_ids[c]."
+    card_notes = ("Input 'masks': (batch, vertebrae ordered cranio-caudally, 1, *patch_size) binary "
+                  "masks, each vertebra's bounding box resized to patch_size. Output 'logits': "
+                  "(batch, vertebrae, classes); class c -> label_ids[c].")
 
     def __init__(self, config: LabelerConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or LabelerConfig()
-        self.encoder = MaskEncoder(cfg.in_channels + int(cfg.image_input), cfg.base_channels, cfg.feature_dim)
+        self.encoder = MaskEncoder(cfg.in_channels, cfg.base_channels, cfg.feature_dim)
         self.position = nn.Parameter(torch.zeros(cfg.max_vertebrae, cfg.feature_dim))
         nn.init.normal_(self.position, std=0.02)
         self.transformer = nn.ModuleList(TransformerLayer(cfg.feature_dim, cfg.heads, 2.0, cfg.dropout)
@@ -77,7 +67,7 @@ class VertebraLabeler(ExportableNet):
 
     @property
     def dynamic_axes(self) -> dict:
-        return {n: {0: "batch", 1: "vertebrae"} for n in (*self.input_names, *self.output_names)}
+        return {"masks": {0: "batch", 1: "vertebrae"}, "logits": {0: "batch", 1: "vertebrae"}}
 
     def card_patch_size(self, patch_size) -> list[int]:
         return list(self.config.mask_size)
@@ -85,16 +75,11 @@ class VertebraLabeler(ExportableNet):
     def example_inputs(self, patch_size=None, seed: int = 0, count: int = 5):
         gen = torch.Generator().manual_seed(seed)
         shape = (1, count, self.config.in_channels, *self.config.mask_size)
-        masks = (torch.rand(shape, generator=gen) > 0.5).float()
-        if not self.config.image_input:
-            return (masks,)
-        return masks, torch.rand((1, count, 1, *self.config.mask_size), generator=gen)
+        return ((torch.rand(shape, generator=gen) > 0.5).float(),)
 
-    def forward(self, masks: torch.Tensor, images: torch.Tensor | None = None,
-                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, masks: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n = masks.shape[0], masks.shape[1]
-        x = torch.cat([masks, images], dim=2) if self.config.image_input else masks
-        feats = self.encoder(x.flatten(0, 1)).view(b, n, -1)
+        feats = self.encoder(masks.flatten(0, 1)).view(b, n, -1)
         feats = feats + self.position[:n]
         for layer in self.transformer:
             feats = layer(feats, padding_mask)
