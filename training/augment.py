@@ -212,7 +212,6 @@ def domain_randomise(x, gen: torch.Generator, knots: int = 7, jitter: float = 0.
     scaled by 1 +- ``jitter``: tissue contrasts change, their order does not, bone stays brightest),
     a Gaussian blur of ``blur_sigma`` voxels (soft reconstruction kernels, partial volume), then noise."""
     out = torch.empty_like(x)
-    grid = torch.linspace(0.0, 1.0, knots, device=x.device)
     for b in range(x.shape[0]):
         rises = (1.0 + jitter * (2 * torch.rand(knots - 1, generator=gen) - 1)).to(x.device)
         values = torch.cat([torch.zeros(1, device=x.device), torch.cumsum(rises, 0)])
