@@ -204,29 +204,6 @@ def thick_slices(x, gen: torch.Generator, spacing_mm: float, thickness_mm=(2.5, 
     return out
 
 
-def domain_randomise(x, gen: torch.Generator, knots: int = 7, jitter: float = 0.5,
-                     blur_sigma=(0.0, 1.5), noise_sigma=(0.0, 0.03)):
-    """SynthSeg-style appearance randomisation of a windowed CT patch (B, C, ...), each image its own
-    draw, so a network learns the vertebra's shape rather than the phantom's rendering: a random
-    monotone intensity curve (``knots`` evenly spaced control points whose rises are the identity's
-    scaled by 1 +- ``jitter``: tissue contrasts change, their order does not, bone stays brightest),
-    a Gaussian blur of ``blur_sigma`` voxels (soft reconstruction kernels, partial volume), then noise."""
-    out = torch.empty_like(x)
-    for b in range(x.shape[0]):
-        rises = (1.0 + jitter * (2 * torch.rand(knots - 1, generator=gen) - 1)).to(x.device)
-        values = torch.cat([torch.zeros(1, device=x.device), torch.cumsum(rises, 0)])
-        values = values / values[-1]
-        t = x[b].clamp(0, 1) * (knots - 1)
-        i = t.floor().clamp(max=knots - 2).long()
-        y = values[i] + (t - i) * (values[i + 1] - values[i])
-        sigma = float(_rand(gen, 1, *blur_sigma))
-        if sigma > 0.3:
-            y = blur(y[None], sigma=sigma)[0]
-        s = float(_rand(gen, 1, *noise_sigma))
-        out[b] = (y + s * torch.randn(y.shape, generator=gen).to(x.device)).clamp(0, 1)
-    return out
-
-
 def random_spacing(x, gen: torch.Generator, max_factor: float = 2.0):
     """Simulate a coarser acquisition: down-sample each axis by a random factor, then back."""
     shape = x.shape[2:]

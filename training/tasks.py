@@ -83,15 +83,6 @@ class Task:
             return image
         return augment.thick_slices(image, self.gen, float(self.data.spacing_mm[2]), tuple(thick.get("mm", (2.5, 6.0))))
 
-    def domain_randomise(self, image: torch.Tensor) -> torch.Tensor:
-        """The setting ``task.domain_randomisation`` ({"p": share of batches, other keys: the arguments of
-        augment.domain_randomise}); off where it is not set."""
-        settings = dict(self.settings.get("domain_randomisation") or {})
-        if not settings or torch.rand(1, generator=self.gen) >= float(settings.pop("p", 0.8)):
-            return image
-        return augment.domain_randomise(image, self.gen, **{k: tuple(v) if isinstance(v, list) else v
-                                                            for k, v in settings.items()})
-
     def batch(self) -> dict:
         if self.stream is not None:
             self.stream.tick()
@@ -169,7 +160,7 @@ class VertebraSegTask(Task):
         if train:
             image, lab, _ = augment.geometric(image, lab, self.geometry, self.gen)
             ct = augment.intensity_scale_shift(self.thick_slices(image[:, :1]), self.gen)
-            image = torch.cat([self.domain_randomise(ct), image[:, 1:]], dim=1)
+            image = torch.cat([ct, image[:, 1:]], dim=1)
         return {"image": image, "target": lab.float()[:, None]}
 
     def forward(self, model, batch):
