@@ -137,5 +137,6 @@ def test_levels_without_an_anchor_are_shown_below_the_review_flag_unless_c2_or_t
     probability, note = shown([T10, T11, T12, L1])          # a crop: the labeler's outlines alone
     assert max(probability) == UNPROVEN_COUNT_CAP < LOW_CONFIDENCE_BELOW and "uncertain" in note
     assert shown([1, 2, 3, 4])[0] == [0.8] * 4              # C1 at the top: counted from it
-    assert shown([L4, L5, SACRUM])[0] == [0.8] * 3 and "the sacrum" in shown([L4, L5, SACRUM])[1]
+    probability, note = shown([L4, L5, SACRUM])             # the sacrum at the bottom: counted from it
+    assert probability == [0.8] * 3 and "the sacrum" in note
     assert "placeholders" in shown([1, 2], [(UNIDENTIFIED,)] * 2)[1]
