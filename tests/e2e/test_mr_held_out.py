@@ -1,9 +1,10 @@
 """Held-out MR floors: folds 0-2 of the MR cross-validation, kept in benchmarks/mr_folds (docs/BENCHMARKS.md "MR").
 
 Each fold's M5 network was trained on the other folds' 24 cases (the shipped mr-spine-seg's recipe, trained
-twice as long: 4,800 steps) and never saw the cases scored here with it. The shared MR post-processing was written while
-looking at these cases' results through earlier folds, so this is held out from training and checkpoint
-choice, not from post-processing development; the floors sit below the figures measured on the kept fold."""
+twice as long: 4,800 steps) and never saw the cases scored here with it. The shared MR post-processing was
+written while looking at these cases' results through earlier folds, so this is held out from training and
+checkpoint choice, not from post-processing development; the floors sit below the figures measured on the
+kept folds."""
 import json
 from pathlib import Path
 
