@@ -82,6 +82,7 @@ def _affine(image, target, points, gen, rotate_deg=12.0, scale=0.15):
     s = 1 + (torch.rand(b, generator=gen) * 2 - 1) * scale
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(b)], 1), torch.stack([sin, cos, torch.zeros(b)], 1)], 1)
+    theta = theta.to(image.device)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     image = F.grid_sample(image, grid, mode="bilinear", align_corners=False)
     target = F.grid_sample(target, grid, mode="nearest", align_corners=False)
@@ -94,7 +95,7 @@ def _affine(image, target, points, gen, rotate_deg=12.0, scale=0.15):
 def _bias_field(image, gen, strength=0.3):
     """A smooth multiplicative intensity ramp, as coil sensitivity gives."""
     b = image.shape[0]
-    coarse = 1 + strength * (torch.rand((b, 1, 3, 3), generator=gen) * 2 - 1)
+    coarse = (1 + strength * (torch.rand((b, 1, 3, 3), generator=gen) * 2 - 1)).to(image.device)
     return (image * F.interpolate(coarse, size=image.shape[2:], mode="bilinear", align_corners=False)).clamp(0, 1)
 
 
@@ -127,6 +128,9 @@ class MRScarTask:
 
     def _stack(self, items, train: bool) -> dict:
         image, target, points, known = (torch.from_numpy(np.stack(x)) for x in zip(*items))
+        # augmented where the network runs: on a GPU the CPU would otherwise set the pace (the random
+        # draws stay on the CPU generator, so a CPU run is unchanged)
+        image, target, points = (x.to(self.device) for x in (image, target, points))
         if train:
             image, target, points = _affine(image, target, points, self.gen)
             if torch.rand(1, generator=self.gen) < 0.5:
