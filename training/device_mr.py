@@ -47,15 +47,20 @@ def build_pack(out: Path, root: str = "") -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     names = mr_case_names(mr_root)
     for name in names:
-        case = load_mr_case(mr_root, name)
-        lo, hi = max(0, case.slices.min() - MARGIN), min(case.image.shape[0], case.slices.max() + MARGIN + 1)
-        buffer = io.BytesIO()
-        np.savez(buffer, image=np.round(np.clip(case.image[lo:hi], 0, 1) * LEVELS).astype(np.uint8),
-                 labels=case.labels[lo:hi].astype(np.uint8), has_body=case.has_body, has_disc=case.has_disc,
-                 slices=case.slices - lo)
-        (out / f"{name}.npz.xz").write_bytes(lzma.compress(buffer.getvalue()))
+        save_pack_case(out, load_mr_case(mr_root, name))
     (out / "folds.json").write_text(FOLDS_JSON.read_text())
     return names
+
+
+def save_pack_case(out: Path, case) -> Path:
+    lo, hi = max(0, case.slices.min() - MARGIN), min(case.image.shape[0], case.slices.max() + MARGIN + 1)
+    buffer = io.BytesIO()
+    np.savez(buffer, image=np.round(np.clip(case.image[lo:hi], 0, 1) * LEVELS).astype(np.uint8),
+             labels=case.labels[lo:hi].astype(np.uint8), has_body=case.has_body, has_disc=case.has_disc,
+             slices=case.slices - lo)
+    path = out / f"{case.name}.npz.xz"
+    path.write_bytes(lzma.compress(buffer.getvalue()))
+    return path
 
 
 def load_pack_case(pack: Path, name: str):
