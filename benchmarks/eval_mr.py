@@ -185,6 +185,8 @@ def main(argv=None) -> int:
                         help="counting rules past missed and merged bodies: none, all, or names joined by "
                              f"commas ({CountingRules.parse('all').named()}); default: as shipped")
     args = parser.parse_args(argv)
+    if args.json:       # made before the run, so a long run cannot end on a missing folder
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     try:
         rules = CountingRules.parse(args.rules)
     except ValueError as error:

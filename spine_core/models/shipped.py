@@ -17,10 +17,10 @@ SHIPPED_SHA256 = {
                             "card": "f417a25809766631ddabe3db7d737208081effe8cc2c9a7345655474dee098f7"},
     "ct-vertebra-seg": {"onnx": "7f4bd1cbfb3ce81c36f3f585d2f1838a8e9c63b4d9f98f256d32995f32cef44a",
                         "card": "cbd4503f73789e8679db42c87a932bc5ea37b6893c2dfd7468baaec0e81c22a8"},
+    "mr-spine-seg": {"onnx": "76f0bd0daad4567fb89122206fbef097d11c8f18c0453d1f4d3c8ceb0ed7737b",
+                     "card": "7ee60ba00e1e53e4e42b1f91e9bb7cc3743a233af8edf0c884dd35dc01031ded"},
     "mr-sshs-2d": {"onnx": "ed51284f403c22035007ac69e2f0cf30a9608a8b81241fc6984e5fdc9d9b072a",
                    "card": "aea5d80654ee60c77ac31549ec018b1a8e73e52532c47d658a1f314ef79b2a8d"},
     "mr-sshs-3d": {"onnx": "4542f6b23b2a23610fd4829640433125a3e30036090b429485dec3a400d1a6e7",
                    "card": "3810abc945dfb11bbe1462d30da517595ac6afa596e15ece044692b317ae1fa7"},
-    "mr-spine-seg": {"onnx": "653db03523ce6bc7e44d2601f0d170f8aed818c6a04ad9cdbf889a244fce8a19",
-                     "card": "ba4d8e8f1a86ff21b346f9197b8f86964982fa0f8fefa94913b7e1291b54b9fd"},
 }
