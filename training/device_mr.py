@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import lzma
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -107,6 +108,8 @@ def bundle(out: Path, folds, dest: Path) -> list[Path]:
                 if item.is_file() and (item.parent.name == "models" or item.name in ("metrics.jsonl", "run.log")):
                     tar.add(item, arcname=str(item.relative_to(out)))
         written.append(path)
+        if (folder / "last.pt").is_file():      # a run the cap stopped short resumes from it elsewhere
+            written.append(Path(shutil.copy2(folder / "last.pt", dest / f"last_{fold}.pt")))
     return written
 
 

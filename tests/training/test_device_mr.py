@@ -36,3 +36,21 @@ def test_plan_holds_out_each_folds_cases(tmp_path):
     (tmp_path / "folds.json").write_text(json.dumps({"fold0": ["IVD_1", "VB3_1"], "fold1": ["VB2_1", "VB3_2"]}))
     runs = plan(tmp_path)
     assert runs == {"fold0": ["VB2_1", "VB3_2"], "fold1": ["IVD_1", "VB3_1"], "all": names}
+
+
+def test_bundle_brings_back_models_logs_and_the_checkpoint_to_resume(tmp_path):
+    import tarfile
+
+    from training.device_mr import bundle
+
+    run = tmp_path / "runs" / "fold2"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "mr-spine-seg.onnx").write_bytes(b"onnx")
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "last.pt").write_bytes(b"weights")
+    (run / "step_100.pt").write_bytes(b"old")
+    written = bundle(tmp_path / "runs", ["fold2", "fold3"], tmp_path / "out")      # fold3 never started
+    assert [p.name for p in written] == ["mr_fold2.tar.gz", "last_fold2.pt"]
+    with tarfile.open(written[0]) as tar:
+        assert sorted(tar.getnames()) == ["fold2/metrics.jsonl", "fold2/models/mr-spine-seg.onnx"]
+    assert written[1].read_bytes() == b"weights"
