@@ -81,17 +81,23 @@ def plan(pack: Path) -> dict[str, list[str]]:
     return runs
 
 
-def run_one(pack: Path, out: Path, fold: str, steps: int, minutes: float, command: str) -> None:
+def run_one(pack: Path, out: Path, fold: str, steps: int, minutes: float, command: str,
+            resume: bool = False) -> None:
     from training.config import apply_overrides
     from training.export import export_checkpoint
-    from training.trainer import run_training
+    from training.trainer import load_checkpoint, run_training
 
     train = plan(pack)[fold]
+    checkpoint = out / fold / "last.pt"
+    resume = resume and checkpoint.is_file()
+    if resume and minutes:      # the trainer's cap counts the run's whole wall time: this piece gets `minutes`
+        minutes += load_checkpoint(checkpoint)["wall_time_s"] / 60
     config = apply_overrides(json.loads(CONFIG.read_text()), [
         f"data.train_cases={json.dumps(train)}", "data.val_cases=[]", f"optim.max_steps={steps}",
         f"optim.max_minutes={minutes}", "optim.threads=1", "optim.device=\"auto\""])
     cases = [load_pack_case(pack, n) for n in train]
-    last = run_training(config, out / fold, command=command, progress_bar=False, datasets=(cases, []))
+    last = run_training(config, out / fold, resume=checkpoint if resume else None, command=command,
+                        progress_bar=False, datasets=(cases, []))
     export_checkpoint(last, out / fold / "models", MODEL_ID)
 
 
@@ -126,6 +132,8 @@ def main(argv=None) -> int:
     t.add_argument("--minutes", type=float, default=7.5, help="each run's wall-clock cap (then exported as is)")
     t.add_argument("--folds", nargs="+", help="only these runs (fold names or 'all')")
     t.add_argument("--bundle", help="folder for one .tar.gz per run")
+    t.add_argument("--resume", action="store_true", help="continue each run from its last.pt where there is one "
+                   "(--minutes is then this piece's cap; 0 = none)")
     t.add_argument("--one", help=argparse.SUPPRESS)      # internal: the child process of one run
     args = parser.parse_args(argv)
     if args.verb == "pack":
@@ -136,22 +144,22 @@ def main(argv=None) -> int:
     pack, out = Path(args.pack), Path(args.out)
     command = " ".join(["python -m training.device_mr"] + list(sys.argv[1:] if argv is None else argv))
     if args.one:
-        run_one(pack, out, args.one, args.steps, args.minutes, command)
+        run_one(pack, out, args.one, args.steps, args.minutes, command, args.resume)
         return 0
     began = time.monotonic()
     folds = args.folds or list(plan(pack))
     children = []
     for fold in folds:
         (out / fold).mkdir(parents=True, exist_ok=True)
-        log = open(out / fold / "run.log", "w", encoding="utf-8")
+        log = open(out / fold / "run.log", "a" if args.resume else "w", encoding="utf-8")
         child = [sys.executable, "-m", "training.device_mr", "train", "--pack", str(pack), "--out", str(out),
-                 "--steps", str(args.steps), "--minutes", str(args.minutes), "--one", fold]
+                 "--steps", str(args.steps), "--minutes", str(args.minutes), "--one", fold] + ["--resume"] * args.resume
         children.append((fold, subprocess.Popen(child, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
-    limit = began + 60 * (args.minutes + 1.2)
+    limit = began + 60 * (args.minutes + 1.2) if args.minutes else None
     results = {}
     for fold, child, log in children:
         try:
-            results[fold] = child.wait(timeout=max(1.0, limit - time.monotonic()))
+            results[fold] = child.wait(timeout=None if limit is None else max(1.0, limit - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             results[fold] = "killed at the deadline"
