@@ -7,6 +7,8 @@ of benchmarks/mr_folds and the shipped recipe (all cases) at once, as processes 
     python3 -m training.device_mr train --pack .mrpack --out runs/device_mr --steps 9600 --bundle $OUT
     # back here: unpack each OUT/mr_<fold>.tar.gz under a folder with folds.json, then
     PYTHONPATH=. .venv/bin/python -m benchmarks.eval_mr --folds FOLDER
+    # a run the cap stopped short: put OUT/last_<fold>.pt at FOLDER/<fold>/last.pt and continue it (here
+    # on the CPU, or there) with the same command plus --resume (--minutes 0: no cap)
 
 The pack holds each case as the MR networks read it (training.mr_data.mr_case), made small enough for
 all 32 cases to travel in the device's 64 MiB: the image stored as 8 bits of its [0, 1] range (a step of
