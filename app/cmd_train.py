@@ -30,6 +30,19 @@ def _require_torch() -> None:
                          "(pip install torch==2.13.0 first, then '.[training]').") from exc
 
 
+def _check_budget_left(checkpoint, config: dict) -> None:
+    """optim.max_minutes is a run's whole budget, resumes included (a site's retraining budget means that
+    too), so a run stopped by its cap would resume into one step and stop again without a word."""
+    from training.trainer import load_checkpoint
+
+    cap = float(config.get("optim", {}).get("max_minutes", 0) or 0)
+    spent = float(load_checkpoint(checkpoint).get("wall_time_s", 0.0)) / 60
+    if cap and spent >= cap:
+        raise SpineError(f"The checkpoint '{checkpoint}' has already trained {spent:.1f} min, the whole of this "
+                         f"run's {cap:g}-min budget (optim.max_minutes counts resumes too): pass --set "
+                         f"optim.max_minutes=M with M over {spent:.1f}, or 0 for no limit.")
+
+
 def cmd_train(args) -> int:
     _require_torch()
     from training.trainer import run_training
@@ -43,6 +56,8 @@ def cmd_train(args) -> int:
     for given in (args.init_from, args.resume):
         if given and not Path(given).is_file():
             raise SpineError(f"The checkpoint '{given}' does not exist.")
+    if args.resume:
+        _check_budget_left(args.resume, config)
     out = Path(args.out or Path("runs") / args.model)
     command = " ".join(["spineplan train", args.model, "--config", shlex.quote(str(args.config))]
                        + [f"--set {shlex.quote(s)}" for s in args.set or []]

@@ -90,6 +90,24 @@ def test_wall_clock_budget_stops_training(tmp_path):
     assert any(r["phase"] == "stop" for r in _rows(tmp_path))
 
 
+def test_resuming_a_run_whose_budget_is_spent_says_how_to_continue(tmp_path, capsys):
+    config = tiny_config("localizer", steps=10_000)
+    config["optim"]["max_minutes"] = 0.001
+    config_path = tmp_path / "loc.json"
+    config_path.write_text(json.dumps(config))
+    assert main(["train", "localizer", "--config", str(config_path), "--out", str(tmp_path / "a")]) == 0
+    stopped = load_checkpoint(tmp_path / "a" / "last.pt")["step"]
+    capsys.readouterr()
+    args = ["train", "localizer", "--config", str(config_path), "--out", str(tmp_path / "b"),
+            "--resume", str(tmp_path / "a" / "last.pt")]
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert "optim.max_minutes" in message and "Traceback" not in message
+    assert not (tmp_path / "b" / "last.pt").exists()
+    assert main(args + ["--set", "optim.max_minutes=0", "--set", f"optim.max_steps={stopped + 2}"]) == 0
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == stopped + 2
+
+
 def test_cli_train_then_export_onnx_writes_a_card_the_registry_accepts(tmp_path):
     config_path = tmp_path / "loc.json"
     config_path.write_text(json.dumps(tiny_config("localizer", steps=2)))
