@@ -356,3 +356,18 @@ def test_the_mr_benchmark_refuses_a_cache_of_another_models_output(tmp_path):
     (models / "mr-spine-seg.onnx").write_bytes(b"retrained")
     with pytest.raises(SystemExit, match="other models"):
         check_cache(cache, models)
+
+
+def test_the_mr_benchmark_scores_each_structure_over_the_cases_that_hold_it():
+    from benchmarks.eval_mr import per_structure, score
+
+    ref = np.zeros((4, 4, 12), np.int16)
+    ref[..., 0:3], ref[..., 4:7], ref[..., 7:8] = 23, 24, 124       # L4, L5, the L5/S1 disc
+    named = score(ref, ref)
+    shifted = score(np.where(ref == 23, 22, ref).astype(np.int16), ref)    # L4 called L3
+    lumbar_only = score(np.where(ref == 124, 0, ref).astype(np.int16), np.where(ref == 124, 0, ref).astype(np.int16))
+    rows = [named, json.loads(json.dumps(shifted)), lumbar_only]    # a report read back has string keys
+    table = per_structure(rows)
+    assert list(table) == ["L4", "L5", "L5/S1"]
+    assert table["L4"] == {"cases": 3, "dice": pytest.approx(2 / 3, abs=1e-4), "identified": pytest.approx(2 / 3, abs=1e-4)}
+    assert table["L5"]["dice"] == 1.0 and table["L5/S1"]["cases"] == 2
