@@ -50,14 +50,15 @@ BODY_HALF_HEIGHT_MM = 35.0     # from its seed: past this a region reaches the c
 BODY_WIDTH_MM = 50.0           # peaks this far apart left-right at one height and depth: one lumbar body
 CORE_LEVELS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 CUT_SACRUM = ("numbering not anchored: the lowest body, small and cut by the lower edge of the scan, was taken "
-              "for the top of the sacrum; if it is a cut L5, every level is one too high. Check the levels "
-              "against the sacrum")
+              "for the top of the sacrum; if it is a cut L5, every name is one level too low (the one labelled "
+              "sacrum is L5, L5 is L4). Check the levels against the sacrum")
 CERVICAL = ("numbering not anchored: this MR shows the cervical spine ({why}), so the levels were counted down "
             "from the top body as C2; check them against the dens")
 NOT_ANCHORED = ("numbering not anchored: no L5/S1 disc below the lowest body, which was taken as L5; "
                 "check the levels against the sacrum")
 CUT_LOWEST = ("numbering not anchored: the lowest body is cut by the lower edge of the scan and was taken as L5; "
-              "if it is the top of the sacrum, every level is one too low. Check the levels against the sacrum")
+              "if it is the top of the sacrum, every name is one level too high (the one labelled L5 is S1, L4 is "
+              "L5). Check the levels against the sacrum")
 
 
 def count_anchor(anchored: bool, cervical: bool, body_ids) -> str:
