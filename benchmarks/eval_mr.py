@@ -129,14 +129,14 @@ def per_structure(rows: list[dict]) -> dict:
     its named Dice and how often its level was identified, in label order."""
     from spine_core.labels import label_name
 
-    ids = sorted({int(i) for r in rows for i in r["structures"]})
+    # a report read back from JSON has its ids as strings
+    dice = [{int(i): v for i, v in r["structures"].items()} for r in rows]
+    right = [{int(i): v for i, v in r["identified"].items()} for r in rows]
     out = {}
-    for i in ids:
-        mine = [r for r in rows if i in r["structures"] or str(i) in r["structures"]]
-        dice = [r["structures"].get(i, r["structures"].get(str(i))) for r in mine]
-        right = [r["identified"].get(i, r["identified"].get(str(i))) for r in mine]
-        out[label_name(i)] = {"cases": len(mine), "dice": round(float(np.mean(dice)), 4),
-                              "identified": round(float(np.mean(right)), 4)}
+    for i in sorted({i for case in dice for i in case}):
+        held = [(d[i], ok[i]) for d, ok in zip(dice, right) if i in d]
+        out[label_name(i)] = {"cases": len(held), "dice": round(float(np.mean([d for d, _ in held])), 4),
+                              "identified": round(float(np.mean([ok for _, ok in held])), 4)}
     return out
 
 
@@ -240,11 +240,12 @@ def main(argv=None) -> int:
               "protocol": "cross-validation by case: each case scored by the fold model that never saw it",
               "pipeline": args.pipeline, "counting_rules": rules.named(),
               "per_set": {s: pooled([r for r in rows if r["set"] == s]) for s in sets},
-              "pooled": pooled(rows) if rows else {}, "per_structure": per_structure(rows), "calibration": calibration(rows),
+              "pooled": pooled(rows) if rows else {}, "per_structure": per_structure(rows),
+              "calibration": calibration(rows),
               "trust_by_anchor": trust_by_anchor(rows, mr_pipeline(args.pipeline).level_trust), "papers": PAPERS,
               "cases": rows}
-    print(json.dumps({k: report[k] for k in ("per_set", "pooled", "per_structure", "calibration", "trust_by_anchor")},
-                     indent=1))
+    shown = ("per_set", "pooled", "per_structure", "calibration", "trust_by_anchor")
+    print(json.dumps({k: report[k] for k in shown}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
