@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from spine_core.atomic import atomic_path
+from spine_core.labels import count_structures
 from spine_core.workflows.analysis import analyse_to_folder, peak_rss_mb
 
 
@@ -72,7 +73,8 @@ def cmd_segment(args) -> int:
         print(f"  {v.name:7s} confidence {v.confidence:.2f}  {v.volume_mm3 / 1000:6.1f} ml{flags}")
     total = result.timings_s.get("total", 0.0)
     print(f"QA status: {case.status}" + "".join(f"\n  {flag}" for flag in case.flags))
-    print(f"{len(result.vertebrae)} vertebrae in {total:.1f} s ({result.provider}); results in {args.out}")
+    print(f"{count_structures(v.id for v in result.vertebrae)} in {total:.1f} s ({result.provider}); "
+          f"results in {args.out}")
     return 0
 
 

@@ -38,6 +38,15 @@ def is_disc(label: int) -> bool:
     return DISC_OFFSET < int(label) < DISC_OFFSET + 30
 
 
+def count_structures(ids) -> str:
+    """'3 vertebrae, 2 discs', '1 vertebra': an MR result holds discs, which are not vertebrae."""
+    ids = [int(i) for i in ids if int(i)]
+    discs = sum(is_disc(i) for i in ids)
+    bodies = len(ids) - discs
+    parts = [f"{bodies} vertebra{'' if bodies == 1 else 'e'}"] if bodies or not discs else []
+    return ", ".join(parts + ([f"{discs} disc{'' if discs == 1 else 's'}"] if discs else []))
+
+
 def disc_name(label: int) -> str:
     """Discs are named by the usual neighbours: L5/S1 and T12/L1 (L6/S1, T13/L1 for variants)."""
     above = int(label) - DISC_OFFSET

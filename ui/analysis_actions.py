@@ -11,7 +11,8 @@ from PySide6.QtCore import QObject, Signal
 
 from spine_core.errors import SpineError
 from spine_core.pipeline.api import SegmentOptions
-from spine_core.review import case_banner, case_review, review_summary, vertebra_rows
+from spine_core.labels import count_structures
+from spine_core.review import case_banner, case_review, vertebra_rows
 from spine_core.workflows.analysis import find_segment
 from ui import jobs
 from ui.host import Host
@@ -75,10 +76,10 @@ class AnalysisController(QObject):
         self.refresh_rows()                             # ... then show the new one
         case = case_review(self.rows, self.session.volume, result.warnings, result.labels)
         self.warnings = case_banner(case)
-        self.panel.set_warnings(self.warnings, review_summary(self.rows))
+        self.panel.set_warnings(self.warnings, self.rows)
         self.analysis_shown.emit()
         where = f" on {result.provider}" if result.provider else ""
-        self.host.show_status(f"Analysis done{where}: {len(result.vertebrae)} vertebrae", 10000)
+        self.host.show_status(f"Analysis done{where}: {count_structures(v.id for v in result.vertebrae)}", 10000)
 
     def show_known(self, vertebrae: dict, warnings: list[str]) -> None:
         """The results of an analysis made elsewhere (a batch case) for the labels shown."""
@@ -96,14 +97,14 @@ class AnalysisController(QObject):
     def drop_warnings(self) -> None:
         """Other labels were opened: the banner no longer describes them."""
         self.warnings, self.record = [], {}
-        self.panel.set_warnings(self.warnings, review_summary(self.rows))
+        self.panel.set_warnings(self.warnings, self.rows)
 
     def refresh_rows(self) -> None:
         labels = self.session.labels
         self.rows = vertebra_rows(labels, self.vertebrae) if labels is not None else []
         self.panel.table.set_rows(self.rows)
         self.panel.table.select_vertebra(self.session.selected)
-        self.panel.set_warnings(self.warnings, review_summary(self.rows))
+        self.panel.set_warnings(self.warnings, self.rows)
 
     # --- session ------------------------------------------------------------------------------
     def _on_volume_changed(self) -> None:

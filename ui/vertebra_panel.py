@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from spine_core.labels import count_structures
+from spine_core.review import VertebraRow, review_summary
 from ui.results_panel import ResultsPanel
 
 MAX_LINES = 8
@@ -22,11 +24,13 @@ class VertebraPanel(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.table, 1)
 
-    def set_warnings(self, warnings: list[str], flagged: list[str]) -> None:
-        """Pipeline warnings and flagged vertebrae; the banner hides when there is nothing."""
+    def set_warnings(self, warnings: list[str], rows: list[VertebraRow]) -> None:
+        """Pipeline warnings and the table's flagged vertebrae and discs; the banner hides when there is
+        nothing."""
         lines = [f"\u26a0 {w}" for w in warnings]
+        flagged = review_summary(rows)
         if flagged:
-            lines.append(f"\u26a0 {len(flagged)} vertebra{'e' if len(flagged) > 1 else ''} to review:")
+            lines.append(f"\u26a0 {count_structures(r.label_id for r in rows if r.flags)} to review:")
             lines.extend(f"   \u2022 {line}" for line in flagged[:MAX_LINES])
             if len(flagged) > MAX_LINES:
                 lines.append(f"   \u2022 ... and {len(flagged) - MAX_LINES} more (see Flags)")

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from spine_core.errors import SpineError
+from spine_core.labels import is_disc
 from spine_core.progress import NullProgress
 from spine_core.review import CASE_FAILED, CASE_REFUSED
 from spine_core.workflows.batch_discovery import Study, discover, load_study
@@ -118,7 +119,7 @@ def run_case(study: Study, out_root: str, options: BatchOptions) -> dict:
                                             NullProgress(), segment, overwrite=True)
         names = [v.name for v in result.vertebrae]
         outcome.update(state="done", status=case.status, flags=list(case.flags), levels=levels_text(names),
-                       n_vertebrae=len(names))
+                       n_vertebrae=sum(not is_disc(v.id) for v in result.vertebrae))
         try:
             from spine_core.pictures import save_sagittal_thumbnail
 

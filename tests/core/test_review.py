@@ -114,3 +114,12 @@ def test_a_height_loss_the_slices_cannot_resolve_is_not_called_a_fracture():
     # and on thick slices a loss of three slices is resolved
     crushed = {r.name: r.flags for r in vertebra_rows(_box_column([6, 6, 3, 6, 6], 4.25))}
     assert [name for name, flags in crushed.items() if FRACTURE in flags] == ["T12"]
+
+
+def test_counts_name_discs_apart_from_vertebrae():
+    from spine_core.labels import count_structures
+
+    assert count_structures([20, 21, 22]) == "3 vertebrae"
+    assert count_structures([22, 122, 23, 123, 24]) == "3 vertebrae, 2 discs"     # an MR result
+    assert count_structures([124]) == "1 disc" and count_structures([20]) == "1 vertebra"
+    assert count_structures([]) == "0 vertebrae" and count_structures([0, 20]) == "1 vertebra"

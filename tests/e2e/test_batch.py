@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spine_core.labels import is_disc
 from spine_core.workflows.batch import BatchOptions, levels_text, run_batch
 from spine_core.workflows.batch_discovery import discover
 from spine_core.workflows.batch_folder import BatchFolder
@@ -215,6 +216,8 @@ def test_mixed_batch_survives_three_kills_and_matches_a_dask_cluster(tmp_path):
     mr = next(r for r in records.values() if r.case_id.startswith("mr_lumbar"))
     mr_metrics = json.loads((folder.case_dir(mr.case_id) / "metrics.json").read_text())
     assert [m["id"] for m in mr_metrics["models"]] == ["mr-spine-seg"]
+    # the column counts vertebrae; an MR result's discs are not among them
+    assert mr.n_vertebrae == sum(not is_disc(v["id"]) for v in mr_metrics["vertebrae"]) < len(mr_metrics["vertebrae"])
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["cases"]) == len(records) and (out / "report.html").stat().st_size > 10_000
     # models were loaded once per worker process, not per case

@@ -170,6 +170,22 @@ def analysis(qtbot, host, prefs, study):
     return AnalysisController(session, panel, host, prefs, StudyReadiness(host.tasks, session), fake_pipeline.segment)
 
 
+def test_the_banner_counts_flagged_discs_as_discs(qtbot):
+    from spine_core.review import VertebraRow
+    from ui.vertebra_panel import VertebraPanel
+
+    panel = VertebraPanel()
+    qtbot.addWidget(panel)
+    rows = [VertebraRow(i, name, 30.0, np.zeros(3), flags) for i, name, flags in
+            ((23, "L4", ("low confidence",)), (123, "L4/L5", ("low confidence",)), (24, "L5", ()))]
+    panel.set_warnings(["numbering not anchored"], rows)
+    text = panel.warnings_text()
+    assert "1 vertebra, 1 disc to review:" in text and "L4/L5: low confidence" in text
+    assert "\u2022 L5" not in text                       # not flagged, not listed
+    panel.set_warnings([], [rows[2]])
+    assert panel.warnings_text() == ""
+
+
 def test_analysis_controller_fills_rows_and_banner_from_a_segment_result(qtbot, host, analysis):
     session, panel = analysis.session, analysis.panel
     result = fake_pipeline.segment(session.volume, SegmentOptions(device="cpu"), NullProgress())
@@ -180,6 +196,7 @@ def test_analysis_controller_fills_rows_and_banner_from_a_segment_result(qtbot, 
     assert panel.table.names() == ["T11", "T12", "L1"]
     banner = panel.warnings_text()
     assert "QA status: review" in banner and "T12: low confidence" in banner and "test pipeline" in banner
+    assert "1 vertebra to review:" in banner
     assert host.messages[-1] == "Analysis done on fake (cpu): 3 vertebrae"
     session.apply(delete_vertebra(session.labels, L1))     # an edited vertebra's confidence no longer holds
     assert [r.confidence for r in analysis.rows] == [0.93, 0.35]
