@@ -217,7 +217,8 @@ def test_mixed_batch_survives_three_kills_and_matches_a_dask_cluster(tmp_path):
     mr_metrics = json.loads((folder.case_dir(mr.case_id) / "metrics.json").read_text())
     assert [m["id"] for m in mr_metrics["models"]] == ["mr-spine-seg"]
     # the column counts vertebrae; an MR result's discs are not among them
-    assert mr.n_vertebrae == sum(not is_disc(v["id"]) for v in mr_metrics["vertebrae"]) < len(mr_metrics["vertebrae"])
+    found = [v["id"] for v in mr_metrics["vertebrae"]]
+    assert mr.n_vertebrae == sum(not is_disc(i) for i in found) < len(found)
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["cases"]) == len(records) and (out / "report.html").stat().st_size > 10_000
     # models were loaded once per worker process, not per case
